@@ -1,0 +1,33 @@
+"""ASGI entry point: HTTP through Django, WebSockets through Channels.
+
+In embedded mode the feed starts with the server process (realtime.embedded), not
+on the first client, so prices are flowing before anyone connects.
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fmpsite.settings.base")
+django_asgi_app = get_asgi_application()
+
+# Imported after Django is set up (channels' documented order).
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from realtime.auth import RealtimeAuthMiddlewareStack  # noqa: E402
+from realtime.embedded import start_with_server  # noqa: E402
+from realtime.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            RealtimeAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)
+
+if settings.REALTIME_EMBEDDED_FEED:
+    start_with_server()

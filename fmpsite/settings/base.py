@@ -1,0 +1,280 @@
+"""Settings for every deployment, read from the environment (12-factor).
+
+This is the only module that reads ``os.environ``. Every variable is documented in
+``.env.example``. Production differs from development only by environment values.
+
+Two modes share one code path (ARCHITECTURE.md):
+- embedded (no ``REDIS_URL``): SQLite by default, the in-memory channel layer, the
+  in-process tick cache, and the feed running inside the web process;
+- scaled (``REDIS_URL`` set): channels-redis, the Redis tick cache, and the feed in
+  ``manage.py runworker fmp-feed``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+# A .env file in the project root is read if present; real environment wins.
+load_dotenv(BASE_DIR / ".env", override=False)
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true/false)")
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from exc
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+# --- Django core -------------------------------------------------------------------
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off "
+            "(`make run` sets DJANGO_DEBUG=true for local development)."
+        )
+    SECRET_KEY = "insecure-development-key-only-used-with-DJANGO_DEBUG"  # noqa: S105
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    # realtime first: its runworker command (which hosts the feed) overrides
+    # channels' one; daphne before staticfiles so its runserver serves ASGI.
+    "realtime",
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "fmpsite.urls"
+ASGI_APPLICATION = "fmpsite.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard:home"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- Production hardening (active whenever DEBUG is off) ----------------------------
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    # Health checks from a load balancer arrive over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^api/v2/realtime/health$", r"^metrics$"]
+
+# --- Mode: embedded or scaled -------------------------------------------------------
+
+REDIS_URL = env_str("REDIS_URL")
+REALTIME_MODE = "scaled" if REDIS_URL else "embedded"
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                "capacity": env_int("REALTIME_CHANNEL_CAPACITY", 1000),
+                "expiry": 30,
+                "prefix": env_str("REALTIME_CHANNEL_PREFIX", "fmpsite"),
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": env_int("REALTIME_CHANNEL_CAPACITY", 1000)},
+        }
+    }
+
+# --- Upstream: Financial Modeling Prep (FMP_*) --------------------------------------
+
+FMP_API_KEY = env_str("FMP_API_KEY")
+FMP_WS_URL = env_str("FMP_WS_URL", "wss://websockets.financialmodelingprep.com")
+FMP_PROTOCOL = env_str("FMP_PROTOCOL", "legacy")
+if FMP_PROTOCOL not in {"legacy", "stream"}:
+    raise ImproperlyConfigured(f"FMP_PROTOCOL={FMP_PROTOCOL!r}: use legacy or stream")
+FMP_STREAMS = env_list("FMP_STREAMS", "fmp-us-equities-stream")
+FMP_LOGIN_TIMEOUT = env_float("FMP_LOGIN_TIMEOUT", 5.0)
+FMP_RECONNECT_BASE = env_float("FMP_RECONNECT_BASE", 1.0)
+FMP_RECONNECT_CAP = env_float("FMP_RECONNECT_CAP", 60.0)
+FMP_RECONNECT_MAX_ATTEMPTS = env_int("FMP_RECONNECT_MAX_ATTEMPTS", 0)  # 0: forever
+FMP_FATAL_BACKOFF = env_float("FMP_FATAL_BACKOFF", 300.0)
+FMP_STABLE_AFTER = env_float("FMP_STABLE_AFTER", 30.0)
+FMP_IDLE_TIMEOUT = env_float("FMP_IDLE_TIMEOUT", 90.0)
+FMP_PING_INTERVAL = env_float("FMP_PING_INTERVAL", 20.0)
+FMP_PING_TIMEOUT = env_float("FMP_PING_TIMEOUT", 20.0)
+FMP_SUBSCRIBE_BATCH = env_int("FMP_SUBSCRIBE_BATCH", 100)
+
+# --- Gateway (REALTIME_*) -----------------------------------------------------------
+
+# Start the feed inside the web process (embedded mode). Off in scaled mode, where
+# `manage.py runworker fmp-feed` hosts it.
+REALTIME_EMBEDDED_FEED = env_bool("REALTIME_EMBEDDED_FEED", REALTIME_MODE == "embedded")
+# Built-in simulator used when FMP_API_KEY is empty.
+REALTIME_SIMULATOR_RATE = env_float("REALTIME_SIMULATOR_RATE", 20.0)
+REALTIME_SIMULATOR_SEED = env_int("REALTIME_SIMULATOR_SEED", 0) or None
+REALTIME_UNSUBSCRIBE_GRACE = env_float("REALTIME_UNSUBSCRIBE_GRACE", 30.0)
+REALTIME_LEASE_TTL = env_float("REALTIME_LEASE_TTL", 30.0)
+REALTIME_STATUS_INTERVAL = env_float("REALTIME_STATUS_INTERVAL", 2.0)
+REALTIME_STATUS_STALE_AFTER = env_float("REALTIME_STATUS_STALE_AFTER", 10.0)
+REALTIME_FEED_LOCK_TTL = env_float("REALTIME_FEED_LOCK_TTL", 6.0)
+REALTIME_TICK_CALLBACKS = env_list("REALTIME_TICK_CALLBACKS")
+REALTIME_DEFAULT_SYMBOLS = env_list("REALTIME_DEFAULT_SYMBOLS")
+
+REALTIME_ALLOW_ANONYMOUS = env_bool("REALTIME_ALLOW_ANONYMOUS", DEBUG)
+REALTIME_MAX_SYMBOLS_PER_CONNECTION = env_int("REALTIME_MAX_SYMBOLS_PER_CONNECTION", 50)
+REALTIME_MAX_MESSAGE_BYTES = env_int("REALTIME_MAX_MESSAGE_BYTES", 4096)
+REALTIME_RATE_LIMIT = env_float("REALTIME_RATE_LIMIT", 20.0)
+REALTIME_RATE_BURST = env_int("REALTIME_RATE_BURST", 40)
+REALTIME_FLOOD_CLOSE_AFTER = env_int("REALTIME_FLOOD_CLOSE_AFTER", 20)
+REALTIME_MAX_CONNECTIONS_PER_USER = env_int("REALTIME_MAX_CONNECTIONS_PER_USER", 20)
+REALTIME_STALL_TIMEOUT = env_float("REALTIME_STALL_TIMEOUT", 30.0)
+REALTIME_CACHE_MAX_SYMBOLS = env_int("REALTIME_CACHE_MAX_SYMBOLS", 10000)
+REALTIME_CACHE_PREFIX = env_str("REALTIME_CACHE_PREFIX", "fmpsite")
+
+# --- REST ---------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "fmpsite real-time price gateway",
+    "DESCRIPTION": "REST side of fmpsite: health, status, pinned subscriptions, "
+    "and the latest-price cache. The WebSocket protocol is in PROTOCOL.md.",
+    "VERSION": "2.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Logging: one line per event, key=value fields ----------------------------------
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "kv": {
+            "format": "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        }
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "kv"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"level": env_str("DJANGO_LOG_LEVEL", "INFO")},
+        "daphne": {"level": "WARNING"},
+        "websockets": {"level": "WARNING"},
+    },
+}

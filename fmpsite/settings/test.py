@@ -1,0 +1,26 @@
+"""Test settings: base settings with the embedded defaults forced.
+
+Tests that need Redis, PostgreSQL or a running server start those themselves
+(fixtures in tests/conftest.py); the in-process test settings never depend on the
+shell's REDIS_URL or DATABASE_URL.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key")
+os.environ["REDIS_URL"] = ""
+os.environ.pop("DATABASE_URL", None)
+os.environ.pop("FMP_API_KEY", None)
+
+from .base import *  # noqa: E402,F403
+
+REALTIME_MODE = "embedded"
+REALTIME_EMBEDDED_FEED = False  # tests start the feed they need
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver", "[::1]"]
+REALTIME_ALLOW_ANONYMOUS = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -1,0 +1,189 @@
+"""TickCache: the latest merged price state per symbol.
+
+Embedded mode keeps it in the process (the feed and the views share one dict).
+Scaled mode keeps a local copy in the feed process and writes changed symbols to a
+Redis hash in pipelined batches, so the tick path never waits on Redis; web
+processes read that hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import orjson
+import redis
+import redis.asyncio as aredis
+from django.conf import settings
+
+from realtime.state import PriceState, from_cache_entry, to_cache_entry
+
+logger = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 0.05  # seconds between Redis write batches in scaled mode
+
+
+class TickCache(Protocol):
+    def put(self, state: PriceState) -> None: ...
+    def get(self, symbol: str) -> PriceState | None: ...
+    def symbols(self) -> list[str]: ...
+    def entries(self, limit: int | None = None) -> dict[str, dict[str, Any]]: ...
+    async def aget_many(self, symbols: Iterable[str]) -> dict[str, PriceState]: ...
+    async def start(self) -> None: ...
+    async def aclose(self) -> None: ...
+    def clear(self) -> None: ...
+
+
+class InProcessTickCache:
+    """A dict; safe to read from sync views because the GIL makes get/set atomic."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, PriceState] = {}
+
+    def put(self, state: PriceState) -> None:
+        self._states[state.symbol] = state
+
+    def get(self, symbol: str) -> PriceState | None:
+        return self._states.get(symbol)
+
+    def symbols(self) -> list[str]:
+        return sorted(self._states)
+
+    def entries(self, limit: int | None = None) -> dict[str, dict[str, Any]]:
+        names = self.symbols()[:limit] if limit is not None else self.symbols()
+        return {s: to_cache_entry(self._states[s]) for s in names}
+
+    async def aget_many(self, symbols: Iterable[str]) -> dict[str, PriceState]:
+        return {s: st for s in symbols if (st := self._states.get(s)) is not None}
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    def clear(self) -> None:
+        self._states.clear()
+
+
+class RedisTickCache:
+    """Redis hash ``<prefix>:ticks`` mapping symbol -> JSON cache entry."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.url = url
+        self.key = f"{prefix}:ticks"
+        self._local: dict[str, PriceState] = {}
+        self._dirty: set[str] = set()
+        self._sync: redis.Redis | None = None
+        self._async: aredis.Redis | None = None
+        self._flusher: asyncio.Task[None] | None = None
+
+    # Writer side (feed process) ---------------------------------------------------
+    def put(self, state: PriceState) -> None:
+        self._local[state.symbol] = state
+        self._dirty.add(state.symbol)
+
+    async def start(self) -> None:
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_loop(), name="tick-cache")
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            try:
+                await self.flush()
+            except (redis.RedisError, OSError) as exc:
+                # Keep the dirty set: the next batch retries once Redis is back.
+                logger.warning("event=cache_flush_failed error=%r", exc)
+
+    async def flush(self) -> None:
+        if not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, set()
+        mapping = {s: orjson.dumps(to_cache_entry(self._local[s])) for s in dirty}
+        try:
+            await self._aclient().hset(self.key, mapping=mapping)
+        except BaseException:
+            self._dirty |= dirty
+            raise
+
+    async def aclose(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            try:
+                await self._flusher
+            except asyncio.CancelledError:
+                pass
+            self._flusher = None
+            try:
+                await self.flush()
+            except (redis.RedisError, OSError):
+                logger.warning("event=cache_final_flush_failed")
+        if self._async is not None:
+            await self._async.aclose()
+            self._async = None
+
+    # Reader side (web processes) --------------------------------------------------
+    def _client(self) -> redis.Redis:
+        if self._sync is None:
+            self._sync = redis.Redis.from_url(self.url)
+        return self._sync
+
+    def _aclient(self) -> aredis.Redis:
+        if self._async is None:
+            self._async = aredis.Redis.from_url(self.url)
+        return self._async
+
+    def get(self, symbol: str) -> PriceState | None:
+        raw = self._client().hget(self.key, symbol)
+        return from_cache_entry(orjson.loads(raw)) if raw else None
+
+    def symbols(self) -> list[str]:
+        return sorted(k.decode() for k in self._client().hkeys(self.key))
+
+    def entries(self, limit: int | None = None) -> dict[str, dict[str, Any]]:
+        names = self.symbols()
+        if limit is not None:
+            names = names[:limit]
+        if not names:
+            return {}
+        raws = self._client().hmget(self.key, names)
+        return {s: orjson.loads(r) for s, r in zip(names, raws, strict=True) if r}
+
+    async def aget_many(self, symbols: Iterable[str]) -> dict[str, PriceState]:
+        names = list(symbols)
+        if not names:
+            return {}
+        raws = await self._aclient().hmget(self.key, names)
+        return {
+            s: from_cache_entry(orjson.loads(r))
+            for s, r in zip(names, raws, strict=True)
+            if r
+        }
+
+    def clear(self) -> None:
+        self._local.clear()
+        self._dirty.clear()
+        self._client().delete(self.key)
+
+
+_cache: TickCache | None = None
+
+
+def get_tick_cache() -> TickCache:
+    """The process's cache, chosen by configuration (REDIS_URL or not)."""
+    global _cache
+    if _cache is None:
+        if settings.REDIS_URL:
+            _cache = RedisTickCache(settings.REDIS_URL, settings.REALTIME_CACHE_PREFIX)
+        else:
+            _cache = InProcessTickCache()
+    return _cache
+
+
+def reset_tick_cache() -> None:
+    """Forget the process's cache (tests switch configurations)."""
+    global _cache
+    _cache = None

@@ -1,0 +1,52 @@
+"""Channel-layer messages between web processes and the feed, in one place.
+
+Every message type sent to a channel or group is declared here as a TypedDict, so
+senders and handlers agree on the payload (STYLE.md).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+# The channel the feed host reads (``manage.py runworker fmp-feed``).
+FEED_CHANNEL = "fmp-feed"
+# Every web process's fan-out hub is a member; the feed asks them to re-send leases.
+HUBS_GROUP = "realtime.hubs"
+
+
+class PriceUpdateEvent(TypedDict):
+    """Feed -> symbol group. ``text`` is the encoded client message, built once."""
+
+    type: Literal["price.update"]
+    symbol: str
+    text: str
+    tick_ts: int  # upstream tick timestamp (ms), for latency metrics
+
+
+class LeaseEvent(TypedDict):
+    """Web process -> feed: the symbols its clients need, valid for ``ttl`` s."""
+
+    type: Literal["feed.lease"]
+    owner: str
+    symbols: list[str]
+    clients: int
+    ttl: float
+
+
+class LeaseReleaseEvent(TypedDict):
+    """Web process -> feed on clean shutdown: drop my lease now."""
+
+    type: Literal["feed.release"]
+    owner: str
+
+
+class PinsChangedEvent(TypedDict):
+    """REST / admin -> feed: pinned subscriptions changed; reload them."""
+
+    type: Literal["feed.pins"]
+
+
+class LeaseRequestEvent(TypedDict):
+    """Feed -> every hub: send your lease now (feed started or took over)."""
+
+    type: Literal["hub.lease_request"]

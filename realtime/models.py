@@ -1,0 +1,31 @@
+"""Server-side subscriptions that hold with no client connected and survive restarts."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from realtime.symbols import InvalidSymbol, normalize_symbol
+
+
+class PinnedSubscription(models.Model):
+    symbol = models.CharField(max_length=20, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["symbol"]
+        verbose_name = "pinned subscription"
+
+    def __str__(self) -> str:
+        return self.symbol
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        try:
+            self.symbol = normalize_symbol(self.symbol)
+        except InvalidSymbol as exc:
+            raise ValidationError({"symbol": str(exc)}) from exc

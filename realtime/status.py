@@ -1,0 +1,107 @@
+"""The feed's published status, read by health, status and metrics.
+
+The feed may live in another process (scaled mode), so the REST views never ask it
+directly: the feed publishes a snapshot every few seconds and on every state change,
+and a snapshot older than ``REALTIME_STATUS_STALE_AFTER`` means the feed is gone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import orjson
+import redis
+import redis.asyncio as aredis
+from django.conf import settings
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatus:
+    state: str  # connecting | connected | reconnecting | disconnected | stopped
+    source: str  # fmp | simulator
+    is_running: bool
+    api_configured: bool
+    subscribed_symbols: list[str] = field(default_factory=list)
+    reconnect_attempts: int = 0
+    callbacks_registered: int = 0
+    total_clients: int = 0
+    last_error: str | None = None
+    last_tick_at: float | None = None
+    heartbeat_at: float | None = None
+    ticks_received: int = 0
+    owner: str = ""
+    updated_at: float = 0.0
+
+    def is_fresh(self, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return now - self.updated_at <= settings.REALTIME_STATUS_STALE_AFTER
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> FeedStatus:
+        data = orjson.loads(raw)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class StatusStore:
+    """In-process in embedded mode; a Redis key with a TTL in scaled mode."""
+
+    def __init__(self, url: str = "", prefix: str = "fmpsite") -> None:
+        self.url = url
+        self.key = f"{prefix}:feed:status"
+        self._local: FeedStatus | None = None
+        self._sync: redis.Redis | None = None
+        self._async: aredis.Redis | None = None
+
+    async def publish(self, status: FeedStatus) -> None:
+        self._local = status
+        if self.url:
+            if self._async is None:
+                self._async = aredis.Redis.from_url(self.url)
+            ttl = max(1, int(settings.REALTIME_STATUS_STALE_AFTER * 6))
+            await self._async.set(self.key, status.to_json(), ex=ttl)
+
+    def read(self) -> FeedStatus | None:
+        if not self.url:
+            return self._local
+        if self._sync is None:
+            self._sync = redis.Redis.from_url(self.url)
+        raw = self._sync.get(self.key)
+        return FeedStatus.from_json(raw) if raw else None
+
+    async def aclose(self) -> None:
+        if self._async is not None:
+            await self._async.aclose()
+            self._async = None
+
+    def clear(self) -> None:
+        self._local = None
+        if self.url:
+            if self._sync is None:
+                self._sync = redis.Redis.from_url(self.url)
+            self._sync.delete(self.key)
+
+
+_store: StatusStore | None = None
+
+
+def get_status_store() -> StatusStore:
+    global _store
+    if _store is None:
+        _store = StatusStore(settings.REDIS_URL, settings.REALTIME_CACHE_PREFIX)
+    return _store
+
+
+def read_feed_status() -> FeedStatus | None:
+    """Latest published status, or None if the feed never reported."""
+    return get_status_store().read()
+
+
+def reset_status_store() -> None:
+    global _store
+    _store = None
