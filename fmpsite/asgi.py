@@ -13,17 +13,19 @@ django_asgi_app = get_asgi_application()
 
 # Imported after Django is set up (channels' documented order).
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from realtime.auth import RealtimeAuthMiddlewareStack  # noqa: E402
+from realtime.auth import (  # noqa: E402
+    BrowserOriginValidatorStack,
+    RealtimeAuthMiddlewareStack,
+)
 from realtime.embedded import start_with_server  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": BrowserOriginValidatorStack(
             RealtimeAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }

@@ -1,4 +1,4 @@
-"""Reads of realtime's database state (HackSoft style: views and the feed call these)."""
+"""Reads of realtime's database state: views and the feed call these."""
 
 from __future__ import annotations
 

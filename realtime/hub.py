@@ -1,0 +1,286 @@
+"""FanoutHub: this process's single member of the price groups.
+
+The tutorial design makes every consumer a member of every symbol group it needs:
+each tick then costs one channel-layer message, one ``dispatch()`` (with its
+``aclose_old_connections`` thread hop) and one JSON encode *per client*. Here the
+process is the member instead. The hub receives one message per tick, whose text
+the feed encoded once, and hands it to the local connections' outboxes; a single
+flusher task writes the pending texts to the sockets.
+
+Each outbox keeps at most one pending update per symbol (the newest), so a client
+that cannot keep up gets conflated updates and memory stays bounded by its
+subscriptions, whatever the tick rate.
+
+The hub also aggregates its connections' symbols into one lease for the feed
+(ARCHITECTURE.md, "Subscription bookkeeping"), sent on change and every ttl/3 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from realtime import metrics
+from realtime.events import FEED_CHANNEL, HUBS_GROUP, LeaseEvent
+from realtime.groups import price_group
+
+logger = logging.getLogger(__name__)
+
+
+class Outbox:
+    """One connection's pending updates, conflated to the latest per symbol."""
+
+    __slots__ = ("send_text", "pending", "conn_id", "symbols", "conflated", "user_key")
+
+    def __init__(
+        self,
+        send_text: Callable[[str], Awaitable[None]],
+        conn_id: str,
+        user_key: str | None = None,
+    ) -> None:
+        self.send_text = send_text
+        self.conn_id = conn_id
+        self.user_key = user_key
+        self.pending: dict[str, str] = {}
+        self.symbols: set[str] = set()
+        self.conflated = 0
+
+    async def flush(self) -> int:
+        batch, self.pending = self.pending, {}
+        for text in batch.values():
+            await self.send_text(text)
+        return len(batch)
+
+
+class FanoutHub:
+    def __init__(self, channel_layer: Any, *, owner: str, lease_ttl: float) -> None:
+        self.channel_layer = channel_layer
+        self.owner = owner
+        self.lease_ttl = lease_ttl
+        self.by_symbol: dict[str, set[Outbox]] = {}
+        self.outboxes: set[Outbox] = set()
+        self.channel_name: str | None = None
+        self._dirty: set[Outbox] = set()
+        self._flush_wakeup = asyncio.Event()
+        self._lease_wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ready = asyncio.Event()
+
+    # --- lifecycle -----------------------------------------------------------------
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._flush_loop(), name="hub-flush"),
+            asyncio.create_task(self._receive_loop(), name="hub-receive"),
+            asyncio.create_task(self._lease_loop(), name="hub-lease"),
+        ]
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def aclose(self) -> None:
+        """Release the lease and stop; the feed drops our symbols after its grace."""
+        if self.channel_layer is not None:
+            try:
+                await self.channel_layer.send(
+                    FEED_CHANNEL, {"type": "feed.release", "owner": self.owner}
+                )
+            except Exception as exc:
+                logger.debug("event=lease_release_failed error=%r", exc)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    # --- connections ---------------------------------------------------------------
+    def attach(self, outbox: Outbox) -> None:
+        self.outboxes.add(outbox)
+        metrics.CLIENTS.set(len(self.outboxes))
+        self._lease_wakeup.set()
+
+    async def detach(self, outbox: Outbox) -> None:
+        await self.remove(outbox, list(outbox.symbols))
+        self.outboxes.discard(outbox)
+        self._dirty.discard(outbox)
+        metrics.CLIENTS.set(len(self.outboxes))
+        self._lease_wakeup.set()
+
+    def connections_of(self, user_key: str) -> int:
+        return sum(1 for ob in self.outboxes if ob.user_key == user_key)
+
+    def add(self, outbox: Outbox, symbols: Iterable[str]) -> list[str]:
+        """Register symbols for a connection at once (no await: no tick slips in).
+
+        Returns the symbols this process did not need before; ``join`` them next.
+        """
+        joined = []
+        for symbol in symbols:
+            outbox.symbols.add(symbol)
+            members = self.by_symbol.get(symbol)
+            if members is None:
+                members = self.by_symbol[symbol] = set()
+                joined.append(symbol)
+            members.add(outbox)
+        if joined:
+            self._lease_wakeup.set()
+        return joined
+
+    async def join(self, symbols: Iterable[str]) -> None:
+        if self.channel_name is None:
+            return  # the receive loop joins every needed group once it has a channel
+        for symbol in symbols:
+            await self.channel_layer.group_add(price_group(symbol), self.channel_name)
+
+    async def remove(self, outbox: Outbox, symbols: Iterable[str]) -> None:
+        left = []
+        for symbol in symbols:
+            outbox.symbols.discard(symbol)
+            outbox.pending.pop(symbol, None)
+            members = self.by_symbol.get(symbol)
+            if members is None:
+                continue
+            members.discard(outbox)
+            if not members:
+                del self.by_symbol[symbol]
+                left.append(symbol)
+        if left:
+            self._lease_wakeup.set()
+            if self.channel_name is not None:
+                for symbol in left:
+                    try:
+                        await self.channel_layer.group_discard(
+                            price_group(symbol), self.channel_name
+                        )
+                    except Exception as exc:
+                        logger.warning(
+                            "event=group_discard_failed symbol=%s error=%r", symbol, exc
+                        )
+
+    # --- tick path -----------------------------------------------------------------
+    def deliver(self, symbol: str, text: str, tick_ts: int) -> None:
+        members = self.by_symbol.get(symbol)
+        if not members:
+            return
+        for outbox in members:
+            if symbol in outbox.pending:
+                outbox.conflated += 1
+                metrics.MESSAGES_CONFLATED.inc()
+            outbox.pending[symbol] = text
+        self._dirty.update(members)
+        self._flush_wakeup.set()
+        metrics.TICK_TO_SEND.observe(max(0.0, time.time() - tick_ts / 1000))
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._flush_wakeup.wait()
+            self._flush_wakeup.clear()
+            dirty, self._dirty = self._dirty, set()
+            sent = 0
+            for outbox in dirty:
+                try:
+                    sent += await outbox.flush()
+                except Exception as exc:  # the socket went away mid-send
+                    logger.debug(
+                        "event=send_failed conn=%s error=%r", outbox.conn_id, exc
+                    )
+            if sent:
+                metrics.MESSAGES_DELIVERED.inc(sent)
+
+    # --- channel layer -------------------------------------------------------------
+    async def _receive_loop(self) -> None:
+        while True:
+            try:
+                if self.channel_name is None:
+                    await self._register()
+                message = await self.channel_layer.receive(self.channel_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Redis restarting: group memberships may be gone with it, so
+                # register again and re-send the lease once it is back.
+                logger.warning("event=hub_receive_failed error=%r", exc)
+                self.channel_name = None
+                await asyncio.sleep(1.0)
+                continue
+            kind = message.get("type")
+            if kind == "price.update":
+                self.deliver(message["symbol"], message["text"], message["tick_ts"])
+            elif kind == "hub.lease_request":
+                self._lease_wakeup.set()
+            else:
+                logger.warning("event=hub_unknown_message type=%r", kind)
+
+    async def _register(self) -> None:
+        channel = await self.channel_layer.new_channel("hub.")
+        await self.channel_layer.group_add(HUBS_GROUP, channel)
+        for symbol in list(self.by_symbol):
+            await self.channel_layer.group_add(price_group(symbol), channel)
+        self.channel_name = channel
+        self._lease_wakeup.set()
+        self._ready.set()
+        logger.info("event=hub_registered owner=%s channel=%s", self.owner, channel)
+
+    async def _lease_loop(self) -> None:
+        interval = max(0.5, self.lease_ttl / 3)
+        while True:
+            try:
+                await asyncio.wait_for(self._lease_wakeup.wait(), interval)
+            except TimeoutError:
+                pass
+            self._lease_wakeup.clear()
+            await self.send_lease()
+
+    async def send_lease(self) -> None:
+        lease: LeaseEvent = {
+            "type": "feed.lease",
+            "owner": self.owner,
+            "symbols": sorted(self.by_symbol),
+            "clients": len(self.outboxes),
+            "ttl": self.lease_ttl,
+        }
+        try:
+            await self.channel_layer.send(FEED_CHANNEL, lease)
+        except Exception as exc:  # feed absent (channel full) or Redis down
+            logger.warning("event=lease_send_failed owner=%s error=%r", self.owner, exc)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FanoutHub] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def current_hub() -> FanoutHub | None:
+    """The hub of the running event loop, if one was started."""
+    try:
+        return _hubs.get(asyncio.get_running_loop())
+    except RuntimeError:
+        return None
+
+
+def get_hub() -> FanoutHub:
+    """The hub of the running loop (one per server process), started on first use."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        owner = f"{socket.gethostname()}:{os.getpid()}:{id(loop):x}"
+        hub = FanoutHub(
+            get_channel_layer(), owner=owner, lease_ttl=settings.REALTIME_LEASE_TTL
+        )
+        _hubs[loop] = hub
+        hub.start()
+    return hub
+
+
+async def close_hub() -> None:
+    loop = asyncio.get_running_loop()
+    hub = _hubs.pop(loop, None)
+    if hub is not None:
+        await hub.aclose()

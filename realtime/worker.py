@@ -1,0 +1,292 @@
+"""The feed host: leadership, the ``fmp-feed`` control channel, housekeeping.
+
+Scaled mode runs it as ``manage.py runworker fmp-feed`` (two of them: leader and
+hot standby). A Redis lock with a TTL decides which one holds the FMP connection,
+because FMP allows one connection per key (FMP_UPSTREAM.md): the leader renews
+the lock every ttl/3 and drops the upstream connection as soon as a renewal fails,
+so two upstream connections never overlap. Embedded mode runs the same code inside
+the web process with a lock that is always held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+import redis.asyncio as aredis
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from realtime.cache import get_tick_cache
+from realtime.events import FEED_CHANNEL, HUBS_GROUP
+from realtime.feed import FeedService, LayerPublisher, LocalPublisher
+from realtime.fmp.client import FmpClient
+from realtime.selectors import pinned_symbols
+from realtime.status import get_status_store
+
+logger = logging.getLogger(__name__)
+
+PIN_RELOAD_INTERVAL = 60.0
+HOUSEKEEPING_INTERVAL = 1.0
+
+
+class LocalLock:
+    """Embedded mode: one process, so the feed is always the leader."""
+
+    async def acquire(self) -> None:
+        return None
+
+    async def renew(self) -> bool:
+        return True
+
+    async def release(self) -> None:
+        return None
+
+
+class RedisLeaderLock:
+    _RENEW = (
+        "if redis.call('get', KEYS[1]) == ARGV[1] then "
+        "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+    )
+    _RELEASE = (
+        "if redis.call('get', KEYS[1]) == ARGV[1] then "
+        "return redis.call('del', KEYS[1]) else return 0 end"
+    )
+
+    def __init__(self, url: str, key: str, owner: str, ttl: float) -> None:
+        self.redis = aredis.Redis.from_url(url)
+        self.key = key
+        self.owner = owner
+        self.ttl_ms = int(ttl * 1000)
+
+    async def acquire(self) -> None:
+        announced = False
+        while True:
+            try:
+                if await self.redis.set(self.key, self.owner, nx=True, px=self.ttl_ms):
+                    logger.info("event=feed_lock_acquired owner=%s", self.owner)
+                    return
+                if not announced:
+                    holder = await self.redis.get(self.key)
+                    logger.info(
+                        "event=feed_standby owner=%s leader=%s",
+                        self.owner,
+                        holder.decode() if holder else "-",
+                    )
+                    announced = True
+            except (aredis.RedisError, OSError) as exc:
+                logger.warning("event=feed_lock_error error=%r", exc)
+            await asyncio.sleep(self.ttl_ms / 3000)
+
+    async def renew(self) -> bool:
+        try:
+            return bool(
+                await self.redis.eval(self._RENEW, 1, self.key, self.owner, self.ttl_ms)
+            )
+        except (aredis.RedisError, OSError) as exc:
+            logger.warning("event=feed_lock_renew_failed error=%r", exc)
+            return False
+
+    async def release(self) -> None:
+        with contextlib.suppress(aredis.RedisError, OSError):
+            await self.redis.eval(self._RELEASE, 1, self.key, self.owner)
+
+
+def _client_factory(url: str, api_key: str):
+    def build(on_tick, on_state_change=None) -> FmpClient:
+        return FmpClient(
+            url=url,
+            api_key=api_key,
+            on_tick=on_tick,
+            protocol=settings.FMP_PROTOCOL,
+            streams=settings.FMP_STREAMS,
+            login_timeout=settings.FMP_LOGIN_TIMEOUT,
+            reconnect_base=settings.FMP_RECONNECT_BASE,
+            reconnect_cap=settings.FMP_RECONNECT_CAP,
+            max_attempts=settings.FMP_RECONNECT_MAX_ATTEMPTS,
+            fatal_backoff=settings.FMP_FATAL_BACKOFF,
+            stable_after=settings.FMP_STABLE_AFTER,
+            idle_timeout=settings.FMP_IDLE_TIMEOUT,
+            ping_interval=settings.FMP_PING_INTERVAL,
+            ping_timeout=settings.FMP_PING_TIMEOUT,
+            subscribe_batch=settings.FMP_SUBSCRIBE_BATCH,
+            on_state_change=on_state_change,
+        )
+
+    return build
+
+
+class FeedRunner:
+    def __init__(self, *, channel_layer: Any = None, lock: Any = None) -> None:
+        self.channel_layer = channel_layer or get_channel_layer()
+        self.owner = f"feed:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        if lock is None:
+            lock = (
+                RedisLeaderLock(
+                    settings.REDIS_URL,
+                    f"{settings.REALTIME_CACHE_PREFIX}:feed:leader",
+                    self.owner,
+                    settings.REALTIME_FEED_LOCK_TTL,
+                )
+                if settings.REDIS_URL
+                else LocalLock()
+            )
+        self.lock = lock
+        self.feed: FeedService | None = None
+        self.simulator: Any = None
+        self.leading = asyncio.Event()
+
+    async def run(self) -> None:
+        """Lead when possible, step down when the lock is lost; until cancelled."""
+        try:
+            while True:
+                await self.lock.acquire()
+                try:
+                    await self._lead()
+                finally:
+                    self.leading.clear()
+                    await self._stop_feed()
+                logger.warning("event=feed_lock_lost owner=%s", self.owner)
+        finally:
+            await self.lock.release()
+
+    async def _lead(self) -> None:
+        self.feed = await self._build_feed()
+        await self.feed.start()
+        await self._reload_pins()
+        with contextlib.suppress(Exception):
+            await self.channel_layer.group_send(
+                HUBS_GROUP, {"type": "hub.lease_request"}
+            )
+        await self.feed.publish_status()
+        self.leading.set()
+        tasks = [
+            asyncio.create_task(self._control_loop(), name="feed-control"),
+            asyncio.create_task(self._housekeeping_loop(), name="feed-housekeeping"),
+            asyncio.create_task(self._renew_loop(), name="feed-lock"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _build_feed(self) -> FeedService:
+        if settings.FMP_API_KEY:
+            url, key, source = settings.FMP_WS_URL, settings.FMP_API_KEY, "fmp"
+        else:
+            from realtime.fmp.simulator import FmpSimulator
+
+            self.simulator = FmpSimulator(
+                port=0,
+                rate=settings.REALTIME_SIMULATOR_RATE,
+                seed=settings.REALTIME_SIMULATOR_SEED,
+            )
+            await self.simulator.start()
+            url, key, source = self.simulator.url, "simulator", "simulator"
+            logger.info("event=simulator_started url=%s", url)
+        build = _client_factory(url, key)
+        publisher = (
+            LocalPublisher()
+            if settings.REALTIME_MODE == "embedded"
+            else LayerPublisher(self.channel_layer)
+        )
+
+        def client_factory(on_tick):
+            return build(on_tick, on_state_change=self._on_state_change)
+
+        return FeedService(
+            client_factory=client_factory,
+            cache=get_tick_cache(),
+            publisher=publisher,
+            status_store=get_status_store(),
+            source=source,
+            api_configured=bool(settings.FMP_API_KEY),
+            owner=self.owner,
+            grace=settings.REALTIME_UNSUBSCRIBE_GRACE,
+            callbacks=settings.REALTIME_TICK_CALLBACKS,
+        )
+
+    def _on_state_change(self, state: str) -> None:
+        logger.info("event=upstream_state state=%s owner=%s", state, self.owner)
+        if self.feed is not None:
+            task = asyncio.ensure_future(self.feed.publish_status())
+            task.add_done_callback(lambda t: t.exception())
+
+    async def _stop_feed(self) -> None:
+        if self.feed is not None:
+            await self.feed.stop()
+            self.feed = None
+        if self.simulator is not None:
+            await self.simulator.stop()
+            self.simulator = None
+
+    async def _control_loop(self) -> None:
+        assert self.feed is not None
+        while True:
+            try:
+                message = await self.channel_layer.receive(FEED_CHANNEL)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis restarting; hubs re-send leases
+                logger.warning("event=feed_receive_failed error=%r", exc)
+                await asyncio.sleep(1.0)
+                continue
+            kind = message.get("type")
+            try:
+                if kind == "feed.lease":
+                    self.feed.apply_lease(
+                        message["owner"],
+                        message["symbols"],
+                        int(message["clients"]),
+                        float(message["ttl"]),
+                    )
+                elif kind == "feed.release":
+                    self.feed.release(message["owner"])
+                elif kind == "feed.pins":
+                    await self._reload_pins()
+                else:
+                    logger.warning("event=feed_unknown_message type=%r", kind)
+            except (KeyError, TypeError, ValueError) as exc:
+                logger.warning("event=feed_bad_message type=%r error=%r", kind, exc)
+
+    async def _housekeeping_loop(self) -> None:
+        assert self.feed is not None
+        loop = asyncio.get_running_loop()
+        next_status = next_pins = loop.time()
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+            self.feed.reconcile()
+            now = loop.time()
+            if now >= next_status:
+                await self.feed.publish_status()
+                next_status = now + settings.REALTIME_STATUS_INTERVAL
+            if now >= next_pins:
+                await self._reload_pins()
+                next_pins = now + PIN_RELOAD_INTERVAL
+
+    async def _renew_loop(self) -> None:
+        interval = settings.REALTIME_FEED_LOCK_TTL / 3
+        while True:
+            await asyncio.sleep(interval)
+            if not await self.lock.renew():
+                return  # lost: _lead returns and the feed stops at once
+
+    async def _reload_pins(self) -> None:
+        if self.feed is None:
+            return
+        try:
+            pins = await database_sync_to_async(pinned_symbols)()
+        except Exception as exc:  # database unavailable: keep the pins we have
+            logger.warning("event=pins_reload_failed error=%r", exc)
+            return
+        self.feed.set_pins(list(settings.REALTIME_DEFAULT_SYMBOLS) + pins)
