@@ -1,0 +1,255 @@
+// PriceStream: one reconnecting WebSocket that speaks fmpsite's client protocol
+// (PROTOCOL.md). No DOM here: dashboard.js listens to its events.
+//
+// Contract:
+// - `desired` is the set of symbols the page wants. subscribe()/unsubscribe()
+//   change it and, when the socket is open, tell the server at once. After every
+//   (re)connect the whole desired set is subscribed again, because the server
+//   forgets a connection's subscriptions when it closes.
+// - A lost connection is retried with exponential backoff and full jitter
+//   (a uniform delay in [0, min(cap, base * 2^attempt)]), so a server restart does
+//   not bring every browser back in the same instant. The attempt counter resets
+//   only after a connection has stayed up for `stableAfter` ms, so a server that
+//   accepts and immediately closes cannot make the client spin.
+// - A ping goes out every `pingInterval` ms; if nothing at all arrives within
+//   `pongTimeout` ms after it, the socket is treated as dead (half-open TCP is
+//   otherwise only noticed by the OS minutes later) and replaced.
+//
+// Events (EventTarget, payload in `event.detail`):
+//   "state"         {state, attempt, delay, code}  state is one of States
+//   "subscriptions" {symbols: string[], total: number}  what the server confirmed
+//   "price"         the price_update message as received (snapshot ones included)
+//   "servererror"   {message, code}  an `error` message from the server
+//   "connected"     {message}  the server's greeting
+
+export const States = Object.freeze({
+  CONNECTING: "connecting",
+  CONNECTED: "connected",
+  RECONNECTING: "reconnecting",
+  DISCONNECTED: "disconnected",
+});
+
+/** Full-jitter backoff delay in ms for the given (0-based) attempt. */
+export function backoffDelay(attempt, { base, cap, random = Math.random }) {
+  return random() * Math.min(cap, base * 2 ** attempt);
+}
+
+/** ws:// or wss:// URL of `path` on the page's own host. */
+export function sameHostWebSocketUrl(path, loc = window.location) {
+  const scheme = loc.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${loc.host}${path}`;
+}
+
+export class PriceStream extends EventTarget {
+  constructor(
+    url,
+    {
+      baseDelay = 500,
+      maxDelay = 30000,
+      pingInterval = 30000,
+      pongTimeout = 10000,
+      stableAfter = 5000,
+      // Failed attempts in a row after which the state reads "disconnected"
+      // instead of "reconnecting" (retries go on at the capped delay).
+      disconnectedAfter = 6,
+    } = {},
+  ) {
+    super();
+    this.url = url;
+    this.options = {
+      baseDelay,
+      maxDelay,
+      pingInterval,
+      pongTimeout,
+      stableAfter,
+      disconnectedAfter,
+    };
+    this.desired = new Set();
+    this.confirmed = new Set();
+    this.state = States.DISCONNECTED;
+    this.attempt = 0;
+    this.ws = null;
+    this.stopped = true;
+    this.everConnected = false;
+    this._timers = { reconnect: null, ping: null, pong: null, stable: null };
+    this._onOnline = () => this._retryNow();
+  }
+
+  start() {
+    if (!this.stopped) return;
+    this.stopped = false;
+    window.addEventListener("online", this._onOnline);
+    this._connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    window.removeEventListener("online", this._onOnline);
+    this._clearTimers();
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) ws.close(1000, "page closed");
+    this._setConfirmed(new Set(), 0);
+    this._setState(States.DISCONNECTED);
+  }
+
+  subscribe(symbols) {
+    const fresh = symbols.filter((s) => !this.desired.has(s));
+    fresh.forEach((s) => this.desired.add(s));
+    if (fresh.length) this.send({ action: "subscribe", symbols: fresh });
+  }
+
+  unsubscribe(symbols) {
+    const present = symbols.filter((s) => this.desired.has(s));
+    present.forEach((s) => this.desired.delete(s));
+    if (present.length) this.send({ action: "unsubscribe", symbols: present });
+  }
+
+  /** Send one protocol message if the socket is open; false otherwise. */
+  send(message) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(message));
+    return true;
+  }
+
+  // --- connection lifecycle ----------------------------------------------------
+
+  _connect() {
+    clearTimeout(this._timers.reconnect);
+    this._timers.reconnect = null;
+    if (this.stopped) return;
+    if (!this.everConnected && this.attempt === 0) this._setState(States.CONNECTING);
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (err) {
+      console.error("PriceStream: cannot open", this.url, err);
+      this._scheduleReconnect(1006);
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => {
+      if (ws !== this.ws) return;
+      this.everConnected = true;
+      this._setState(States.CONNECTED);
+      this._timers.stable = setTimeout(() => {
+        this.attempt = 0;
+      }, this.options.stableAfter);
+      if (this.desired.size) {
+        this.send({ action: "subscribe", symbols: [...this.desired] });
+      }
+      this._timers.ping = setInterval(() => this._ping(), this.options.pingInterval);
+    };
+    ws.onmessage = (event) => {
+      if (ws !== this.ws) return;
+      clearTimeout(this._timers.pong); // any frame proves the socket is alive
+      this._timers.pong = null;
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        console.warn("PriceStream: ignoring a non-JSON frame", event.data);
+        return;
+      }
+      this._handle(message);
+    };
+    ws.onclose = (event) => {
+      if (ws !== this.ws) return; // a socket we already replaced
+      this._disconnected(event.code);
+    };
+    ws.onerror = () => {
+      // Always followed by a close event, which does the work.
+    };
+  }
+
+  _ping() {
+    if (!this.send({ action: "ping" })) return;
+    if (this._timers.pong) return;
+    this._timers.pong = setTimeout(() => {
+      console.warn("PriceStream: no reply to ping; reconnecting");
+      const ws = this.ws;
+      this.ws = null;
+      if (ws) ws.close(4000, "ping timeout");
+      this._disconnected(4000);
+    }, this.options.pongTimeout);
+  }
+
+  _disconnected(code) {
+    this.ws = null;
+    this._clearTimers();
+    this._setConfirmed(new Set(), 0);
+    if (this.stopped) {
+      this._setState(States.DISCONNECTED, { code });
+      return;
+    }
+    this._scheduleReconnect(code);
+  }
+
+  _scheduleReconnect(code) {
+    const { baseDelay, maxDelay, disconnectedAfter } = this.options;
+    const delay = backoffDelay(this.attempt, { base: baseDelay, cap: maxDelay });
+    this.attempt += 1;
+    const state =
+      this.attempt > disconnectedAfter ? States.DISCONNECTED : States.RECONNECTING;
+    this._setState(state, { delay, code });
+    this._timers.reconnect = setTimeout(() => this._connect(), delay);
+  }
+
+  _retryNow() {
+    if (!this.stopped && this._timers.reconnect) this._connect();
+  }
+
+  _clearTimers() {
+    clearTimeout(this._timers.reconnect);
+    clearInterval(this._timers.ping);
+    clearTimeout(this._timers.pong);
+    clearTimeout(this._timers.stable);
+    this._timers = { reconnect: null, ping: null, pong: null, stable: null };
+  }
+
+  // --- messages ------------------------------------------------------------------
+
+  _handle(message) {
+    switch (message.type) {
+      case "connected":
+        this._emit("connected", { message: message.message });
+        break;
+      case "subscription": {
+        const next = new Set(this.confirmed);
+        const change = Array.isArray(message.symbols) ? message.symbols : [];
+        if (message.action === "subscribed") change.forEach((s) => next.add(s));
+        if (message.action === "unsubscribed") change.forEach((s) => next.delete(s));
+        this._setConfirmed(next, message.subscribed_total ?? next.size);
+        break;
+      }
+      case "subscriptions":
+        this._setConfirmed(new Set(message.symbols || []), (message.symbols || []).length);
+        break;
+      case "price_update":
+        this._emit("price", message);
+        break;
+      case "pong":
+        break;
+      case "error":
+        this._emit("servererror", { message: message.message, code: message.code });
+        break;
+      default:
+        // Additive protocol: unknown message types are ignored.
+        break;
+    }
+  }
+
+  _setConfirmed(symbols, total) {
+    this.confirmed = symbols;
+    this._emit("subscriptions", { symbols: [...symbols], total });
+  }
+
+  _setState(state, extra = {}) {
+    this.state = state;
+    this._emit("state", { state, attempt: this.attempt, ...extra });
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
