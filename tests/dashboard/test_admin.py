@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from dashboard.models import Watchlist, WatchlistItem
+from dashboard.services import watchlist_get_or_create_default
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def watchlist(make_user) -> Watchlist:
+    return watchlist_get_or_create_default(user=make_user("carol"))
+
+
+def test_changelist_lists_watchlists_with_user(admin_client, watchlist) -> None:
+    response = admin_client.get(reverse("admin:dashboard_watchlist_changelist"))
+    assert response.status_code == 200
+    assert b"My watchlist" in response.content
+    assert b"carol" in response.content
+
+
+@pytest.mark.parametrize("query", ["carol", "watchlist", "googl"])
+def test_changelist_search(admin_client, watchlist, query: str) -> None:
+    response = admin_client.get(
+        reverse("admin:dashboard_watchlist_changelist"), {"q": query}
+    )
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == 1
+
+
+def test_change_page_shows_items_inline(admin_client, watchlist) -> None:
+    response = admin_client.get(
+        reverse("admin:dashboard_watchlist_change", args=[watchlist.pk])
+    )
+    assert response.status_code == 200
+    assert b'value="TSLA"' in response.content
+
+
+def test_add_page_renders(admin_client) -> None:
+    response = admin_client.get(reverse("admin:dashboard_watchlist_add"))
+    assert response.status_code == 200
+
+
+def test_inline_normalises_and_validates_symbols(admin_client, watchlist) -> None:
+    url = reverse("admin:dashboard_watchlist_change", args=[watchlist.pk])
+    items = list(watchlist.items.all())
+    data = {
+        "user": watchlist.user_id,
+        "name": watchlist.name,
+        "position": 0,
+        "items-TOTAL_FORMS": len(items) + 1,
+        "items-INITIAL_FORMS": len(items),
+        "items-MIN_NUM_FORMS": 0,
+        "items-MAX_NUM_FORMS": 1000,
+    }
+    for i, item in enumerate(items):
+        data |= {
+            f"items-{i}-id": item.pk,
+            f"items-{i}-watchlist": watchlist.pk,
+            f"items-{i}-symbol": item.symbol,
+            f"items-{i}-position": item.position,
+        }
+    new = len(items)
+    bad = data | {f"items-{new}-symbol": "not valid!", f"items-{new}-position": 9}
+    response = admin_client.post(url, bad)
+    assert response.status_code == 200
+    assert b"Invalid symbol: &#x27;not valid!&#x27;" in response.content
+    good = data | {f"items-{new}-symbol": " nvda ", f"items-{new}-position": 9}
+    assert admin_client.post(url, good).status_code == 302
+    assert WatchlistItem.objects.filter(watchlist=watchlist, symbol="NVDA").exists()
