@@ -40,10 +40,10 @@ def watchlist_symbols(*, watchlist: Watchlist) -> list[str]:
 
 
 def format_price(value: float | None) -> str:
-    """Two decimals like the guide; four below 1 so forex and penny prices move."""
+    """Two decimals like the guide; four below 10 so forex and penny prices move."""
     if value is None:
         return EMPTY
-    return f"{value:,.4f}" if abs(value) < 1 else f"{value:,.2f}"
+    return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.2f}"
 
 
 def format_size(value: float | None) -> str:

@@ -29,7 +29,7 @@ const STATUS_TEXT = {
 
 export function formatPrice(value) {
   if (value === null || value === undefined || Number.isNaN(Number(value))) return "—";
-  const digits = Math.abs(value) < 1 ? 4 : 2;
+  const digits = Math.abs(value) < 10 ? 4 : 2;
   return Number(value).toLocaleString("en-US", {
     minimumFractionDigits: digits,
     maximumFractionDigits: digits,

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import User
-
-from realtime.cache import reset_tick_cache
 
 
 @pytest.fixture
@@ -29,14 +27,6 @@ def user(make_user: Callable[..., User]) -> User:
 def user_client(client, user: User):  # noqa: ANN001 - pytest-django's Client
     client.force_login(user)
     return client
-
-
-@pytest.fixture(autouse=True)
-def fresh_tick_cache() -> Iterator[None]:
-    """Each test sees an empty in-process cache and leaves none behind."""
-    reset_tick_cache()
-    yield
-    reset_tick_cache()
 
 
 @pytest.fixture(autouse=True)
