@@ -1,0 +1,507 @@
+"""The dashboard in a real browser (Debian's chromium driven by Playwright).
+
+Two kinds of test:
+
+- Against Django's live test server with the WebSocket answered by ``FakeStream``
+  (Playwright's WebSocket routing): deterministic checks of the client's protocol
+  handling, DOM updates, reconnect/resubscribe, ping and backoff. Runs anywhere.
+- ``test_live_dashboard_end_to_end``: the whole product (daphne, embedded feed,
+  simulator) from the ``live_server_url`` fixture of tests/conftest.py; skipped
+  when that fixture is not available.
+
+Set ``FMPSITE_UPDATE_SCREENSHOT=1`` to refresh docs/dashboard.png from the live run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
+from pytest_django.live_server_helper import LiveServer
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WS_GLOB = "**/api/v2/realtime/ws/prices"
+DEFAULT_SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA"]
+PASSWORD = "pw-browser-12345"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def django_server(transactional_db: None, monkeypatch) -> Iterator[str]:
+    """Django's threaded test server on this process's test database (the name
+    ``live_server`` belongs to the whole-product fixture of tests/conftest.py)."""
+    # Playwright's sync API keeps an event loop on this thread, which Django's
+    # async-safety check mistakes for async code; the ORM here is plain sync use.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    server = LiveServer("localhost")
+    with server._live_server_modified_settings:
+        yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def browser_user(django_server: str, django_user_model: Any) -> str:
+    django_user_model.objects.create_user(username="viewer", password=PASSWORD)
+    return "viewer"
+
+
+class FakeStream:
+    """The server side of PROTOCOL.md, played through Playwright's WebSocket routing.
+
+    Keeps every connection the page opened and every message it sent on each.
+    """
+
+    def __init__(self) -> None:
+        self.connections: list[WebSocketRoute] = []
+        self.received: list[list[dict[str, Any]]] = []
+        self.subscribed: list[list[str]] = []
+        self.answer_pings = True
+        self.accept = True
+
+    def route(self, ws: WebSocketRoute) -> None:
+        index = len(self.connections)
+        self.connections.append(ws)
+        self.received.append([])
+        self.subscribed.append([])
+        if not self.accept:
+            ws.close(code=1011, reason="unavailable")
+            return
+        ws.on_message(lambda raw: self._on_message(index, raw))
+        self._send(index, {"type": "connected", "message": "Connected"})
+
+    def _send(self, index: int, message: dict[str, Any]) -> None:
+        self.connections[index].send(json.dumps(message))
+
+    def _on_message(self, index: int, raw: str | bytes) -> None:
+        message = json.loads(raw)
+        self.received[index].append(message)
+        current = self.subscribed[index]
+        action = message.get("action")
+        if action in {"subscribe", "unsubscribe"}:
+            symbols = message["symbols"]
+            if action == "subscribe":
+                changed = [s for s in symbols if s not in current]
+                current.extend(changed)
+            else:
+                changed = [s for s in symbols if s in current]
+                current[:] = [s for s in current if s not in changed]
+            self._send(
+                index,
+                {
+                    "type": "subscription",
+                    "action": f"{action}d",
+                    "symbols": changed,
+                    "subscribed_total": len(current),
+                },
+            )
+        elif action == "ping" and self.answer_pings:
+            self._send(index, {"type": "pong"})
+
+    def actions(self, index: int, action: str) -> list[dict[str, Any]]:
+        return [m for m in self.received[index] if m.get("action") == action]
+
+    def price(
+        self,
+        symbol: str,
+        last_price: float | None,
+        *,
+        data_type: str = "T",
+        snapshot: bool = False,
+        index: int = -1,
+    ) -> None:
+        message: dict[str, Any] = {
+            "type": "price_update",
+            "symbol": symbol,
+            "timestamp": 1_699_564_800_000,
+            "data_type": data_type,
+            "last_price": last_price,
+            "last_size": 100,
+            "ask_price": 101.5,
+            "ask_size": 5000,
+            "bid_price": 99.5,
+            "bid_size": 3000,
+            "cached_at": "2023-11-09T21:20:00.000+00:00",
+        }
+        if snapshot:
+            message["snapshot"] = True
+        self._send(index if index >= 0 else len(self.connections) - 1, message)
+
+    def error(self, text: str) -> None:
+        self._send(len(self.connections) - 1, {"type": "error", "message": text})
+
+
+def wait_until(page: Page, predicate: Any, message: str, timeout: float = 10) -> None:
+    """Poll a Python condition while letting Playwright deliver events."""
+    for _ in range(int(timeout * 20)):
+        if predicate():
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def log_in(page: Page, base_url: str, username: str, password: str) -> None:
+    page.goto(f"{base_url}/")
+    expect(page).to_have_url(f"{base_url}/accounts/login/?next=/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(f"{base_url}/")
+
+
+def card(page: Page, symbol: str):  # noqa: ANN201 - a Playwright Locator
+    return page.locator(f'.price-card[data-symbol="{symbol}"]')
+
+
+def record_states(page: Page) -> None:
+    page.evaluate(
+        """() => {
+          window.__states = [];
+          window.fmpsiteDashboard.stream.addEventListener(
+            'state', (e) => window.__states.push(e.detail.state));
+        }"""
+    )
+
+
+# --- against a fake stream --------------------------------------------------------
+
+
+def test_dashboard_flow_against_fake_stream(
+    django_server: str, page: Page, browser_user: str
+) -> None:
+    fake = FakeStream()
+    page.route_web_socket(WS_GLOB, fake.route)
+    log_in(page, django_server, browser_user, PASSWORD)
+    status = page.locator("#connection-status")
+
+    # Subscribes to the whole watchlist once open; shows what the server confirmed.
+    expect(status).to_have_attribute("data-connection-state", "connected")
+    expect(status).to_have_attribute("aria-live", "polite")
+    wait_until(page, lambda: fake.actions(0, "subscribe"), "the first subscribe")
+    assert fake.actions(0, "subscribe") == [
+        {"action": "subscribe", "symbols": DEFAULT_SYMBOLS}
+    ]
+    expect(page.locator("#subscribed-count")).to_have_text("5")
+
+    # Every trade is a sparkline point; the card shows the latest state.
+    fake.price("AAPL", 100.0)
+    fake.price("AAPL", 101.25)
+    fake.price("AAPL", 101.25, data_type="Q")
+    aapl = card(page, "AAPL")
+    expect(aapl).to_have_attribute("data-update-count", "3")
+    expect(aapl).to_have_attribute("data-last-price", "101.25")
+    expect(aapl).to_have_attribute("data-history-length", "2")
+    expect(aapl).to_have_attribute("data-trend", "up")
+    expect(aapl.locator(".card-price")).to_have_text("101.25")
+    expect(aapl.locator(".card-price")).to_have_class("card-price up")
+    expect(aapl.locator('[data-field="ask_price"]')).to_have_text("101.50")
+    expect(aapl.locator('[data-field="ask_size"]')).to_have_text("5,000")
+    expect(aapl.locator('[data-field="bid_price"]')).to_have_text("99.50")
+    assert aapl.locator("polyline").get_attribute("points").count(",") == 2
+    fake.price("AAPL", 100.5)
+    expect(aapl.locator(".card-price")).to_have_class("card-price down")
+
+    # A symbol that has only quotes so far shows no last price.
+    fake.price("GOOGL", None, data_type="Q")
+    expect(card(page, "GOOGL")).to_have_attribute("data-update-count", "1")
+    expect(card(page, "GOOGL").locator(".card-price")).to_have_text("\u2014")
+    expect(card(page, "GOOGL").locator('[data-field="bid_price"]')).to_have_text(
+        "99.50"
+    )
+
+    # Server errors appear in a dismissible banner.
+    banner = page.locator("#error-banner")
+    expect(banner).to_be_hidden()
+    fake.error("Invalid symbol: 'B@D'")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("Invalid symbol: 'B@D'")
+    banner.get_by_role("button", name="Dismiss error").click()
+    expect(banner).to_be_hidden()
+
+    # Add with Enter: persisted, card appears, the socket subscribes to it.
+    symbol_input = page.get_by_label("Symbol to add")
+    symbol_input.fill("nvda")
+    symbol_input.press("Enter")
+    expect(card(page, "NVDA")).to_be_visible()
+    expect(page.locator("#add-symbol-feedback")).to_have_text("Added NVDA.")
+    expect(symbol_input).to_be_focused()
+    wait_until(page, lambda: len(fake.actions(0, "subscribe")) == 2, "subscribe NVDA")
+    assert fake.actions(0, "subscribe")[1] == {
+        "action": "subscribe",
+        "symbols": ["NVDA"],
+    }
+    fake.price("NVDA", 480.0)
+    expect(card(page, "NVDA").locator(".card-price")).to_have_text("480.00")
+    expect(page.locator("#subscribed-count")).to_have_text("6")
+
+    # Invalid and duplicate symbols are reported, not added.
+    symbol_input.fill("bad sym!")
+    page.get_by_role("button", name="Add Symbol").click()
+    feedback = page.locator("#add-symbol-feedback")
+    expect(feedback).to_have_text("Invalid symbol: 'bad sym!'")
+    expect(symbol_input).to_have_attribute("aria-invalid", "true")
+    symbol_input.fill("aapl")
+    symbol_input.press("Enter")
+    expect(feedback).to_have_text("AAPL is already in your watchlist.")
+    expect(page.locator(".price-card")).to_have_count(6)
+
+    # Remove: card gone, unsubscribed, keyboard focus stays in the grid.
+    card(page, "MSFT").get_by_role("button", name="Remove MSFT").click()
+    expect(card(page, "MSFT")).to_have_count(0)
+    expect(
+        card(page, "GOOGL").get_by_role("button", name="Remove GOOGL")
+    ).to_be_focused()
+    wait_until(page, lambda: fake.actions(0, "unsubscribe"), "unsubscribe MSFT")
+    assert fake.actions(0, "unsubscribe") == [
+        {"action": "unsubscribe", "symbols": ["MSFT"]}
+    ]
+    expect(page.locator("#subscribed-count")).to_have_text("5")
+
+    # The server goes away: the page reconnects and resubscribes the full set.
+    record_states(page)
+    fake.connections[0].close(code=1012, reason="restart")
+    wait_until(page, lambda: len(fake.connections) == 2, "a reconnect")
+    expect(status).to_have_attribute("data-connection-state", "connected")
+    assert page.evaluate("window.__states") == ["reconnecting", "connected"]
+    wait_until(page, lambda: fake.actions(1, "subscribe"), "the resubscribe")
+    assert fake.actions(1, "subscribe") == [
+        {"action": "subscribe", "symbols": ["AAPL", "GOOGL", "AMZN", "TSLA", "NVDA"]}
+    ]
+    # The snapshot after resubscribing is a point only if the price moved.
+    fake.price("AAPL", 100.5, snapshot=True)
+    fake.price("NVDA", 482.0, snapshot=True)
+    expect(card(page, "NVDA")).to_have_attribute("data-history-length", "2")
+    expect(aapl).to_have_attribute("data-history-length", "3")
+
+    # The watchlist survives a reload, and the page comes back connected.
+    page.reload()
+    expect(status).to_have_attribute("data-connection-state", "connected")
+    symbols = page.locator(".price-card").evaluate_all(
+        "cards => cards.map(c => c.dataset.symbol)"
+    )
+    assert symbols == ["AAPL", "GOOGL", "AMZN", "TSLA", "NVDA"]
+
+
+def test_pings_every_30s_and_replaces_a_silent_socket(
+    django_server: str, page: Page, browser_user: str
+) -> None:
+    fake = FakeStream()
+    page.clock.install()
+    page.route_web_socket(WS_GLOB, fake.route)
+    log_in(page, django_server, browser_user, PASSWORD)
+    status = page.locator("#connection-status")
+    expect(status).to_have_attribute("data-connection-state", "connected")
+
+    page.clock.run_for(30_000)
+    wait_until(page, lambda: fake.actions(0, "ping"), "the first ping")
+    page.clock.run_for(15_000)
+    assert len(fake.connections) == 1, "a socket that answers pings is kept"
+
+    fake.answer_pings = False
+    page.clock.run_for(15_000)  # the second ping, 60 s after connecting
+    wait_until(page, lambda: len(fake.actions(0, "ping")) == 2, "the second ping")
+    page.clock.run_for(10_000)  # no reply within the pong timeout
+    expect(status).not_to_have_attribute("data-connection-state", "connected")
+    page.clock.run_for(1_000)  # the first retry waits at most the base delay
+    wait_until(page, lambda: len(fake.connections) == 2, "a new connection")
+    expect(status).to_have_attribute("data-connection-state", "connected")
+    wait_until(page, lambda: fake.actions(1, "subscribe"), "the resubscribe")
+    assert fake.actions(1, "subscribe")[0]["symbols"] == DEFAULT_SYMBOLS
+
+
+def test_backoff_slows_retries_and_reports_disconnected(
+    django_server: str, page: Page, browser_user: str
+) -> None:
+    fake = FakeStream()
+    page.clock.install()
+    page.route_web_socket(WS_GLOB, fake.route)
+    log_in(page, django_server, browser_user, PASSWORD)
+    status = page.locator("#connection-status")
+    expect(status).to_have_attribute("data-connection-state", "connected")
+
+    fake.accept = False  # every new connection is closed at once
+    fake.connections[0].close(code=1011)
+    expect(status).to_have_attribute("data-connection-state", "reconnecting")
+    for _ in range(12):
+        page.clock.run_for(30_000)
+        page.wait_for_timeout(50)
+    expect(status).to_have_attribute("data-connection-state", "disconnected")
+    # Six minutes of retries with delays up to 30 s: bounded, never a tight loop.
+    assert 7 <= len(fake.connections) <= 40, len(fake.connections)
+
+    fake.accept = True
+    page.clock.run_for(31_000)
+    wait_until(page, lambda: fake.subscribed[-1] == DEFAULT_SYMBOLS, "recovery")
+    expect(status).to_have_attribute("data-connection-state", "connected")
+
+
+def test_client_helpers(django_server: str, page: Page) -> None:
+    page.goto(f"{django_server}/demo/")  # any page of the site, for its origin
+    result = page.evaluate(
+        """async () => {
+          const s = await import('/static/dashboard/price-stream.js');
+          const d = await import('/static/dashboard/dashboard.js');
+          const opts = (r) => ({base: 500, cap: 30000, random: () => r});
+          return {
+            top: [0, 1, 2, 3, 6, 20].map((a) => s.backoffDelay(a, opts(1))),
+            bottom: s.backoffDelay(5, opts(0)),
+            wsUrl: s.sameHostWebSocketUrl('/p', {protocol: 'https:', host: 'h:1'}),
+            prices: [d.formatPrice(189.456), d.formatPrice(1.08451),
+                     d.formatPrice(null), d.formatPrice(12345.6)],
+            sizes: [d.formatSize(5000), d.formatSize(0.25), d.formatSize(null)],
+            flat: s && d.sparklinePoints([5]),
+            spark: d.sparklinePoints([1, 3, 2]),
+          };
+        }"""
+    )
+    assert result["top"] == [500, 1000, 2000, 4000, 30000, 30000]
+    assert result["bottom"] == 0
+    assert result["wsUrl"] == "wss://h:1/p"
+    assert result["prices"] == ["189.46", "1.0845", "\u2014", "12,345.60"]
+    assert result["sizes"] == ["5,000", "0.25", "\u2014"]
+    assert result["flat"] == ""
+    assert result["spark"] == "0.00,30.00 50.00,2.00 100.00,16.00"
+
+
+def test_guide_demo_page_speaks_the_protocol(django_server: str, page: Page) -> None:
+    fake = FakeStream()
+    page.route_web_socket(WS_GLOB, fake.route)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{django_server}/demo/")
+    expect(page.locator("#status")).to_have_text("✅ Connected")
+    # The client's own subscribe on open, then the page's DOMContentLoaded one
+    # that the guide sent too early (adapted: queued until open).
+    wait_until(page, lambda: len(fake.actions(0, "subscribe")) == 2, "two subscribes")
+    assert [m["symbols"] for m in fake.actions(0, "subscribe")] == [
+        ["AAPL", "MSFT", "TSLA", "GOOGL", "AMZN"],
+        ["AAPL", "MSFT", "GOOGL"],
+    ]
+    fake.price("AAPL", None, data_type="Q")  # crashed the guide's toFixed()
+    fake.price("AAPL", 189.45)
+    expect(page.locator("#card-AAPL .price")).to_have_text("$189.45")
+    page.locator("#symbolInput").fill("nvda")
+    page.locator("#symbolInput").press("Enter")
+    wait_until(page, lambda: len(fake.actions(0, "subscribe")) == 3, "subscribe NVDA")
+    assert fake.actions(0, "subscribe")[2]["symbols"] == ["NVDA"]
+    assert errors == []
+
+
+# --- against the whole product ------------------------------------------------------
+
+
+def _live_fixture(request: pytest.FixtureRequest, name: str) -> Any:
+    try:
+        return request.getfixturevalue(name)
+    except pytest.FixtureLookupError:
+        pytest.skip(f"fixture {name!r} (tests/conftest.py) is not available")
+
+
+def _update_count(page: Page) -> int:
+    return int(page.locator("#dashboard").get_attribute("data-update-count") or 0)
+
+
+def test_live_dashboard_end_to_end(
+    request: pytest.FixtureRequest, page: Page, tmp_path: Path
+) -> None:
+    base_url: str = _live_fixture(request, "live_server_url")
+    username, password = _live_fixture(request, "live_server_user")
+    simulator = _live_fixture(request, "live_simulator_control")
+    page.set_default_timeout(20_000)
+    log_in(page, base_url, username, password)
+    status = page.locator("#connection-status")
+    expect(status).to_have_attribute("data-connection-state", "connected")
+
+    # Make the scenario independent of what earlier runs left in the watchlist.
+    if card(page, "NVDA").count():
+        card(page, "NVDA").get_by_role("button", name="Remove NVDA").click()
+        expect(card(page, "NVDA")).to_have_count(0)
+
+    # Cards fill with live prices.
+    cards = page.locator(".price-card")
+    expect(cards.first).to_be_visible()
+    for symbol in cards.evaluate_all("cs => cs.map(c => c.dataset.symbol)"):
+        expect(card(page, symbol)).not_to_have_attribute("data-last-price", "")
+    expect(page.locator("#subscribed-count")).not_to_have_text("0")
+
+    # Add a symbol: its card appears and its price moves.
+    page.get_by_label("Symbol to add").fill("NVDA")
+    page.get_by_label("Symbol to add").press("Enter")
+    nvda = card(page, "NVDA")
+    expect(nvda).to_be_visible()
+    expect(nvda).not_to_have_attribute("data-last-price", "")
+    wait_until(
+        page,
+        lambda: int(nvda.get_attribute("data-history-length") or 0) >= 3,
+        "NVDA to trade three times",
+        timeout=20,
+    )
+
+    # Remove one.
+    removed = (
+        "TSLA"
+        if card(page, "TSLA").count()
+        else cards.first.get_attribute("data-symbol")
+    )
+    card(page, removed).get_by_role("button", name=f"Remove {removed}").click()
+    expect(card(page, removed)).to_have_count(0)
+
+    # Reload: the watchlist persisted and the server renders the cached price.
+    html = page.request.get(f"{base_url}/").text()
+    nvda_html = html.split('data-symbol="NVDA"', 1)[1].split("</article>", 1)[0]
+    assert 'data-last-price=""' not in nvda_html
+    page.reload()
+    expect(status).to_have_attribute("data-connection-state", "connected")
+    expect(card(page, "NVDA")).to_be_visible()
+    expect(card(page, removed)).to_have_count(0)
+
+    # The upstream feed drops: browsers keep their socket, prices continue.
+    wait_until(page, lambda: _update_count(page) > 0, "updates after reload")
+    simulator.drop_connections()
+    before = _update_count(page)
+    wait_until(
+        page, lambda: _update_count(page) >= before + 20, "prices after the drop", 30
+    )
+    expect(status).to_have_attribute("data-connection-state", "connected")
+    expect(page.locator("#error-banner")).to_be_hidden()
+
+    shot = tmp_path / "dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("FMPSITE_UPDATE_SCREENSHOT"):
+        shutil.copyfile(shot, SCREENSHOT)
