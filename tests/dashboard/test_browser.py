@@ -444,6 +444,11 @@ def test_live_dashboard_end_to_end(
     username, password = _live_fixture(request, "live_server_user")
     simulator = _live_fixture(request, "live_simulator_control")
     page.set_default_timeout(20_000)
+    static = page.request.get(f"{base_url}/static/dashboard/dashboard.js")
+    assert static.ok, (
+        f"the live server does not serve static files (HTTP {static.status}); "
+        "the dashboard's JS and CSS cannot load"
+    )
     log_in(page, base_url, username, password)
     status = page.locator("#connection-status")
     expect(status).to_have_attribute("data-connection-state", "connected")
@@ -493,7 +498,7 @@ def test_live_dashboard_end_to_end(
 
     # The upstream feed drops: browsers keep their socket, prices continue.
     wait_until(page, lambda: _update_count(page) > 0, "updates after reload")
-    simulator.drop_connections()
+    simulator.call(simulator.sim.drop_connections())
     before = _update_count(page)
     wait_until(
         page, lambda: _update_count(page) >= before + 20, "prices after the drop", 30

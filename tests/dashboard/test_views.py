@@ -53,6 +53,13 @@ def test_login_page_renders_and_logs_in(client: Client, user) -> None:
     assert response.status_code == 302 and response["Location"] == HOME
 
 
+def test_login_failure_is_explained(client: Client, user) -> None:
+    response = client.post(reverse("login"), {"username": "alice", "password": "x"})
+    assert response.status_code == 200
+    assert b'class="error-banner" role="alert"' in response.content
+    assert b"Please enter a correct username and password" in response.content
+
+
 def test_logout_is_a_post_form(user_client: Client) -> None:
     page = user_client.get(HOME)
     assert re.search(rb'<form method="post" action="/accounts/logout/"', page.content)
