@@ -19,6 +19,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from realtime.backpressure import find_transport
 from realtime.cache import get_tick_cache
 from realtime.hub import FanoutHub, Outbox, get_hub
 from realtime.limits import RateLimiter
@@ -76,7 +77,13 @@ class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
             burst=settings.REALTIME_RATE_BURST,
             flood_after=settings.REALTIME_FLOOD_CLOSE_AFTER,
         )
-        self.outbox = Outbox(self._send_text, self.conn_id, user_key)
+        self.outbox = Outbox(
+            self._send_text,
+            self.conn_id,
+            user_key,
+            close=self._close_with,
+            transport=find_transport(self.base_send),
+        )
         await self.accept()
         self.hub.attach(self.outbox)
         logger.info("event=ws_connected conn=%s user=%s", self.conn_id, user_key)
@@ -102,6 +109,9 @@ class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def _send_text(self, text: str) -> None:
         await self.send(text_data=text)
+
+    async def _close_with(self, code: int) -> None:
+        await self.close(code=code)
 
     # --- input ---------------------------------------------------------------------
     @classmethod

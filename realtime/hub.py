@@ -30,29 +30,57 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from realtime import metrics
+from realtime.backpressure import buffered_bytes
 from realtime.events import FEED_CHANNEL, HUBS_GROUP, LeaseEvent
 from realtime.groups import price_group
 
 logger = logging.getLogger(__name__)
 
+CLOSE_STALLED = 4009
+
 
 class Outbox:
-    """One connection's pending updates, conflated to the latest per symbol."""
+    """One connection's pending updates, conflated to the latest per symbol.
 
-    __slots__ = ("send_text", "pending", "conn_id", "symbols", "conflated", "user_key")
+    When the connection's transport holds more than ``buffer_limit`` unread bytes
+    (see realtime/backpressure.py) nothing more is written: updates keep
+    replacing each other in ``pending`` until the client reads again, or until it
+    has been stalled too long and the hub closes it.
+    """
+
+    __slots__ = (
+        "send_text",
+        "close",
+        "pending",
+        "conn_id",
+        "symbols",
+        "conflated",
+        "user_key",
+        "transport",
+        "stalled_since",
+    )
 
     def __init__(
         self,
         send_text: Callable[[str], Awaitable[None]],
         conn_id: str,
         user_key: str | None = None,
+        *,
+        close: Callable[[int], Awaitable[None]] | None = None,
+        transport: Any = None,
     ) -> None:
         self.send_text = send_text
+        self.close = close
         self.conn_id = conn_id
         self.user_key = user_key
+        self.transport = transport
         self.pending: dict[str, str] = {}
         self.symbols: set[str] = set()
         self.conflated = 0
+        self.stalled_since: float | None = None
+
+    def backlogged(self, limit: int) -> bool:
+        return self.transport is not None and buffered_bytes(self.transport) > limit
 
     async def flush(self) -> int:
         batch, self.pending = self.pending, {}
@@ -70,6 +98,9 @@ class FanoutHub:
         self.outboxes: set[Outbox] = set()
         self.channel_name: str | None = None
         self._dirty: set[Outbox] = set()
+        self._stalled: set[Outbox] = set()
+        self.buffer_limit = settings.REALTIME_SEND_BUFFER_LIMIT
+        self.stall_timeout = settings.REALTIME_STALL_TIMEOUT
         self._flush_wakeup = asyncio.Event()
         self._lease_wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -81,6 +112,7 @@ class FanoutHub:
             asyncio.create_task(self._flush_loop(), name="hub-flush"),
             asyncio.create_task(self._receive_loop(), name="hub-receive"),
             asyncio.create_task(self._lease_loop(), name="hub-lease"),
+            asyncio.create_task(self._stall_loop(), name="hub-stalls"),
         ]
 
     async def wait_ready(self) -> None:
@@ -110,6 +142,7 @@ class FanoutHub:
         await self.remove(outbox, list(outbox.symbols))
         self.outboxes.discard(outbox)
         self._dirty.discard(outbox)
+        self._stalled.discard(outbox)
         metrics.CLIENTS.set(len(self.outboxes))
         self._lease_wakeup.set()
 
@@ -185,6 +218,13 @@ class FanoutHub:
             dirty, self._dirty = self._dirty, set()
             sent = 0
             for outbox in dirty:
+                if outbox.stalled_since is not None:
+                    continue  # the stall loop resumes it once the client reads
+                if outbox.backlogged(self.buffer_limit):
+                    outbox.stalled_since = time.monotonic()
+                    self._stalled.add(outbox)
+                    logger.info("event=ws_stalled conn=%s", outbox.conn_id)
+                    continue
                 try:
                     sent += await outbox.flush()
                 except Exception as exc:  # the socket went away mid-send
@@ -193,6 +233,31 @@ class FanoutHub:
                     )
             if sent:
                 metrics.MESSAGES_DELIVERED.inc(sent)
+
+    async def _stall_loop(self) -> None:
+        """Resume stalled connections that read again; close the ones that don't."""
+        while True:
+            await asyncio.sleep(0.2)
+            now = time.monotonic()
+            for outbox in list(self._stalled):
+                if not outbox.backlogged(self.buffer_limit):
+                    outbox.stalled_since = None
+                    self._stalled.discard(outbox)
+                    self._dirty.add(outbox)
+                    self._flush_wakeup.set()
+                elif now - outbox.stalled_since > self.stall_timeout:
+                    self._stalled.discard(outbox)
+                    logger.warning(
+                        "event=ws_stalled_closed conn=%s seconds=%.1f buffered=%d",
+                        outbox.conn_id,
+                        now - outbox.stalled_since,
+                        buffered_bytes(outbox.transport),
+                    )
+                    if outbox.close is not None:
+                        try:
+                            await outbox.close(CLOSE_STALLED)
+                        except Exception as exc:
+                            logger.debug("event=close_failed error=%r", exc)
 
     # --- channel layer -------------------------------------------------------------
     async def _receive_loop(self) -> None:
