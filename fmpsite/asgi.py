@@ -22,6 +22,13 @@ from realtime.auth import (  # noqa: E402
 from realtime.embedded import start_with_server  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
+if settings.DEBUG:
+    # daphne serves no static files; runserver wraps the app the same way.
+    # Production: collectstatic and a proxy (or WhiteNoise) in front.
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
+    django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
+
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
