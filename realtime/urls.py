@@ -1,6 +1,21 @@
-"""REST endpoints under /api/v2/realtime/ (PROTOCOL.md)."""
+"""REST endpoints under /api/v2/realtime/ (PROTOCOL.md, "REST").
 
-from django.urls import path  # noqa: F401
+Paths have no trailing slash, exactly as the guide's curl commands call them, so
+those commands get JSON and never a redirect. (The WebSocket route lives in
+realtime/routing.py.)
+"""
+
+from django.urls import path
+
+from realtime import views
 
 app_name = "realtime"
-urlpatterns: list = []
+urlpatterns = [
+    path("health", views.HealthView.as_view(), name="health"),
+    path("status", views.StatusView.as_view(), name="status"),
+    path("subscribe", views.SubscribeView.as_view(), name="subscribe"),
+    path("unsubscribe", views.UnsubscribeView.as_view(), name="unsubscribe"),
+    path("cache", views.CacheListView.as_view(), name="cache"),
+    # path: symbols may contain "/" (forex such as EUR/USD is a valid symbol).
+    path("cache/<path:symbol>", views.CacheSymbolView.as_view(), name="cache-symbol"),
+]
