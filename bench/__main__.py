@@ -1,0 +1,110 @@
+"""``python -m bench [--quick]``: run the benchmark, print the summary line last.
+
+See docs/benchmarks.md for the scenario and how to read the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from bench import report
+from bench.procs import Proc
+from bench.runner import Scenario, host_info, redis_pid, run_target
+from bench.targets import build
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="a smoke run in under a minute")
+    p.add_argument("--targets", help="comma-separated subset of the targets")
+    p.add_argument("--clients", type=int)
+    p.add_argument("--symbols", type=int)
+    p.add_argument("--per-client", type=int)
+    p.add_argument("--client-procs", type=int)
+    p.add_argument("--step-secs", type=float)
+    p.add_argument("--start-offered", type=float)
+    p.add_argument(
+        "--docs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="update docs/benchmarks.md and its plot (default: on for full runs)",
+    )
+    p.add_argument("--keep-logs", action="store_true", help="keep the process logs")
+    return p.parse_args(argv)
+
+
+def scenario(args: argparse.Namespace) -> Scenario:
+    sc = Scenario.quick() if args.quick else Scenario()
+    for name in (
+        "clients",
+        "symbols",
+        "per_client",
+        "client_procs",
+        "step_secs",
+        "start_offered",
+    ):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(sc, name, value)
+    if args.targets:
+        sc.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    return sc
+
+
+async def run(sc: Scenario, log_dir: Path, quick: bool) -> dict:
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    t0 = time.monotonic()
+    results: dict = {
+        "started_at": started,
+        "quick": quick,
+        "host": host_info(),
+        "scenario": asdict(sc),
+        "targets": {},
+    }
+    rpid = redis_pid()
+    for target in build(sc.targets, log_dir):
+        print(f"== {target.label}", flush=True)
+        results["targets"][target.name] = await run_target(sc, target, log_dir, rpid)
+        results["simulator"] = results["targets"][target.name].get("simulator")
+    results["secs"] = round(time.monotonic() - t0, 1)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    sc = scenario(args)
+    log_dir = Path(tempfile.mkdtemp(prefix="fmpsite-bench-logs-"))
+    # SIGTERM (e.g. from make or CI) takes the same cleanup path as Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        results = asyncio.run(run(sc, log_dir, args.quick))
+    finally:
+        Proc.stop_all()
+        if args.keep_logs:
+            print(f"logs kept in {log_dir}")
+        else:
+            shutil.rmtree(log_dir, ignore_errors=True)
+    results["summary"] = report.summary(results)
+    results["summary_line"] = report.summary_line(results["summary"])
+    path = report.write_json(results)
+    print(f"results: {path.relative_to(report.ROOT)}")
+    docs = (not args.quick) if args.docs is None else args.docs
+    if docs:
+        report.update_docs(results)
+        print(f"updated {report.DOCS.relative_to(report.ROOT)} and {report.PLOT.name}")
+    print(f"total {results['secs']:.0f} s")
+    print(results["summary_line"], flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
