@@ -1,0 +1,377 @@
+"""FmpSimulator speaks FMP_UPSTREAM.md: checked with a plain websockets client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError
+
+from realtime.fmp import protocol
+from realtime.fmp.protocol import ParseError, Tick
+from realtime.fmp.simulator import FmpSimulator
+from tests.conftest import ROOT, async_wait_until, server_env
+
+
+@asynccontextmanager
+async def session(
+    sim: FmpSimulator, key: str = "key", symbols: tuple[str, ...] = ()
+) -> AsyncIterator[ClientConnection]:
+    """A raw connection, logged in (ack consumed) and subscribed to ``symbols``."""
+    async with connect(sim.url, max_queue=None) as ws:
+        await ws.send(protocol.login_frame(key))
+        if sim.send_login_ack:
+            assert json.loads(await recv(ws)) == {
+                "event": "login",
+                "status": 200,
+                "message": "Authenticated",
+            }
+        for frame in protocol.subscribe_frames(symbols):
+            await ws.send(frame)
+            assert json.loads(await recv(ws))["event"] == "subscribe"
+        yield ws
+
+
+async def recv(ws: ClientConnection, within: float = 3.0) -> str | bytes:
+    return await asyncio.wait_for(ws.recv(), within)
+
+
+async def collect(ws: ClientConnection, count: int, within: float = 5.0) -> list:
+    """The next ``count`` data frames (heartbeats and acks skipped), as dicts."""
+    frames: list[dict] = []
+    deadline = time.monotonic() + within
+    while len(frames) < count:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"only {len(frames)}/{count} frames in {within}s")
+        frame = json.loads(await recv(ws, remaining))
+        if "event" not in frame:
+            frames.append(frame)
+    return frames
+
+
+@pytest.fixture
+async def quiet_simulator() -> AsyncIterator[FmpSimulator]:
+    sim = FmpSimulator(rate=300.0, seed=5, heartbeat_interval=30.0)
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+async def test_login_subscribe_and_ack_shapes(quiet_simulator):
+    sim = quiet_simulator
+    async with connect(sim.url) as ws:
+        await ws.send(protocol.login_frame("any-key"))
+        assert json.loads(await recv(ws)) == {
+            "event": "login",
+            "status": 200,
+            "message": "Authenticated",
+        }
+        await ws.send('{"event": "subscribe", "data": {"ticker": "aapl"}}')
+        ack = json.loads(await recv(ws))
+        assert ack["event"] == "subscribe" and ack["status"] == 200
+        assert "aapl" in ack["message"]
+        assert sim.connection_subscriptions() == [frozenset({"AAPL"})]
+        assert sim.logins == 1 and sim.open_connections == 1
+        assert sim.received_frames[0] == {
+            "event": "login",
+            "data": {"apiKey": "any-key"},
+        }
+
+
+async def test_ticks_only_for_subscribed_symbols_with_nanosecond_time_and_sane_book(
+    quiet_simulator,
+):
+    async with session(quiet_simulator, symbols=("AAPL", "MSFT")) as ws:
+        frames = await collect(ws, 150)
+    assert {f["s"] for f in frames} == {"aapl", "msft"}
+    now_ns = time.time_ns()
+    kinds = {f["type"] for f in frames}
+    assert {"T", "Q"} <= kinds <= {"T", "Q", "B"}
+    for f in frames:
+        assert len(str(f["t"])) == 19 and abs(now_ns - f["t"]) < 10 * 10**9
+        prices = [f[k] for k in ("ap", "bp", "lp") if k in f]
+        assert all(round(p * 100) == pytest.approx(p * 100, abs=1e-6) for p in prices)
+        sizes = [f[k] for k in ("as", "bs", "ls") if k in f]
+        assert all(s % 100 == 0 and s > 0 for s in sizes)
+        if f["type"] == "Q":
+            assert 0 < f["bp"] < f["ap"]
+        else:
+            assert f["lp"] > 0 and f["ls"] > 0
+        (tick,) = protocol.parse_frame(json.dumps(f))
+        assert isinstance(tick, Tick)
+
+
+async def test_unsubscribe_stops_ticks_for_that_symbol(quiet_simulator):
+    async with session(quiet_simulator, symbols=("AAPL", "MSFT")) as ws:
+        await ws.send(protocol.unsubscribe_frames(["MSFT"])[0])
+        # Frames already in flight may precede the ack; after it, none for msft.
+        while True:
+            frame = json.loads(await recv(ws))
+            if frame.get("event") == "unsubscribe":
+                assert frame["status"] == 200
+                break
+        assert quiet_simulator.subscribed_symbols() == {"AAPL"}
+        frames = await collect(ws, 60)
+    assert {f["s"] for f in frames} == {"aapl"}
+
+
+async def test_nothing_is_sent_without_subscriptions(quiet_simulator):
+    async with session(quiet_simulator) as ws:
+        with pytest.raises(TimeoutError):
+            await recv(ws, 0.3)
+
+
+async def test_unknown_api_key_gets_401_unauthorized_and_is_closed():
+    sim = FmpSimulator(api_keys={"good-key"})
+    await sim.start()
+    try:
+        async with connect(sim.url) as ws:
+            await ws.send(protocol.login_frame("bad-key"))
+            reply = json.loads(await recv(ws))
+            assert reply == {"event": "login", "status": 401, "message": "Unauthorized"}
+            with pytest.raises(ConnectionClosed):
+                await recv(ws)
+        async with session(sim, key="good-key", symbols=("IBM",)) as ws:
+            assert (await collect(ws, 1))[0]["s"] == "ibm"
+        assert sim.logins == 1 and sim.login_attempts == 2
+    finally:
+        await sim.stop()
+
+
+async def test_refuse_logins_answers_unauthorized(quiet_simulator):
+    quiet_simulator.refuse_logins()
+    async with connect(quiet_simulator.url) as ws:
+        await ws.send(protocol.login_frame("key"))
+        assert json.loads(await recv(ws))["message"] == "Unauthorized"
+        with pytest.raises(ConnectionClosed):
+            await recv(ws)
+
+
+async def test_second_login_with_same_key_kicks_the_older_connection(quiet_simulator):
+    sim = quiet_simulator
+    async with session(sim, key="shared", symbols=("AAPL",)) as old:
+        async with session(sim, key="shared", symbols=("MSFT",)) as new:
+            while True:
+                frame = json.loads(await recv(old))
+                if frame.get("event") == "login":
+                    break
+            assert frame == {
+                "event": "login",
+                "status": 401,
+                "message": "Connected from another location",
+            }
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await recv(old)
+            assert (await collect(new, 1))[0]["s"] == "msft"
+            assert sim.connection_subscriptions() == [frozenset({"MSFT"})]
+            assert sim.max_open_connections == 2
+
+
+async def test_same_seed_gives_the_same_price_sequence_per_symbol():
+    sequences = []
+    for _ in range(2):
+        sim = FmpSimulator(rate=500.0, seed=42)
+        await sim.start()
+        try:
+            async with session(sim, symbols=("AAPL",)) as ws:
+                frames = await collect(ws, 40)
+        finally:
+            await sim.stop()
+        sequences.append(
+            [(f["type"], f.get("lp"), f.get("ap"), f.get("bp")) for f in frames]
+        )
+    assert sequences[0] == sequences[1]
+    assert len({s[1:] for s in sequences[0]}) > 5, "prices should move"
+
+
+async def test_stream_subscription_sends_quote_objects_with_duplicates():
+    sim = FmpSimulator(rate=400.0, seed=9, stream_symbols=["AAPL", "MSFT"])
+    await sim.start()
+    try:
+        async with session(sim) as ws:
+            await ws.send(protocol.stream_subscribe_frame("fmp-us-equities-stream"))
+            assert json.loads(await recv(ws))["status"] == 200
+            frames = await collect(ws, 100)
+    finally:
+        await sim.stop()
+    assert {f["symbol"] for f in frames} == {"AAPL", "MSFT"}
+    assert set(frames[0]) == set(protocol.QUOTE_OBJECT_FIELDS)
+    assert all(len(str(f["timestamp"])) == 10 for f in frames)
+    last: dict[str, dict] = {}
+    duplicates = 0
+    for frame in frames:
+        duplicates += last.get(frame["symbol"]) == frame
+        last[frame["symbol"]] = frame
+    assert duplicates > 0, "the firehose re-broadcasts unchanged quotes"
+
+
+async def test_heartbeats_arrive_at_the_interval():
+    sim = FmpSimulator(heartbeat_interval=0.1)
+    await sim.start()
+    try:
+        async with session(sim) as ws:
+            frames = [json.loads(await recv(ws, 1.0)) for _ in range(3)]
+    finally:
+        await sim.stop()
+    now_ms = time.time() * 1000
+    for frame in frames:
+        assert frame["event"] == "heartbeat"
+        assert abs(now_ms - frame["timestamp"]) < 5000
+
+
+async def test_rate_is_total_ticks_per_second_over_the_connection_symbols():
+    sim = FmpSimulator(rate=200.0, seed=1)
+    await sim.start()
+    try:
+        async with session(sim, symbols=("A", "B", "C", "D")) as ws:
+            await collect(ws, 5)
+            started, count = time.monotonic(), 0
+            while (remaining := 1.0 - (time.monotonic() - started)) > 0:
+                try:
+                    await recv(ws, remaining)
+                except TimeoutError:
+                    break
+                count += 1
+            elapsed = time.monotonic() - started
+    finally:
+        await sim.stop()
+    assert 0.6 * 200 * elapsed <= count <= 1.4 * 200 * elapsed, count
+
+
+async def test_high_rates_are_sustained():
+    sim = FmpSimulator(rate=20_000.0, seed=1)
+    await sim.start()
+    try:
+        async with session(sim, symbols=tuple(f"S{i}" for i in range(50))) as ws:
+            await collect(ws, 100)
+            started, before = time.monotonic(), sim.ticks_sent
+            await collect(ws, 6000, within=5)
+            elapsed = time.monotonic() - started
+            sent = sim.ticks_sent - before
+    finally:
+        await sim.stop()
+    assert sent / elapsed > 8000, f"{sent / elapsed:.0f} ticks/s"
+
+
+async def test_set_rate_zero_pauses_ticks(quiet_simulator):
+    async with session(quiet_simulator, symbols=("AAPL",)) as ws:
+        await collect(ws, 5)
+        quiet_simulator.set_rate(0)
+        await asyncio.sleep(0.05)  # let frames already queued arrive
+        while True:
+            try:
+                await recv(ws, 0.1)
+            except TimeoutError:
+                break
+        with pytest.raises(TimeoutError):
+            await recv(ws, 0.3)
+        quiet_simulator.set_rate(100)
+        await collect(ws, 3)
+
+
+async def test_drop_connections_closes_abruptly(quiet_simulator):
+    async with session(quiet_simulator, symbols=("AAPL",)) as ws:
+        await quiet_simulator.drop_connections()
+        with pytest.raises(ConnectionClosedError):
+            while True:
+                await recv(ws)
+        assert ws.close_code == 1006
+    await async_wait_until(
+        lambda: quiet_simulator.open_connections == 0, 3, "server forgot it"
+    )
+
+
+async def test_silence_sends_nothing_but_keeps_the_connection_open():
+    sim = FmpSimulator(rate=300.0, heartbeat_interval=0.05)
+    await sim.start()
+    try:
+        async with session(sim, symbols=("AAPL",)) as ws:
+            await collect(ws, 3)
+            sim.silence()
+            while True:  # drain what was already in flight
+                try:
+                    await recv(ws, 0.1)
+                except TimeoutError:
+                    break
+            with pytest.raises(TimeoutError):
+                await recv(ws, 0.4)
+            assert sim.open_connections == 1
+            await ws.ping()
+            sim.silence(False)
+            await collect(ws, 3)
+    finally:
+        await sim.stop()
+
+
+async def test_send_malformed_pushes_frames_that_do_not_parse(quiet_simulator):
+    async with session(quiet_simulator) as ws:
+        await quiet_simulator.send_malformed()
+        got = [await recv(ws) for _ in range(8)]
+        for raw in got:
+            assert all(isinstance(e, ParseError) for e in protocol.parse_frame(raw))
+        await quiet_simulator.send_malformed(["custom"])
+        assert await recv(ws) == "custom"
+
+
+async def test_restart_listens_again_on_the_same_port(quiet_simulator):
+    port = quiet_simulator.port
+    async with session(quiet_simulator, symbols=("AAPL",)) as ws:
+        await quiet_simulator.restart()
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await recv(ws)
+    assert quiet_simulator.port == port
+    assert quiet_simulator.url == f"ws://127.0.0.1:{port}"
+    async with session(quiet_simulator, symbols=("MSFT",)) as ws:
+        assert (await collect(ws, 1))[0]["s"] == "msft"
+
+
+async def test_management_command_serves_until_interrupted():
+    env = server_env()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "manage.py",
+        "fmp_simulator",
+        "--port",
+        "0",
+        "--rate",
+        "100",
+        "--seed",
+        "3",
+        "--api-key",
+        "cmd-key",
+        "--heartbeat",
+        "5",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        match = re.search(r"ws://127\.0\.0\.1:(\d+)", line)
+        assert match, f"no URL in {line!r}"
+        async with connect(match.group(0)) as ws:
+            await ws.send(protocol.login_frame("cmd-key"))
+            assert json.loads(await recv(ws))["status"] == 200
+            await ws.send(protocol.subscribe_frames(["AAPL"])[0])
+            frames = await collect(ws, 3)
+        assert {f["s"] for f in frames} == {"aapl"}
+        os.killpg(proc.pid, signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    finally:
+        if proc.returncode is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
