@@ -1,0 +1,47 @@
+"""Fixtures for the upstream tests: a simulator on a free port, clients on it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from realtime.fmp.client import FmpClient
+from realtime.fmp.simulator import FmpSimulator
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[FmpSimulator]:
+    sim = FmpSimulator(port=0, rate=200.0, seed=11, heartbeat_interval=0.2)
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+@pytest.fixture
+async def make_client(
+    simulator: FmpSimulator,
+) -> AsyncIterator[Callable[..., FmpClient]]:
+    """Build FmpClients with fast test timings; every one is stopped afterwards."""
+    clients: list[FmpClient] = []
+
+    def build(**overrides: Any) -> FmpClient:
+        options: dict[str, Any] = {
+            "url": simulator.url,
+            "api_key": "test-key-0123456789",
+            "on_tick": lambda tick: None,
+            "login_timeout": 0.5,
+            "reconnect_base": 0.02,
+            "reconnect_cap": 0.1,
+            "fatal_backoff": 0.5,
+            "idle_timeout": 5.0,
+        }
+        options.update(overrides)
+        client = FmpClient(**options)
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        await client.stop()
