@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench import report
-from bench.procs import Proc
+from bench.procs import ROOT, Proc
 from bench.runner import Scenario, host_info, redis_pid, run_target
 from bench.targets import build
 
@@ -37,6 +37,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="update docs/benchmarks.md and its plot (default: on for full runs)",
+    )
+    p.add_argument(
+        "--fmpsite-root",
+        type=Path,
+        help="run fmpsite from another checkout (e.g. a scratch copy with a "
+        "prototype change); the baselines and the harness stay these",
     )
     p.add_argument("--keep-logs", action="store_true", help="keep the process logs")
     return p.parse_args(argv)
@@ -60,7 +66,7 @@ def scenario(args: argparse.Namespace) -> Scenario:
     return sc
 
 
-async def run(sc: Scenario, log_dir: Path, quick: bool) -> dict:
+async def run(sc: Scenario, log_dir: Path, quick: bool, root: Path | None) -> dict:
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     t0 = time.monotonic()
     results: dict = {
@@ -69,9 +75,10 @@ async def run(sc: Scenario, log_dir: Path, quick: bool) -> dict:
         "host": host_info(),
         "scenario": asdict(sc),
         "targets": {},
+        "fmpsite_root": str(root) if root else None,
     }
     rpid = redis_pid()
-    for target in build(sc.targets, log_dir):
+    for target in build(sc.targets, log_dir, root or ROOT):
         print(f"== {target.label}", flush=True)
         results["targets"][target.name] = await run_target(sc, target, log_dir, rpid)
         results["simulator"] = results["targets"][target.name].get("simulator")
@@ -86,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (e.g. from make or CI) takes the same cleanup path as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        results = asyncio.run(run(sc, log_dir, args.quick))
+        results = asyncio.run(run(sc, log_dir, args.quick, args.fmpsite_root))
     finally:
         Proc.stop_all()
         if args.keep_logs:

@@ -75,13 +75,13 @@ class Proc:
         env: dict[str, str],
         log_dir: Path,
         *,
-        pipes: bool = False,
+        cwd: Path = ROOT,
     ) -> None:
+        self.cwd = cwd
         self.name = name
         self.args = args
         self.env = env
         self.log_path = log_dir / f"{name}.log"
-        self.pipes = pipes
         self.popen: subprocess.Popen | None = None
         self.aproc: asyncio.subprocess.Process | None = None
 
@@ -96,7 +96,7 @@ class Proc:
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
             self.args,
-            cwd=ROOT,
+            cwd=self.cwd,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -112,7 +112,7 @@ class Proc:
         log = self.log_path.open("ab")
         self.aproc = await asyncio.create_subprocess_exec(
             *self.args,
-            cwd=ROOT,
+            cwd=self.cwd,
             env=self.env,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

@@ -98,25 +98,37 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         "",
         "### Saturation and memory",
         "",
-        "| server | saturation msgs/s | vs plain "
-        "| server CPU s / 10k msgs (best good step) "
+        "| server | saturation msgs/s (peak delivered) | share at peak "
+        "| sustained msgs/s (share >= "
+        f"{sc['share_floor']:.0%}, p99 <= {sc['p99_limit_ms']:g} ms) | peak vs plain "
+        "| server CPU s / 10k msgs (at sustained) "
         "| bytes per idle connection | bytes per subscribed connection |",
-        "|---|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     plain = s.get("plain")
     for t in results["targets"].values():
         if not t.get("ok"):
             lines.append(
-                f"| {t['label']} | failed: `{t.get('error', '?')[:80]}` | | | | |"
+                f"| {t['label']} | failed: `{t.get('error', '?')[:80]}` |||||||"
             )
             continue
         sat = t["saturation_msgs_per_s"]
-        good = [st for st in t["steps"] if st["offered"] == t.get("last_good_offered")]
-        cpu = good[0]["server_cpu_per_10k"] if good else None
+        peak = max(t["steps"], key=lambda st: st["delivered"], default=None)
+        good = [
+            st
+            for st in t["steps"]
+            if st["share"] >= sc["share_floor"]
+            and st["p99_ms"] is not None
+            and st["p99_ms"] <= sc["p99_limit_ms"]
+        ]
+        best = max(good, key=lambda st: st["delivered"], default=None)
         mem = t.get("memory", {})
         lines.append(
-            f"| {t['label']} | {_f(sat)} | {_f(sat / plain if plain else None, '.2f')} "
-            f"| {_f(cpu, '.3f')} | {_f(mem.get('bytes_per_idle_connection'))} "
+            f"| {t['label']} | {_f(sat)} | {_f(peak and peak['share'], '.0%')} "
+            f"| {_f(best and best['delivered'])} "
+            f"| {_f(sat / plain if plain else None, '.2f')} "
+            f"| {_f(best and best['server_cpu_per_10k'], '.3f')} "
+            f"| {_f(mem.get('bytes_per_idle_connection'))} "
             f"| {_f(mem.get('bytes_per_subscribed_connection'))} |"
         )
     lines += [
@@ -184,31 +196,28 @@ def plot(results: dict[str, Any], path: Path) -> bool:
         )
         return False
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
-    for _name, t in results["targets"].items():
-        if not t.get("ok") or not t["steps"]:
+    offered_all: list[float] = []
+    for t in results["targets"].values():
+        steps = [st for st in t.get("steps", []) if st["delivered"] > 0]
+        if not t.get("ok") or not steps:
             continue
-        xs = [st["offered"] for st in t["steps"]]
+        offered_all += [st["offered"] for st in steps]
         ax1.plot(
-            xs, [st["delivered"] for st in t["steps"]], marker="o", label=t["label"]
-        )
-        ax2.plot(
-            xs,
-            [max(st["p99_ms"] or 0.0, 0.5) for st in t["steps"]],
+            [st["offered"] for st in steps],
+            [st["delivered"] for st in steps],
             marker="o",
             label=t["label"],
         )
-    lim = max(
-        (
-            st["offered"]
-            for t in results["targets"].values()
-            if t.get("ok")
-            for st in t["steps"]
-        ),
-        default=1,
-    )
-    ax1.plot(
-        [1, lim], [1, lim], color="grey", linestyle=":", label="delivered = offered"
-    )
+        lat = [st for st in steps if st["p99_ms"] is not None]
+        ax2.plot(
+            [st["offered"] for st in lat],
+            [max(st["p99_ms"], 0.5) for st in lat],
+            marker="o",
+            label=t["label"],
+        )
+    if offered_all:
+        lo, hi = min(offered_all), max(offered_all)
+        ax1.plot([lo, hi], [lo, hi], color="grey", linestyle=":", label="= offered")
     for ax in (ax1, ax2):
         ax.set_xscale("log")
         ax.set_yscale("log")

@@ -42,11 +42,12 @@ class Scenario:
     client_procs: int = 2
     step_secs: float = 10.0
     settle_secs: float = 1.5
-    cooldown_secs: float = 2.0
+    drain_secs: float = 30.0
     start_offered: float = 1000.0
     factor: float = 2.0
     max_offered: float = 400_000.0
     bisect: int = 2
+    down_steps: int = 3
     max_steps: int = 14
     share_floor: float = 0.90
     p99_limit_ms: float = 500.0
@@ -66,7 +67,7 @@ class Scenario:
             clients=200,
             step_secs=2.0,
             settle_secs=0.6,
-            cooldown_secs=0.5,
+            drain_secs=5.0,
             start_offered=4000.0,
             factor=4.0,
             bisect=0,
@@ -399,6 +400,18 @@ async def wait_flowing(pool: ClientPool, within: float) -> dict[str, Any]:
             return m
 
 
+async def drain(sim: Simulator, pool: ClientPool, within: float) -> None:
+    """Stop the ticks and wait until nothing more arrives, so an overloaded step's
+    backlog (unbounded in plain's buffers) does not leak into the next one."""
+    await sim.set_rate(0)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        await pool.all({"cmd": "reset"})
+        await asyncio.sleep(0.5)
+        if merge_reports(await pool.all({"cmd": "report"}))["count"] == 0:
+            return
+
+
 async def run_target(
     sc: Scenario, target: Target, log_dir: Path, rpid: int | None
 ) -> dict[str, Any]:
@@ -449,8 +462,10 @@ async def run_target(
         )
         # Traffic must reach every client before measuring (leases, upstream subscribe).
         subs_per_symbol = sc.subscribers_per_symbol()
-        await sim.set_rate(max(10.0, sc.symbols / 2))
+        # Gently: a backlog built here would leak into the first step.
+        await sim.set_rate(max(sc.symbols / 10, sc.start_offered / subs_per_symbol / 2))
         flow = await wait_flowing(pool, 20.0)
+        await drain(sim, pool, sc.drain_secs)
         if flow["starved"]:
             print(
                 f"  warning: {flow['starved']} connections got no update in warm-up",
@@ -469,15 +484,21 @@ async def run_target(
             show(step)
             if step_ok(sc, step):
                 good = step
+                if bad is not None:
+                    break  # found by stepping down
                 offered *= sc.factor
-            else:
+            elif good is None and len(steps) <= sc.down_steps:
+                # Overloaded from the first step: step down to find a good load.
                 bad = step
+                offered /= sc.factor
+                await drain(sim, pool, sc.drain_secs)
+            else:
+                bad = step if good is not None else bad
                 break
         if good is not None and bad is not None:
             lo, hi = good.offered, bad.offered
             for _ in range(sc.bisect):
-                await sim.set_rate(0)
-                await asyncio.sleep(sc.cooldown_secs)
+                await drain(sim, pool, sc.drain_secs)
                 mid = math.sqrt(lo * hi)
                 step = await measure_step(
                     sc, sim, pool, target, mid / subs_per_symbol, rpid
@@ -494,8 +515,7 @@ async def run_target(
             (s.offered for s in steps if step_ok(sc, s)), default=None
         )
         if target.name == HALF_LOAD_TARGET and saturation > 0:
-            await sim.set_rate(0)
-            await asyncio.sleep(sc.cooldown_secs)
+            await drain(sim, pool, sc.drain_secs)
             half = await measure_step(
                 sc,
                 sim,

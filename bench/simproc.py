@@ -4,7 +4,7 @@ Prints one JSON line ``{"url": ..., "pid": ..., "impl": ...}`` once listening, t
 answers commands, one per line:
 
 - ``rate R``  set the total tick rate (ticks/s over each connection's symbols)
-- ``stats``   print ``{"ticks": N}`` if the simulator counts what it sends
+- ``stats``   print ``{"ticks": N}``, the ticks sent so far
 - ``quit``    stop and exit
 
 Run as ``python -m bench.simproc --rate R --seed S``.
@@ -18,41 +18,17 @@ import json
 import sys
 
 
-def _load_simulator():
-    try:
-        from realtime.fmp.simulator import FmpSimulator
-
-        return FmpSimulator, "realtime.fmp.simulator"
-    except ImportError:  # not landed yet: the bench's own minimal stand-in
-        from bench.minisim import MiniSimulator
-
-        return MiniSimulator, "bench.minisim"
-
-
 def _ticks_sent(sim) -> int | None:
-    for name in ("ticks_sent", "sent_ticks", "ticks"):
-        value = getattr(sim, name, None)
-        if isinstance(value, int):
-            return value
-    stats = getattr(sim, "stats", None)
-    if isinstance(stats, dict):
-        for name in ("ticks_sent", "ticks"):
-            if isinstance(stats.get(name), int):
-                return stats[name]
-    return None
+    value = getattr(sim, "ticks_sent", None)
+    return value if isinstance(value, int) else None
 
 
 async def main(rate: float, seed: int) -> None:
-    import django
+    from realtime.fmp.simulator import FmpSimulator
 
-    django.setup()
-    cls, impl = _load_simulator()
-    kwargs = {"host": "127.0.0.1", "port": 0, "rate": rate, "seed": seed}
-    try:
-        sim = cls(heartbeat_interval=30.0, **kwargs)
-    except TypeError:
-        sim = cls(**kwargs)
+    sim = FmpSimulator(host="127.0.0.1", port=0, rate=rate, seed=seed)
     await sim.start()
+    impl = f"{FmpSimulator.__module__}.{FmpSimulator.__name__}"
     print(json.dumps({"url": sim.url, "impl": impl}), flush=True)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()

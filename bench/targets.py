@@ -53,7 +53,9 @@ class Target:
         self.procs = []
         self.web = []
 
-    def _daphne(self, name: str, app: str, env: dict[str, str]) -> Proc:
+    def _daphne(
+        self, name: str, app: str, env: dict[str, str], cwd: Path = ROOT
+    ) -> Proc:
         port = free_port()
         proc = Proc(
             name,
@@ -61,6 +63,7 @@ class Target:
             + ["--access-log", os.devnull, app],
             env,
             self.log_dir,
+            cwd=cwd,
         ).start()
         self.procs.append(proc)
         self.web.append(proc)
@@ -119,8 +122,11 @@ class Naive(Target):
 class Fmpsite(Target):
     """The product: embedded (one daphne) or scaled (2 daphne + 1 feed worker)."""
 
-    def __init__(self, log_dir: Path, *, scaled: bool, webs: int = 2) -> None:
+    def __init__(
+        self, log_dir: Path, *, scaled: bool, webs: int = 2, root: Path = ROOT
+    ) -> None:
         super().__init__(log_dir)
+        self.root = root
         self.scaled = scaled
         self.uses_redis = scaled
         self.webs = webs
@@ -154,7 +160,7 @@ class Fmpsite(Target):
         env = self.env(sim_url)
         result = subprocess.run(
             [python(), "manage.py", "migrate", "--noinput"],
-            cwd=ROOT,
+            cwd=self.root,
             env=env,
             capture_output=True,
             text=True,
@@ -168,12 +174,15 @@ class Fmpsite(Target):
                 [python(), "manage.py", "runworker", "fmp-feed"],
                 env,
                 self.log_dir,
+                cwd=self.root,
             ).start()
             self.procs.append(worker)
             for i in range(self.webs):
-                self._daphne(f"{self.name}-web{i}", "fmpsite.asgi:application", env)
+                self._daphne(
+                    f"{self.name}-web{i}", "fmpsite.asgi:application", env, self.root
+                )
         else:
-            self._daphne(self.name, "fmpsite.asgi:application", env)
+            self._daphne(self.name, "fmpsite.asgi:application", env, self.root)
         for proc, port in zip(self.web, self.ports, strict=True):
             proc.wait_port(port)
 
@@ -185,10 +194,10 @@ class Fmpsite(Target):
         return [self.prefix] if self.scaled else []
 
 
-def build(names: list[str], log_dir: Path) -> list[Target]:
+def build(names: list[str], log_dir: Path, fmpsite_root: Path = ROOT) -> list[Target]:
     factories = {
-        "fmpsite-embedded": lambda: Fmpsite(log_dir, scaled=False),
-        "fmpsite-scaled": lambda: Fmpsite(log_dir, scaled=True),
+        "fmpsite-embedded": lambda: Fmpsite(log_dir, scaled=False, root=fmpsite_root),
+        "fmpsite-scaled": lambda: Fmpsite(log_dir, scaled=True, root=fmpsite_root),
         "plain": lambda: Plain(log_dir),
         "naive-inmemory": lambda: Naive(log_dir, redis=False),
         "naive-redis": lambda: Naive(log_dir, redis=True),
