@@ -35,7 +35,12 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 ## Benchmarks: `make bench` (full) or `make bench QUICK=1` (under a minute).
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(PY) -m bench $(if $(QUICK),--quick,)
 
 clean:

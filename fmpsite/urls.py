@@ -5,5 +5,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v2/realtime/", include("realtime.urls")),
+    path("", include("fmpsite.api_urls")),
     path("", include("dashboard.urls")),
 ]

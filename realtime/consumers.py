@@ -39,6 +39,13 @@ class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
     limiter: RateLimiter
     symbols: dict[str, None]  # insertion-ordered set
 
+    # No channel-layer channel per connection: the process's FanoutHub is the
+    # only group member and hands ticks to the consumer's Outbox. An alias that
+    # names no layer makes Channels skip ``new_channel``/``receive`` for each
+    # socket, which saves a Redis round trip and a pending receive per connection
+    # and, above all, means a Redis outage cannot close every client with 1011.
+    channel_layer_alias = "fmpsite.no-layer-per-consumer"
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its ``aclose_old_connections()`` hop.
 

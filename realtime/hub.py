@@ -284,11 +284,16 @@ class FanoutHub:
                 logger.warning("event=hub_unknown_message type=%r", kind)
 
     async def _register(self) -> None:
-        channel = await self.channel_layer.new_channel("hub.")
+        # The layer's default prefix: channels-redis reads process-local channels
+        # through one shared receive loop keyed on it, and a custom prefix made the
+        # scaled benchmark deliver nothing.
+        channel = await self.channel_layer.new_channel()
+        # Publish the name before the awaits below, so a symbol a consumer adds
+        # meanwhile is joined by ``join`` instead of slipping between the two.
+        self.channel_name = channel
         await self.channel_layer.group_add(HUBS_GROUP, channel)
         for symbol in list(self.by_symbol):
             await self.channel_layer.group_add(price_group(symbol), channel)
-        self.channel_name = channel
         self._lease_wakeup.set()
         self._ready.set()
         logger.info("event=hub_registered owner=%s channel=%s", self.owner, channel)

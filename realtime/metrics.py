@@ -26,7 +26,8 @@ UPSTREAM_STATE = Gauge(
     "fmpsite_upstream_state", "1 for the feed's current upstream state", ["state"]
 )
 UPSTREAM_RECONNECTS = Counter(
-    "fmpsite_upstream_reconnects_total", "Upstream reconnect attempts"
+    "fmpsite_upstream_reconnects_total",
+    "Times the upstream connection was lost and the FMP client began reconnecting",
 )
 TICK_TO_SEND = Histogram(
     "fmpsite_tick_to_send_seconds",

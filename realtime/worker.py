@@ -23,10 +23,12 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from realtime import metrics
 from realtime.cache import get_tick_cache
 from realtime.events import FEED_CHANNEL, HUBS_GROUP
 from realtime.feed import FeedService, LayerPublisher, LocalPublisher
 from realtime.fmp.client import FmpClient
+from realtime.fmp.protocol import ParseError
 from realtime.selectors import pinned_symbols
 from realtime.status import get_status_store
 
@@ -99,7 +101,7 @@ class RedisLeaderLock:
 
 
 def _client_factory(url: str, api_key: str):
-    def build(on_tick, on_state_change=None) -> FmpClient:
+    def build(on_tick, on_state_change=None, on_event=None) -> FmpClient:
         return FmpClient(
             url=url,
             api_key=api_key,
@@ -117,6 +119,7 @@ def _client_factory(url: str, api_key: str):
             ping_timeout=settings.FMP_PING_TIMEOUT,
             subscribe_batch=settings.FMP_SUBSCRIBE_BATCH,
             on_state_change=on_state_change,
+            on_event=on_event,
         )
 
     return build
@@ -202,7 +205,11 @@ class FeedRunner:
         )
 
         def client_factory(on_tick):
-            return build(on_tick, on_state_change=self._on_state_change)
+            return build(
+                on_tick,
+                on_state_change=self._on_state_change,
+                on_event=self._on_upstream_event,
+            )
 
         return FeedService(
             client_factory=client_factory,
@@ -218,9 +225,16 @@ class FeedRunner:
 
     def _on_state_change(self, state: str) -> None:
         logger.info("event=upstream_state state=%s owner=%s", state, self.owner)
+        if state == "reconnecting":
+            metrics.UPSTREAM_RECONNECTS.inc()
         if self.feed is not None:
             task = asyncio.ensure_future(self.feed.publish_status())
             task.add_done_callback(lambda t: t.exception())
+
+    @staticmethod
+    def _on_upstream_event(event: object) -> None:
+        if isinstance(event, ParseError):
+            metrics.UPSTREAM_MALFORMED.inc()
 
     async def _stop_feed(self) -> None:
         if self.feed is not None:

@@ -234,7 +234,7 @@ def live_simulator() -> Iterator[SimulatorThread]:
 
 
 @pytest.fixture(scope="session")
-def live_server(
+def product_server(
     live_simulator: SimulatorThread, migrated_sqlite: str
 ) -> Iterator[dict[str, Any]]:
     """The whole product in embedded mode under daphne, fed by ``live_simulator``."""
@@ -258,20 +258,15 @@ def live_server(
 
 
 @pytest.fixture(scope="session")
-def live_server_url(live_server: dict[str, Any]) -> str:
-    return live_server["url"]
+def product_url(product_server: dict[str, Any]) -> str:
+    return product_server["url"]
 
 
 @pytest.fixture(scope="session")
-def live_simulator_control(live_simulator: SimulatorThread) -> SimulatorThread:
-    return live_simulator
-
-
-@pytest.fixture(scope="session")
-def live_server_user(live_server: dict[str, Any]) -> tuple[str, str]:
+def product_user(product_server: dict[str, Any]) -> tuple[str, str]:
     username, password = "alice", "alice-password-123"
     manage(
-        live_server["env"],
+        product_server["env"],
         "shell",
         "-c",
         "from django.contrib.auth.models import User; "
@@ -299,3 +294,12 @@ def _fresh_realtime_state():
     get_tick_cache().clear()
     reset_tick_cache()
     reset_status_store()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item, so fixtures can show server logs
+    of a failed test (``request.node.rep_call``)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -97,7 +97,9 @@ class _Walk:
         if self.trades and rng.random() < break_probability:
             lp, ls = rng.choice(self.trades)
             return protocol.encode_tick_legacy(symbol, "B", t_ns, lp=lp, ls=ls)
-        if rng.random() < quote_ratio:
+        # A symbol's first tick is a trade, so a client (the guide's example prints
+        # ``last_price`` of every update) never shows a quote-only "None" price.
+        if self.last_trade is not None and rng.random() < quote_ratio:
             spread = rng.randint(1, 5)
             bid = max(1, self.cents - spread // 2 - 1)
             ask = bid + spread

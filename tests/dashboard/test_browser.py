@@ -6,8 +6,7 @@ Two kinds of test:
   (Playwright's WebSocket routing): deterministic checks of the client's protocol
   handling, DOM updates, reconnect/resubscribe, ping and backoff. Runs anywhere.
 - ``test_live_dashboard_end_to_end``: the whole product (daphne, embedded feed,
-  simulator) from the ``live_server_url`` fixture of tests/conftest.py; skipped
-  when that fixture is not available.
+  simulator) from the ``product_url`` fixture of tests/conftest.py.
 
 Set ``FMPSITE_UPDATE_SCREENSHOT=1`` to refresh docs/dashboard.png from the live run.
 """
@@ -45,7 +44,9 @@ SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
+        pytest.fail(
+            f"{CHROMIUM} is not installed: `apt-get install chromium` (.ci/run does it)"
+        )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS
@@ -66,7 +67,7 @@ def page(browser: Browser) -> Iterator[Page]:
 @pytest.fixture
 def django_server(transactional_db: None, monkeypatch) -> Iterator[str]:
     """Django's threaded test server on this process's test database (the name
-    ``live_server`` belongs to the whole-product fixture of tests/conftest.py)."""
+    ``product_server`` belongs to the whole-product fixture of tests/conftest.py)."""
     # Playwright's sync API keeps an event loop on this thread, which Django's
     # async-safety check mistakes for async code; the ORM here is plain sync use.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -426,23 +427,20 @@ def test_guide_demo_page_speaks_the_protocol(django_server: str, page: Page) -> 
 # --- against the whole product ------------------------------------------------------
 
 
-def _live_fixture(request: pytest.FixtureRequest, name: str) -> Any:
-    try:
-        return request.getfixturevalue(name)
-    except pytest.FixtureLookupError:
-        pytest.skip(f"fixture {name!r} (tests/conftest.py) is not available")
-
-
 def _update_count(page: Page) -> int:
     return int(page.locator("#dashboard").get_attribute("data-update-count") or 0)
 
 
 def test_live_dashboard_end_to_end(
-    request: pytest.FixtureRequest, page: Page, tmp_path: Path
+    page: Page,
+    tmp_path: Path,
+    product_url: str,
+    product_user: tuple[str, str],
+    live_simulator: Any,
 ) -> None:
-    base_url: str = _live_fixture(request, "live_server_url")
-    username, password = _live_fixture(request, "live_server_user")
-    simulator = _live_fixture(request, "live_simulator_control")
+    base_url = product_url
+    username, password = product_user
+    simulator = live_simulator
     page.set_default_timeout(20_000)
     static = page.request.get(f"{base_url}/static/dashboard/dashboard.js")
     assert static.ok, (

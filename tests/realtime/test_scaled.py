@@ -1,0 +1,276 @@
+"""Scaled mode over real processes and the real Redis channel layer.
+
+Two daphne web processes and one ``runworker fmp-feed`` share Redis (a private key
+prefix per test) and a simulator this test controls. These run in CI: .ci/run
+starts Redis when it is not running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+import websockets
+
+from tests.conftest import (
+    ServerProcess,
+    SimulatorThread,
+    daphne,
+    free_port,
+    server_env,
+    wait_until,
+)
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+pytestmark = pytest.mark.redis
+
+
+def start_scaled(
+    migrated_sqlite: str,
+    redis_prefix: str,
+    *,
+    redis_url: str = REDIS_URL,
+    workers: int = 1,
+    webs: int = 2,
+) -> dict:
+    """Start a simulator, ``workers`` feed workers and ``webs`` web processes."""
+    redis.Redis.from_url(redis_url).ping()  # fail loudly: CI must provide Redis
+    sim = SimulatorThread(rate=40.0, seed=11, heartbeat_interval=1.0).start()
+    env = server_env(
+        DATABASE_URL=migrated_sqlite,
+        REDIS_URL=redis_url,
+        REALTIME_CHANNEL_PREFIX=redis_prefix,
+        REALTIME_CACHE_PREFIX=redis_prefix,
+        FMP_API_KEY="scaled-key",
+        FMP_WS_URL=sim.url,
+    )
+    feed_workers = [
+        ServerProcess(
+            f"feed-worker-{i}",
+            [sys.executable, "manage.py", "runworker", "fmp-feed"],
+            env,
+        ).start()
+        for i in range(workers)
+    ]
+    ports = [free_port() for _ in range(webs)]
+    web_processes = [daphne(f"web-{i}", port, env) for i, port in enumerate(ports)]
+    stack = {
+        "ports": ports,
+        "webs": web_processes,
+        "workers": feed_workers,
+        "sim": sim,
+        "env": env,
+        "redis_url": redis_url,
+        "prefix": redis_prefix,
+    }
+    try:
+        for web, port in zip(web_processes, ports, strict=True):
+            web.wait_port(port)
+    except BaseException:
+        stop_scaled(stack, show_logs=True)
+        raise
+    return stack
+
+
+def stop_scaled(stack: dict, *, show_logs: bool = False) -> None:
+    for process in [*stack["workers"], *stack["webs"]]:
+        if show_logs:
+            print(f"--- {process.name} ---\n{process.log()}")
+        process.stop()
+    stack["sim"].stop()
+    try:
+        client = redis.Redis.from_url(stack["redis_url"])
+        for key in client.scan_iter(f"{stack['prefix']}*"):
+            client.delete(key)
+    except redis.RedisError:
+        pass
+
+
+@pytest.fixture
+def scaled(migrated_sqlite, redis_prefix, request):
+    stack = start_scaled(migrated_sqlite, redis_prefix)
+    yield stack
+    failed = getattr(request.node, "rep_call", None)
+    stop_scaled(stack, show_logs=bool(failed and failed.failed))
+
+
+async def open_client(port: int):
+    ws = await websockets.connect(f"ws://127.0.0.1:{port}/api/v2/realtime/ws/prices")
+    assert json.loads(await ws.recv())["type"] == "connected"
+    return ws
+
+
+async def subscribe(ws, symbols):
+    await ws.send(json.dumps({"action": "subscribe", "symbols": symbols}))
+    while (message := json.loads(await asyncio.wait_for(ws.recv(), 10)))[
+        "type"
+    ] != "subscription":
+        pass
+    return message
+
+
+async def next_update(ws, symbol: str, within: float = 10) -> dict:
+    deadline = time.monotonic() + within
+    while True:
+        left = deadline - time.monotonic()
+        message = json.loads(await asyncio.wait_for(ws.recv(), max(left, 0.01)))
+        if message["type"] == "price_update" and message["symbol"] == symbol:
+            if not message.get("snapshot"):
+                return message
+
+
+async def test_clients_on_two_web_processes_receive_the_same_ticks(scaled):
+    a = await open_client(scaled["ports"][0])
+    b = await open_client(scaled["ports"][1])
+    await subscribe(a, ["SCLA"])
+    await subscribe(b, ["SCLA"])
+    # Both processes' hubs are in the group once each has seen one update.
+    await next_update(a, "SCLA", 15)
+    await next_update(b, "SCLA", 15)
+    seen_b: set[int] = set()
+    for _ in range(3):
+        update = await next_update(a, "SCLA")
+        while update["timestamp"] not in seen_b:
+            other = await next_update(b, "SCLA", 5)
+            seen_b.add(other["timestamp"])
+            if other["timestamp"] > update["timestamp"]:
+                break
+        assert update["timestamp"] in seen_b, "web-1 got a tick web-0 did not"
+    await a.close()
+    await b.close()
+
+
+async def test_killed_web_process_lease_expires_and_its_symbols_leave_upstream(
+    scaled,
+):
+    sim = scaled["sim"]
+
+    def upstream():
+        return sim.run(sim.sim.subscribed_symbols)
+
+    keep = await open_client(scaled["ports"][0])
+    doomed = await open_client(scaled["ports"][1])
+    await subscribe(keep, ["KEEP"])
+    await subscribe(doomed, ["GONE"])
+    await asyncio.to_thread(
+        wait_until, lambda: {"KEEP", "GONE"} <= upstream(), 15, "both upstream"
+    )
+    scaled["webs"][1].kill()  # SIGKILL: no lease release, the lease must expire
+    await asyncio.to_thread(
+        wait_until, lambda: "GONE" not in upstream(), 15, "GONE after lease expiry"
+    )
+    assert "KEEP" in upstream()
+    assert (await next_update(keep, "KEEP"))["symbol"] == "KEEP"
+    await keep.close()
+
+
+def upstream_of(stack) -> frozenset[str]:
+    sim = stack["sim"]
+    return sim.run(sim.sim.subscribed_symbols)
+
+
+def open_upstream_connections(stack) -> int:
+    sim = stack["sim"]
+    return sim.run(lambda: sim.sim.open_connections)
+
+
+async def test_standby_takes_over_within_10s_when_leader_is_killed(
+    migrated_sqlite, redis_prefix
+):
+    stack = start_scaled(migrated_sqlite, redis_prefix, workers=2, webs=1)
+    sim = stack["sim"]
+    try:
+        ws = await open_client(stack["ports"][0])
+        await subscribe(ws, ["FAIL"])
+        await next_update(ws, "FAIL", 15)
+        assert open_upstream_connections(stack) == 1
+        client = redis.Redis.from_url(REDIS_URL)
+        leader = client.get(f"{redis_prefix}:feed:leader").decode()
+        pids = {w.proc.pid: w for w in stack["workers"]}
+        leader_proc = next(w for pid, w in pids.items() if f":{pid}:" in leader)
+        leader_proc.kill()  # SIGKILL: no clean release of the lock
+        killed_at = time.monotonic()
+        await next_update(ws, "FAIL", 15)
+        # The update above may still be in flight from before the kill; wait for
+        # the new leader's connection and a tick that came through it.
+        await asyncio.to_thread(
+            wait_until,
+            lambda: sim.run(lambda: sim.sim.logins) >= 2,
+            15,
+            "the standby to log in upstream",
+        )
+        await next_update(ws, "FAIL", 10)
+        took = time.monotonic() - killed_at
+        assert took < 10, f"standby took {took:.1f}s"
+        assert sim.run(lambda: sim.sim.max_open_connections) == 1, (
+            "two upstream connections were open at once"
+        )
+        new_leader = client.get(f"{redis_prefix}:feed:leader").decode()
+        assert new_leader != leader
+        await ws.close()
+    finally:
+        stop_scaled(stack)
+
+
+@pytest.fixture
+def private_redis():
+    """A redis-server of our own, so restarting it disturbs nothing else."""
+    port = free_port()
+    args = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    wait_until(lambda: _pings(url), 10, "private redis to start")
+    state = {"proc": proc, "url": url, "args": args}
+    yield state
+    state["proc"].terminate()
+    state["proc"].wait(5)
+
+
+def restart(private: dict) -> None:
+    private["proc"].kill()
+    private["proc"].wait(5)
+    private["proc"] = subprocess.Popen(private["args"], stdout=subprocess.DEVNULL)
+
+
+def _pings(url: str) -> bool:
+    try:
+        return redis.Redis.from_url(url, socket_timeout=0.5).ping()
+    except redis.RedisError:
+        return False
+
+
+async def test_after_redis_restart_leases_rebuild_upstream_set_and_ticks_flow(
+    migrated_sqlite, redis_prefix, private_redis
+):
+    stack = start_scaled(
+        migrated_sqlite, redis_prefix, redis_url=private_redis["url"], webs=1
+    )
+    try:
+        ws = await open_client(stack["ports"][0])
+        await subscribe(ws, ["RDSA"])
+        await next_update(ws, "RDSA", 15)
+        await asyncio.to_thread(restart, private_redis)
+        await asyncio.to_thread(
+            wait_until, lambda: _pings(private_redis["url"]), 10, "redis back"
+        )
+        update = await next_update(ws, "RDSA", 30)
+        assert update["symbol"] == "RDSA"
+        assert "RDSA" in upstream_of(stack)
+        await ws.close()
+    finally:
+        stop_scaled(stack)
