@@ -18,6 +18,7 @@ The hub also aggregates its connections' symbols into one lease for the feed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -301,10 +302,11 @@ class FanoutHub:
     async def _lease_loop(self) -> None:
         interval = max(0.5, self.lease_ttl / 3)
         while True:
-            try:
-                await asyncio.wait_for(self._lease_wakeup.wait(), interval)
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: cancelling wait_for's inner task
+            # could leave aclose() waiting forever on 3.11 (seen in the fuzz test).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._lease_wakeup.wait()
             self._lease_wakeup.clear()
             await self.send_lease()
 

@@ -279,3 +279,60 @@ async def test_foreign_origin_refused_and_missing_origin_allowed():
     await same.disconnect()
     no_origin = await connect()
     await no_origin.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_session_user_connects_when_anonymous_refused(settings):
+    from channels.db import database_sync_to_async
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    settings.REALTIME_ALLOW_ANONYMOUS = False
+
+    @database_sync_to_async
+    def session_cookie() -> str:
+        client = Client()
+        client.force_login(User.objects.create_user("carol", password="x"))
+        return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+    key = await session_cookie()
+    comm = await connect(
+        headers=[(b"cookie", f"{settings.SESSION_COOKIE_NAME}={key}".encode())]
+    )
+    await assert_still_open(comm)
+    await comm.disconnect()
+    forged = WebsocketCommunicator(
+        application,
+        PATH,
+        headers=[(b"cookie", f"{settings.SESSION_COOKIE_NAME}=forged".encode())],
+    )
+    connected, _ = await forged.connect()
+    assert not connected
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_per_user_connection_cap_refuses_one_more_until_one_closes(settings):
+    from channels.db import database_sync_to_async
+    from django.contrib.auth.models import User
+    from rest_framework.authtoken.models import Token
+
+    settings.REALTIME_MAX_CONNECTIONS_PER_USER = 2
+
+    @database_sync_to_async
+    def make_token():
+        return Token.objects.create(
+            user=User.objects.create_user("dave", password="x")
+        ).key
+
+    auth = [(b"authorization", f"Token {await make_token()}".encode())]
+    first = await connect(headers=auth)
+    second = await connect(headers=auth)
+    third = WebsocketCommunicator(application, PATH, headers=auth)
+    connected, _ = await third.connect()
+    assert not connected
+    anonymous = await connect()  # the cap is per user, not global
+    await first.disconnect()  # returns once the consumer has detached
+    fourth = await connect(headers=auth)
+    await assert_still_open(fourth)
+    for comm in (second, fourth, anonymous):
+        await comm.disconnect()

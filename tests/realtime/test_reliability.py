@@ -1,0 +1,263 @@
+"""Faults of ARCHITECTURE.md's table, each against the real product (daphne, embedded
+feed) and a simulator this test controls, over loopback sockets.
+
+Each test starts its own simulator and server on a private copy of the database, so
+a fault injected here (refused logins, silence) cannot leak into other tests. The
+scaled-mode faults (worker kill -9, Redis restart, web process kill) are in
+test_scaled.py. docs/reliability.md maps every fault to its test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import statistics
+import time
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import websockets
+
+from tests.conftest import (
+    SimulatorThread,
+    async_wait_until,
+    daphne,
+    free_port,
+    server_env,
+)
+from tests.realtime.wsclient import (
+    collect_updates,
+    next_update,
+    open_client,
+    request,
+    subscribe,
+    subscriptions,
+)
+
+
+@pytest.fixture
+def product(migrated_sqlite, tmp_path):
+    """Start ``product(**env)``: a fresh simulator and an embedded server fed by it."""
+    source = Path(migrated_sqlite.removeprefix("sqlite:///"))
+    started: list[tuple] = []
+
+    def start(rate: float = 40.0, **env: str) -> SimpleNamespace:
+        db = tmp_path / f"db-{len(started)}.sqlite3"
+        shutil.copyfile(source, db)
+        sim = SimulatorThread(rate=rate, seed=5, heartbeat_interval=1.0).start()
+        port = free_port()
+        server_environment = server_env(
+            DATABASE_URL=f"sqlite:///{db}",
+            FMP_API_KEY="reliability-key",
+            FMP_WS_URL=sim.url,
+            **env,
+        )
+        server = daphne(f"daphne-reliability-{len(started)}", port, server_environment)
+        started.append((server, sim))
+        server.wait_port(port)
+        return SimpleNamespace(port=port, sim=sim, server=server)
+
+    yield start
+    for server, sim in started:
+        server.stop()
+        sim.stop()
+
+
+def http_json(port: int, path: str) -> dict:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as exc:  # health answers 503 with the same body
+        return json.loads(exc.read())
+
+
+def metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(f"{name} "):
+                return float(line.split()[1])
+    raise AssertionError(f"metric {name} not exported")
+
+
+def upstream(p) -> frozenset[str]:
+    return p.sim.run(p.sim.sim.subscribed_symbols)
+
+
+def sim_value(p, attribute: str):
+    return p.sim.run(lambda: getattr(p.sim.sim, attribute))
+
+
+async def assert_upstream_exactly(p, symbols: set[str], within: float = 10) -> None:
+    await async_wait_until(
+        lambda: upstream(p) == symbols and sim_value(p, "open_connections") == 1,
+        within,
+        f"upstream subscription to be exactly {sorted(symbols)} on one connection",
+    )
+
+
+async def test_fmp_restart_clients_keep_sockets_and_upstream_is_rebuilt(product):
+    p = product()
+    ws = await open_client(p.port)
+    await subscribe(ws, ["RSTA", "RSTB"])
+    await next_update(ws, "RSTA", 15)
+    await assert_upstream_exactly(p, {"RSTA", "RSTB"})
+    p.sim.call(p.sim.sim.restart())
+    assert upstream(p) == frozenset()  # the restarted server knows no one
+    await next_update(ws, "RSTA", 15)
+    await next_update(ws, "RSTB", 15)
+    assert await subscriptions(ws) == ["RSTA", "RSTB"]
+    await assert_upstream_exactly(p, {"RSTA", "RSTB"})
+    assert sim_value(p, "max_open_connections") == 1
+    await ws.close()
+
+
+async def test_refused_login_is_reported_retried_slowly_and_recovers(product):
+    p = product(FMP_FATAL_BACKOFF="3")
+    ws = await open_client(p.port)
+    await subscribe(ws, ["LGNA"])
+    await next_update(ws, "LGNA", 15)
+    p.sim.run(p.sim.sim.refuse_logins)
+    p.sim.call(p.sim.sim.drop_connections())
+    health = await async_wait_until(
+        lambda: (h := http_json(p.port, "/api/v2/realtime/health"))["status"]
+        == "disconnected"
+        and h,
+        10,
+        "health to report the refused login",
+    )
+    assert "unauthorized" in health["last_error"].lower(), health
+    assert health["is_running"] is False
+    attempts = sim_value(p, "login_attempts")
+    await asyncio.sleep(4)
+    # The fatal backoff (3 s here, 300 s by default) spaces the retries: no loop.
+    assert sim_value(p, "login_attempts") - attempts <= 2
+    await request(ws, {"action": "ping"}, "pong")  # the client's socket is untouched
+    p.sim.run(lambda: p.sim.sim.refuse_logins(False))
+    await next_update(ws, "LGNA", 15)
+    await assert_upstream_exactly(p, {"LGNA"})
+    assert http_json(p.port, "/api/v2/realtime/health")["status"] == "connected"
+    await ws.close()
+
+
+async def test_malformed_upstream_frames_are_logged_skipped_and_counted(product):
+    p = product()
+    ws = await open_client(p.port)
+    await subscribe(ws, ["MALA"])
+    await next_update(ws, "MALA", 15)
+    logins = sim_value(p, "logins")
+
+    async def push():
+        await p.sim.sim.send_malformed()
+
+    p.sim.call(push())
+    await async_wait_until(
+        lambda: metric(p.port, "fmpsite_upstream_malformed_total") >= 8,
+        10,
+        "the eight malformed frames to be counted",
+    )
+    await next_update(ws, "MALA", 10)
+    assert sim_value(p, "logins") == logins, "a bad frame must not cost the connection"
+    assert "event=upstream_malformed" in p.server.log()
+    await ws.close()
+
+
+async def test_silent_upstream_is_detected_and_replaced(product):
+    p = product(FMP_IDLE_TIMEOUT="2")
+    ws = await open_client(p.port)
+    await subscribe(ws, ["SILA"])
+    await next_update(ws, "SILA", 15)
+    attempts = sim_value(p, "login_attempts")
+    p.sim.run(p.sim.sim.silence)
+    await async_wait_until(
+        lambda: sim_value(p, "login_attempts") > attempts,
+        15,
+        "the idle watchdog to replace the silent connection",
+    )
+    p.sim.run(lambda: p.sim.sim.silence(False))
+    await next_update(ws, "SILA", 15)
+    await assert_upstream_exactly(p, {"SILA"})
+    await ws.close()
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+async def timed_updates(ws, seconds: float) -> list[float]:
+    """Latency (ms, receipt minus the tick's upstream timestamp) of each update."""
+    out = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            raw = await asyncio.wait_for(ws.recv(), left)
+        except TimeoutError:
+            break
+        at = time.time()
+        message = json.loads(raw)
+        if message["type"] == "price_update" and not message.get("snapshot"):
+            out.append(at * 1000 - message["timestamp"])
+    return out
+
+
+STALLED_CLIENTS = 4
+STALL_SECONDS = 30
+RSS_GROWTH_BOUND = 16 * 1024 * 1024
+
+
+async def test_stalled_readers_cost_bounded_memory_and_are_closed_4009(product):
+    """Four clients stop reading while the simulator sends 1000 ticks/s for 30 s.
+
+    Unbounded, each would queue ~270 KB/s in the server (>30 MB each over the
+    run); bounded, each costs at most the 256 KiB send-buffer limit plus one
+    pending update per symbol. A normal client's median latency stays within 2x
+    its baseline (plus 2 ms, the tick timestamp's resolution), and the stalled
+    clients are closed with 4009 once the 20 s stall deadline passes.
+    """
+    symbols = [f"STL{chr(65 + i)}" for i in range(20)]
+    p = product(rate=1000.0, REALTIME_STALL_TIMEOUT="20", LOG_LEVEL="WARNING")
+    normal = await open_client(p.port)
+    await subscribe(normal, symbols[:5])
+    await collect_updates(normal, 2)  # warm up: the upstream set settles
+    baseline = await timed_updates(normal, 5)
+    assert len(baseline) > 500, "the simulator did not reach the offered rate"
+    pid = p.server.proc.pid
+    rss_before = rss_bytes(pid)
+
+    stalled = []
+    for _ in range(STALLED_CLIENTS):
+        # max_queue=1: websockets stops reading the socket once one message waits,
+        # so the kernel buffers fill and the server sees a client that never reads.
+        ws = await open_client(p.port, max_queue=1)
+        await subscribe(ws, symbols)
+        stalled.append(ws)
+    conflated_before = metric(p.port, "fmpsite_messages_conflated_total")
+
+    during: list[float] = []
+    rss_peak = rss_before
+    started = time.monotonic()
+    while time.monotonic() - started < STALL_SECONDS:
+        during += await timed_updates(normal, 1)
+        rss_peak = max(rss_peak, rss_bytes(pid))
+
+    growth = rss_peak - rss_before
+    assert growth < RSS_GROWTH_BOUND, f"server RSS grew {growth / 2**20:.1f} MiB"
+    assert metric(p.port, "fmpsite_messages_conflated_total") > conflated_before
+    base_p50 = statistics.median(baseline)
+    stall_p50 = statistics.median(during)
+    assert stall_p50 <= 2 * base_p50 + 2, (
+        f"normal client p50 {stall_p50:.1f} ms vs baseline {base_p50:.1f} ms"
+    )
+    for ws in stalled:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(ws.recv(), 10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4009
+    assert "event=ws_stalled_closed" in p.server.log()
+    await request(normal, {"action": "ping"}, "pong")
+    await normal.close()
