@@ -249,8 +249,10 @@ class FanoutHub:
                 elif now - outbox.stalled_since > self.stall_timeout:
                     self._stalled.discard(outbox)
                     logger.warning(
-                        "event=ws_stalled_closed conn=%s seconds=%.1f buffered=%d",
+                        "event=ws_stalled_closed conn=%s code=%d seconds=%.1f "
+                        "buffered=%d",
                         outbox.conn_id,
+                        CLOSE_STALLED,
                         now - outbox.stalled_since,
                         buffered_bytes(outbox.transport),
                     )

@@ -20,45 +20,20 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from tests.conftest import daphne, free_port, server_env, wait_until
+from tests.realtime.wsclient import (
+    collect_updates,
+    open_client,
+    subscribe,
+    subscriptions,
+)
 
 GUIDE_EXAMPLE = Path(__file__).parent / "guide" / "example3_client.py"
-
-
-def ws_url(product_server) -> str:
-    return f"ws://127.0.0.1:{product_server['port']}/api/v2/realtime/ws/prices"
-
-
-async def open_client(product_server):
-    ws = await websockets.connect(ws_url(product_server))
-    assert json.loads(await ws.recv())["type"] == "connected"
-    return ws
-
-
-async def subscribe(ws, symbols: list[str]) -> dict:
-    await ws.send(json.dumps({"action": "subscribe", "symbols": symbols}))
-    while True:
-        message = json.loads(await asyncio.wait_for(ws.recv(), 5))
-        if message["type"] == "subscription":
-            return message
-
-
-async def collect_updates(ws, seconds: float) -> list[dict]:
-    updates = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            message = json.loads(await asyncio.wait_for(ws.recv(), left))
-        except TimeoutError:
-            break
-        if message["type"] == "price_update":
-            updates.append(message)
-    return updates
 
 
 async def test_client_gets_snapshot_then_live_updates_for_exactly_its_symbols(
     product_server, live_simulator
 ):
-    first = await open_client(product_server)
+    first = await open_client(product_server["port"])
     ack = await subscribe(first, ["E2EA", "E2EB"])
     assert ack == {
         "type": "subscription",
@@ -69,7 +44,7 @@ async def test_client_gets_snapshot_then_live_updates_for_exactly_its_symbols(
     updates = await collect_updates(first, 2.0)
     assert {u["symbol"] for u in updates} == {"E2EA", "E2EB"}
     assert all(not u.get("snapshot") for u in updates)
-    second = await open_client(product_server)
+    second = await open_client(product_server["port"])
     await subscribe(second, ["E2EA"])
     snapshot = json.loads(await asyncio.wait_for(second.recv(), 5))
     assert snapshot["type"] == "price_update" and snapshot["symbol"] == "E2EA"
@@ -81,8 +56,8 @@ async def test_client_gets_snapshot_then_live_updates_for_exactly_its_symbols(
 async def test_two_clients_with_overlapping_symbols_each_get_only_theirs(
     product_server,
 ):
-    a = await open_client(product_server)
-    b = await open_client(product_server)
+    a = await open_client(product_server["port"])
+    b = await open_client(product_server["port"])
     await subscribe(a, ["OVLA", "OVLB"])
     await subscribe(b, ["OVLB", "OVLC"])
     got_a, got_b = await asyncio.gather(collect_updates(a, 2), collect_updates(b, 2))
@@ -101,7 +76,7 @@ async def test_upstream_set_follows_clients_joining_and_leaving(
     def upstream():
         return live_simulator.run(live_simulator.sim.subscribed_symbols)
 
-    ws = await open_client(product_server)
+    ws = await open_client(product_server["port"])
     await subscribe(ws, ["FLWA", "FLWB"])
     await asyncio.to_thread(
         wait_until, lambda: {"FLWA", "FLWB"} <= upstream(), 10, "FLWA/FLWB upstream"
@@ -120,16 +95,13 @@ async def test_upstream_set_follows_clients_joining_and_leaving(
 async def test_clients_keep_their_sockets_through_an_upstream_drop(
     product_server, live_simulator
 ):
-    ws = await open_client(product_server)
+    ws = await open_client(product_server["port"])
     await subscribe(ws, ["DRPA"])
     assert await collect_updates(ws, 1.5)
     live_simulator.call(live_simulator.sim.drop_connections())
     after = await collect_updates(ws, 4.0)
     assert after, "no updates after the upstream reconnected"
-    await ws.send(json.dumps({"action": "get_subscriptions"}))
-    while (reply := json.loads(await ws.recv()))["type"] != "subscriptions":
-        pass
-    assert reply["symbols"] == ["DRPA"]
+    assert await subscriptions(ws) == ["DRPA"]
     await ws.close()
 
 

@@ -8,14 +8,12 @@ starts Redis when it is not running.
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 import time
 
 import pytest
 import redis
-import websockets
 
 from tests.conftest import (
     ServerProcess,
@@ -25,6 +23,7 @@ from tests.conftest import (
     server_env,
     wait_until,
 )
+from tests.realtime.wsclient import next_update, open_client, subscribe
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 pytestmark = pytest.mark.redis
@@ -97,31 +96,6 @@ def scaled(migrated_sqlite, redis_prefix, request):
     yield stack
     failed = getattr(request.node, "rep_call", None)
     stop_scaled(stack, show_logs=bool(failed and failed.failed))
-
-
-async def open_client(port: int):
-    ws = await websockets.connect(f"ws://127.0.0.1:{port}/api/v2/realtime/ws/prices")
-    assert json.loads(await ws.recv())["type"] == "connected"
-    return ws
-
-
-async def subscribe(ws, symbols):
-    await ws.send(json.dumps({"action": "subscribe", "symbols": symbols}))
-    while (message := json.loads(await asyncio.wait_for(ws.recv(), 10)))[
-        "type"
-    ] != "subscription":
-        pass
-    return message
-
-
-async def next_update(ws, symbol: str, within: float = 10) -> dict:
-    deadline = time.monotonic() + within
-    while True:
-        left = deadline - time.monotonic()
-        message = json.loads(await asyncio.wait_for(ws.recv(), max(left, 0.01)))
-        if message["type"] == "price_update" and message["symbol"] == symbol:
-            if not message.get("snapshot"):
-                return message
 
 
 async def test_clients_on_two_web_processes_receive_the_same_ticks(scaled):
@@ -270,7 +244,12 @@ async def test_after_redis_restart_leases_rebuild_upstream_set_and_ticks_flow(
         )
         update = await next_update(ws, "RDSA", 30)
         assert update["symbol"] == "RDSA"
-        assert "RDSA" in upstream_of(stack)
+        await asyncio.to_thread(
+            wait_until,
+            lambda: upstream_of(stack) == {"RDSA"},
+            10,
+            "the upstream set to be rebuilt as exactly the leased symbols",
+        )
         await ws.close()
     finally:
         stop_scaled(stack)

@@ -36,7 +36,9 @@ async def request(ws, message: dict[str, Any], reply_type: str, within: float = 
 
 
 async def subscribe(ws, symbols: list[str]) -> dict[str, Any]:
-    return await request(ws, {"action": "subscribe", "symbols": symbols}, "subscription")
+    return await request(
+        ws, {"action": "subscribe", "symbols": symbols}, "subscription"
+    )
 
 
 async def subscriptions(ws) -> list[str]:
@@ -59,7 +61,7 @@ async def next_update(ws, symbol: str, within: float = 10) -> dict[str, Any]:
 
 
 async def collect_updates(ws, seconds: float) -> list[dict[str, Any]]:
-    """Every live ``price_update`` received within ``seconds``."""
+    """Every ``price_update`` received within ``seconds``, snapshots included."""
     updates = []
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
@@ -67,6 +69,6 @@ async def collect_updates(ws, seconds: float) -> list[dict[str, Any]]:
             message = json.loads(await asyncio.wait_for(ws.recv(), left))
         except TimeoutError:
             break
-        if message["type"] == "price_update" and not message.get("snapshot"):
+        if message["type"] == "price_update":
             updates.append(message)
     return updates
