@@ -154,7 +154,7 @@ def open_upstream_connections(stack) -> int:
 
 
 async def test_standby_takes_over_within_10s_when_leader_is_killed(
-    migrated_sqlite, redis_prefix
+    migrated_sqlite, redis_prefix, record_property
 ):
     stack = start_scaled(migrated_sqlite, redis_prefix, workers=2, webs=1)
     sim = stack["sim"]
@@ -180,6 +180,7 @@ async def test_standby_takes_over_within_10s_when_leader_is_killed(
         )
         await next_update(ws, "FAIL", 10)
         took = time.monotonic() - killed_at
+        record_property("takeover_seconds", round(took, 2))
         assert took < 10, f"standby took {took:.1f}s"
         assert sim.run(lambda: sim.sim.max_open_connections) == 1, (
             "two upstream connections were open at once"
@@ -229,7 +230,7 @@ def _pings(url: str) -> bool:
 
 
 async def test_after_redis_restart_leases_rebuild_upstream_set_and_ticks_flow(
-    migrated_sqlite, redis_prefix, private_redis
+    migrated_sqlite, redis_prefix, private_redis, record_property
 ):
     stack = start_scaled(
         migrated_sqlite, redis_prefix, redis_url=private_redis["url"], webs=1
@@ -242,8 +243,12 @@ async def test_after_redis_restart_leases_rebuild_upstream_set_and_ticks_flow(
         await asyncio.to_thread(
             wait_until, lambda: _pings(private_redis["url"]), 10, "redis back"
         )
+        back_at = time.monotonic()
         update = await next_update(ws, "RDSA", 30)
         assert update["symbol"] == "RDSA"
+        record_property(
+            "ticks_after_redis_back_seconds", round(time.monotonic() - back_at, 2)
+        )
         await asyncio.to_thread(
             wait_until,
             lambda: upstream_of(stack) == {"RDSA"},
