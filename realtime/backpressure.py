@@ -8,8 +8,8 @@ the connection's outbox, one per symbol).
 
 Daphne hands each application ``partial(Server.handle_reply, protocol)`` as its
 ``send`` (channels' session wrapper keeps it as ``real_send``); the protocol's
-``transport`` is a Twisted TCP transport whose ``dataBuffer`` and
-``_tempDataLen`` are the pending bytes. Under any other server (or the test
+``transport`` is a Twisted TCP transport whose ``dataBuffer`` (past ``offset``)
+and ``_tempDataLen`` are the pending bytes. Under any other server (or the test
 communicator) no transport is found and nothing is limited.
 """
 
@@ -22,14 +22,15 @@ from typing import Any
 _MAX_DEPTH = 8
 
 
-def find_transport(send: Callable[..., Any]) -> Any | None:
+def find_protocol(send: Callable[..., Any]) -> Any | None:
+    """The daphne WebSocket protocol behind an ASGI ``send``, if there is one."""
     current: Any = send
     for _ in range(_MAX_DEPTH):
         if isinstance(current, functools.partial):
             for arg in current.args:
                 transport = getattr(arg, "transport", None)
                 if transport is not None and hasattr(transport, "dataBuffer"):
-                    return transport
+                    return arg
             current = current.func
             continue
         owner = getattr(current, "__self__", None)
@@ -40,5 +41,9 @@ def find_transport(send: Callable[..., Any]) -> Any | None:
 
 
 def buffered_bytes(transport: Any) -> int:
-    """Bytes written by the server but not yet accepted by the kernel."""
-    return len(transport.dataBuffer) + transport._tempDataLen
+    """Bytes written by the server but not yet accepted by the kernel.
+
+    Twisted keeps bytes it already sent at the head of ``dataBuffer`` until the
+    next refill; ``offset`` says how many.
+    """
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen

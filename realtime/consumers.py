@@ -19,7 +19,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from realtime.backpressure import find_transport
+from realtime.backpressure import find_protocol
 from realtime.cache import get_tick_cache
 from realtime.hub import FanoutHub, Outbox, get_hub
 from realtime.limits import RateLimiter
@@ -89,11 +89,17 @@ class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
             self.conn_id,
             user_key,
             close=self._close_with,
-            transport=find_transport(self.base_send),
+            protocol=find_protocol(self.base_send),
+            direct=settings.REALTIME_DIRECT_WRITE,
         )
         await self.accept()
         self.hub.attach(self.outbox)
-        logger.info("event=ws_connected conn=%s user=%s", self.conn_id, user_key)
+        logger.info(
+            "event=ws_connected conn=%s user=%s direct_write=%s",
+            self.conn_id,
+            user_key,
+            self.outbox.direct,
+        )
         await self.send_json(
             {"type": "connected", "message": "Connected to real-time price stream"}
         )

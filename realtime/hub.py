@@ -32,6 +32,7 @@ from django.conf import settings
 
 from realtime import metrics
 from realtime.backpressure import buffered_bytes
+from realtime.directwrite import supports_direct_write, text_frame, write_frames
 from realtime.events import FEED_CHANNEL, HUBS_GROUP, LeaseEvent
 from realtime.groups import price_group
 
@@ -58,6 +59,8 @@ class Outbox:
         "conflated",
         "user_key",
         "transport",
+        "protocol",
+        "direct",
         "stalled_since",
     )
 
@@ -69,13 +72,23 @@ class Outbox:
         *,
         close: Callable[[int], Awaitable[None]] | None = None,
         transport: Any = None,
+        protocol: Any = None,
+        direct: bool = False,
     ) -> None:
         self.send_text = send_text
         self.close = close
         self.conn_id = conn_id
         self.user_key = user_key
+        self.protocol = protocol
+        if protocol is not None and transport is None:
+            transport = protocol.transport
         self.transport = transport
-        self.pending: dict[str, str] = {}
+        # Pending updates are ready-made frames (bytes) when written directly to
+        # the socket (realtime/directwrite.py), texts for the ASGI send otherwise.
+        self.direct = (
+            direct and protocol is not None and supports_direct_write(protocol)
+        )
+        self.pending: dict[str, str | bytes] = {}
         self.symbols: set[str] = set()
         self.conflated = 0
         self.stalled_since: float | None = None
@@ -85,6 +98,10 @@ class Outbox:
 
     async def flush(self) -> int:
         batch, self.pending = self.pending, {}
+        if self.direct:
+            if not write_frames(self.protocol, b"".join(batch.values())):
+                return 0
+            return len(batch)
         for text in batch.values():
             await self.send_text(text)
         return len(batch)
@@ -203,11 +220,17 @@ class FanoutHub:
         members = self.by_symbol.get(symbol)
         if not members:
             return
+        frame: bytes | None = None
         for outbox in members:
             if symbol in outbox.pending:
                 outbox.conflated += 1
                 metrics.MESSAGES_CONFLATED.inc()
-            outbox.pending[symbol] = text
+            if outbox.direct:
+                if frame is None:
+                    frame = text_frame(text)  # once per tick, not per client
+                outbox.pending[symbol] = frame
+            else:
+                outbox.pending[symbol] = text
         self._dirty.update(members)
         self._flush_wakeup.set()
         metrics.TICK_TO_SEND.observe(max(0.0, time.time() - tick_ts / 1000))
