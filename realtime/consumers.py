@@ -93,15 +93,16 @@ class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
             direct=settings.REALTIME_DIRECT_WRITE,
         )
         await self.accept()
+        await self.send_json(
+            {"type": "connected", "message": "Connected to real-time price stream"}
+        )
+        # After the greeting: the hub may queue an upstream_status at once.
         self.hub.attach(self.outbox)
         logger.info(
             "event=ws_connected conn=%s user=%s direct_write=%s",
             self.conn_id,
             user_key,
             self.outbox.direct,
-        )
-        await self.send_json(
-            {"type": "connected", "message": "Connected to real-time price stream"}
         )
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:

@@ -50,3 +50,11 @@ class LeaseRequestEvent(TypedDict):
     """Feed -> every hub: send your lease now (feed started or took over)."""
 
     type: Literal["hub.lease_request"]
+
+
+class UpstreamStatusEvent(TypedDict):
+    """Feed -> every hub: the upstream state changed; ``text`` is the client message."""
+
+    type: Literal["hub.upstream"]
+    status: str
+    text: str

@@ -24,9 +24,16 @@ from django.utils.module_loading import import_string
 
 from realtime import metrics
 from realtime.cache import TickCache
+from realtime.events import HUBS_GROUP, UpstreamStatusEvent
 from realtime.fmp.protocol import Tick
 from realtime.groups import price_group
-from realtime.state import PriceState, encode_price_update, merge_tick, utc_now_iso
+from realtime.state import (
+    PriceState,
+    encode_price_update,
+    encode_upstream_status,
+    merge_tick,
+    utc_now_iso,
+)
 from realtime.status import FeedStatus, StatusStore
 
 logger = logging.getLogger(__name__)
@@ -49,6 +56,7 @@ class UpstreamClient(Protocol):
 
 class Publisher(Protocol):
     def publish(self, symbol: str, text: str, tick_ts: int) -> None: ...
+    def publish_upstream(self, status: str, text: str) -> None: ...
     async def start(self) -> None: ...
     async def aclose(self) -> None: ...
 
@@ -62,6 +70,13 @@ class LocalPublisher:
         hub = current_hub()
         if hub is not None:
             hub.deliver(symbol, text, tick_ts)
+
+    def publish_upstream(self, status: str, text: str) -> None:
+        from realtime.hub import current_hub
+
+        hub = current_hub()
+        if hub is not None:
+            hub.deliver_upstream(status, text)
 
     async def start(self) -> None:
         return None
@@ -81,11 +96,16 @@ class LayerPublisher:
     def __init__(self, channel_layer: Any) -> None:
         self.channel_layer = channel_layer
         self._pending: dict[str, tuple[str, int]] = {}
+        self._upstream: UpstreamStatusEvent | None = None
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def publish(self, symbol: str, text: str, tick_ts: int) -> None:
         self._pending[symbol] = (text, tick_ts)
+        self._wakeup.set()
+
+    def publish_upstream(self, status: str, text: str) -> None:
+        self._upstream = {"type": "hub.upstream", "status": status, "text": text}
         self._wakeup.set()
 
     async def start(self) -> None:
@@ -96,6 +116,12 @@ class LayerPublisher:
             await self._wakeup.wait()
             self._wakeup.clear()
             batch, self._pending = self._pending, {}
+            upstream, self._upstream = self._upstream, None
+            if upstream is not None:
+                try:
+                    await self.channel_layer.group_send(HUBS_GROUP, upstream)
+                except Exception as exc:
+                    logger.warning("event=publish_upstream_failed error=%r", exc)
             for symbol, (text, tick_ts) in batch.items():
                 event = {
                     "type": "price.update",
@@ -279,6 +305,10 @@ class FeedService:
         await asyncio.gather(*self._callback_tasks, return_exceptions=True)
         await self.publish_status()
         logger.info("event=feed_stopped owner=%s", self.owner)
+
+    def announce_upstream(self, state: str) -> None:
+        """Tell every client the upstream state changed (``upstream_status``)."""
+        self.publisher.publish_upstream(state, encode_upstream_status(state))
 
     def status(self) -> FeedStatus:
         state = self.client.state if self.running else "stopped"

@@ -39,6 +39,8 @@ from realtime.groups import price_group
 logger = logging.getLogger(__name__)
 
 CLOSE_STALLED = 4009
+# The pending-update key of ``upstream_status`` messages: no symbol is empty.
+UPSTREAM_KEY = ""
 
 
 class Outbox:
@@ -123,6 +125,9 @@ class FanoutHub:
         self._lease_wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
+        # The feed's last upstream_status message, for clients that connect while
+        # the upstream is down (None while it is connected).
+        self.upstream_down_text: str | None = None
 
     # --- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -153,6 +158,9 @@ class FanoutHub:
     # --- connections ---------------------------------------------------------------
     def attach(self, outbox: Outbox) -> None:
         self.outboxes.add(outbox)
+        if self.upstream_down_text is not None:
+            self._queue(outbox, UPSTREAM_KEY, self.upstream_down_text, None)
+            self._flush_wakeup.set()
         metrics.CLIENTS.set(len(self.outboxes))
         self._lease_wakeup.set()
 
@@ -235,6 +243,22 @@ class FanoutHub:
         self._flush_wakeup.set()
         metrics.TICK_TO_SEND.observe(max(0.0, time.time() - tick_ts / 1000))
 
+    def deliver_upstream(self, status: str, text: str) -> None:
+        """Queue the feed's ``upstream_status`` for every client (latest wins)."""
+        self.upstream_down_text = None if status == "connected" else text
+        frame = text_frame(text)
+        for outbox in self.outboxes:
+            self._queue(outbox, UPSTREAM_KEY, text, frame)
+        self._dirty.update(self.outboxes)
+        self._flush_wakeup.set()
+
+    @staticmethod
+    def _queue(outbox: Outbox, key: str, text: str, frame: bytes | None) -> None:
+        if outbox.direct:
+            outbox.pending[key] = frame if frame is not None else text_frame(text)
+        else:
+            outbox.pending[key] = text
+
     async def _flush_loop(self) -> None:
         while True:
             await self._flush_wakeup.wait()
@@ -304,6 +328,8 @@ class FanoutHub:
             kind = message.get("type")
             if kind == "price.update":
                 self.deliver(message["symbol"], message["text"], message["tick_ts"])
+            elif kind == "hub.upstream":
+                self.deliver_upstream(message["status"], message["text"])
             elif kind == "hub.lease_request":
                 self._lease_wakeup.set()
             else:

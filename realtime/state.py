@@ -7,6 +7,7 @@ PROTOCOL.md fixes both shapes: cache entries name the message type ``type`` whil
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -153,3 +154,19 @@ def from_cache_entry(entry: dict[str, Any]) -> PriceState:
         cached_at=entry["cached_at"],
         trade_break=TradeBreak(tb.get("price"), tb.get("size")) if tb else None,
     )
+
+
+def encode_upstream_status(status: str) -> str:
+    """**Extension** message telling clients the upstream feed's state changed.
+
+    Sent to every client when the FMP connection goes down or comes back, so a
+    display can say "feed reconnecting" instead of looking frozen; clients of the
+    original guide ignore unknown message types.
+    """
+    return orjson.dumps(
+        {
+            "type": "upstream_status",
+            "status": status,
+            "timestamp": int(time.time() * 1000),
+        }
+    ).decode()

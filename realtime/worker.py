@@ -228,6 +228,7 @@ class FeedRunner:
         if state == "reconnecting":
             metrics.UPSTREAM_RECONNECTS.inc()
         if self.feed is not None:
+            self.feed.announce_upstream(state)
             task = asyncio.ensure_future(self.feed.publish_status())
             task.add_done_callback(lambda t: t.exception())
 

@@ -226,6 +226,31 @@ def migrated_sqlite() -> Iterator[str]:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+POSTGRES_ADMIN_URL = os.environ.get(
+    "FMPSITE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres() -> Iterator[str]:
+    """A private, migrated PostgreSQL database (the scaled mode's documented setup).
+
+    CI must provide PostgreSQL (.ci/run starts it): a connection error fails loudly.
+    """
+    import psycopg
+
+    name = f"fmpsite_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        manage(server_env(DATABASE_URL=url), "migrate", "--noinput")
+        yield url
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def live_simulator() -> Iterator[SimulatorThread]:
     sim = SimulatorThread(rate=40.0, seed=7, heartbeat_interval=1.0).start()

@@ -4,6 +4,9 @@
 //
 // DOM hooks (also what the browser tests read):
 //   #connection-status[data-connection-state]  connecting|connected|reconnecting|disconnected
+//     (reconnecting also while the socket is up but the server's upstream feed is
+//     down, as its `upstream_status` messages say)
+//   #connection-status[data-upstream-state]    the server's last upstream_status
 //   #subscribed-count[data-subscribed-count]   symbols the server confirmed
 //   .price-card[data-symbol]                   one per watchlist symbol
 //     [data-last-price]   latest last_price ("" when none yet)
@@ -80,7 +83,18 @@ class Dashboard {
     this.stream = new PriceStream(sameHostWebSocketUrl(root.dataset.wsPath), {
       pingInterval,
     });
-    this.stream.addEventListener("state", (e) => this.renderStatus(e.detail));
+    this.socketStatus = { state: States.CONNECTING };
+    this.upstreamStatus = "connected";
+    this.stream.addEventListener("state", (e) => {
+      this.socketStatus = e.detail;
+      // A new socket starts from a clean slate; the server re-announces an outage.
+      if (e.detail.state !== States.CONNECTED) this.upstreamStatus = "connected";
+      this.renderStatus();
+    });
+    this.stream.addEventListener("upstream", (e) => {
+      this.upstreamStatus = e.detail.status;
+      this.renderStatus();
+    });
     this.stream.addEventListener("subscriptions", (e) => this.renderSubscriptions(e.detail));
     this.stream.addEventListener("price", (e) => this.queue(e.detail));
     this.stream.addEventListener("servererror", (e) => this.showBanner(e.detail.message));
@@ -201,14 +215,24 @@ class Dashboard {
 
   // --- status --------------------------------------------------------------------
 
-  renderStatus({ state, delay, attempt }) {
-    this.status.dataset.connectionState = state;
-    this.status.className = `status ${state}`;
-    this.statusText.textContent = STATUS_TEXT[state] || state;
-    this.status.title =
+  renderStatus() {
+    const { delay, attempt } = this.socketStatus;
+    let state = this.socketStatus.state;
+    let text = STATUS_TEXT[state] || state;
+    let title =
       state === States.CONNECTED || delay === undefined
         ? ""
         : `Retry ${attempt} in ${(delay / 1000).toFixed(1)} s`;
+    if (state === States.CONNECTED && this.upstreamStatus !== "connected") {
+      state = States.RECONNECTING;
+      text = "Price feed reconnecting…";
+      title = `The server's market data feed is ${this.upstreamStatus}`;
+    }
+    this.status.dataset.connectionState = state;
+    this.status.dataset.upstreamState = this.upstreamStatus;
+    this.status.className = `status ${state}`;
+    this.statusText.textContent = text;
+    this.status.title = title;
   }
 
   renderSubscriptions({ symbols, total }) {

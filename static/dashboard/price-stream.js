@@ -228,6 +228,10 @@ export class PriceStream extends EventTarget {
       case "price_update":
         this._emit("price", message);
         break;
+      case "upstream_status":
+        // Extension: the server's own upstream feed went down or came back.
+        this._emit("upstream", { status: message.status });
+        break;
       case "pong":
         break;
       case "error":

@@ -346,6 +346,28 @@ def test_pings_every_30s_and_replaces_a_silent_socket(
     assert fake.actions(1, "subscribe")[0]["symbols"] == DEFAULT_SYMBOLS
 
 
+def test_upstream_status_shows_feed_reconnecting_and_back(
+    django_server: str, page: Page, browser_user: str
+) -> None:
+    fake = FakeStream()
+    page.route_web_socket(WS_GLOB, fake.route)
+    log_in(page, django_server, browser_user, PASSWORD)
+    status = page.locator("#connection-status")
+    expect(status).to_have_attribute("data-connection-state", "connected")
+    expect(status).to_have_attribute("data-upstream-state", "connected")
+
+    fake._send(0, {"type": "upstream_status", "status": "reconnecting"})
+    expect(status).to_have_attribute("data-connection-state", "reconnecting")
+    expect(status).to_have_attribute("data-upstream-state", "reconnecting")
+    expect(status).to_contain_text("Price feed reconnecting")
+    assert len(fake.connections) == 1, "the page keeps its socket"
+
+    fake._send(0, {"type": "upstream_status", "status": "connected"})
+    expect(status).to_have_attribute("data-connection-state", "connected")
+    expect(status).to_contain_text("Connected")
+    expect(page.locator("#error-banner")).to_be_hidden()
+
+
 def test_backoff_slows_retries_and_reports_disconnected(
     django_server: str, page: Page, browser_user: str
 ) -> None:
@@ -494,14 +516,24 @@ def test_live_dashboard_end_to_end(
     expect(card(page, "NVDA")).to_be_visible()
     expect(card(page, removed)).to_have_count(0)
 
-    # The upstream feed drops: browsers keep their socket, prices continue.
+    # The upstream feed drops (and refuses logins for a while, so the outage is
+    # long enough to see): the browser keeps its socket, the indicator says the
+    # feed is reconnecting, then connected, and prices move again.
     wait_until(page, lambda: _update_count(page) > 0, "updates after reload")
-    simulator.call(simulator.sim.drop_connections())
+    simulator.run(simulator.sim.refuse_logins)
+    try:
+        simulator.call(simulator.sim.drop_connections())
+        expect(status).to_have_attribute("data-connection-state", "reconnecting")
+        expect(status).not_to_have_attribute("data-upstream-state", "connected")
+        expect(status).to_contain_text("Price feed reconnecting")
+    finally:
+        simulator.run(lambda: simulator.sim.refuse_logins(False))
+    expect(status).to_have_attribute("data-connection-state", "connected")
+    expect(status).to_have_attribute("data-upstream-state", "connected")
     before = _update_count(page)
     wait_until(
         page, lambda: _update_count(page) >= before + 20, "prices after the drop", 30
     )
-    expect(status).to_have_attribute("data-connection-state", "connected")
     expect(page.locator("#error-banner")).to_be_hidden()
 
     shot = tmp_path / "dashboard.png"

@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from fmpsite.asgi import application
 from realtime.hub import close_hub
 
-DOCUMENTED_TYPES = {"subscription", "subscriptions", "pong", "error", "price_update"}
+DOCUMENTED_TYPES = {
+    "subscription",
+    "subscriptions",
+    "pong",
+    "error",
+    "price_update",
+    "upstream_status",
+}
 
 json_values = st.recursive(
     st.none()

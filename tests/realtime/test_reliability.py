@@ -31,6 +31,7 @@ from tests.conftest import (
 )
 from tests.realtime.wsclient import (
     collect_updates,
+    next_message,
     next_update,
     open_client,
     request,
@@ -122,6 +123,11 @@ async def test_refused_login_is_reported_retried_slowly_and_recovers(product):
     await next_update(ws, "LGNA", 15)
     p.sim.run(p.sim.sim.refuse_logins)
     p.sim.call(p.sim.sim.drop_connections())
+    down = await next_message(ws, "upstream_status", 10, status="disconnected")
+    assert down["timestamp"] > 0  # clients are told, not left guessing
+    late = await open_client(p.port)  # and so is one that connects meanwhile
+    await next_message(late, "upstream_status", 5, status="disconnected")
+    await late.close()
     health = await async_wait_until(
         lambda: (
             (h := http_json(p.port, "/api/v2/realtime/health"))["status"]
@@ -138,6 +144,7 @@ async def test_refused_login_is_reported_retried_slowly_and_recovers(product):
     assert sim_value(p, "login_attempts") - attempts <= 2
     await request(ws, {"action": "ping"}, "pong")  # the client's socket is untouched
     p.sim.run(lambda: p.sim.sim.refuse_logins(False))
+    await next_message(ws, "upstream_status", 15, status="connected")
     await next_update(ws, "LGNA", 15)
     await assert_upstream_exactly(p, {"LGNA"})
     assert http_json(p.port, "/api/v2/realtime/health")["status"] == "connected"

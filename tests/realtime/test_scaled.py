@@ -30,7 +30,7 @@ pytestmark = pytest.mark.redis
 
 
 def start_scaled(
-    migrated_sqlite: str,
+    database_url: str,
     redis_prefix: str,
     *,
     redis_url: str = REDIS_URL,
@@ -41,7 +41,7 @@ def start_scaled(
     redis.Redis.from_url(redis_url).ping()  # fail loudly: CI must provide Redis
     sim = SimulatorThread(rate=40.0, seed=11, heartbeat_interval=1.0).start()
     env = server_env(
-        DATABASE_URL=migrated_sqlite,
+        DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         REALTIME_CHANNEL_PREFIX=redis_prefix,
         REALTIME_CACHE_PREFIX=redis_prefix,
@@ -91,8 +91,9 @@ def stop_scaled(stack: dict, *, show_logs: bool = False) -> None:
 
 
 @pytest.fixture
-def scaled(migrated_sqlite, redis_prefix, request):
-    stack = start_scaled(migrated_sqlite, redis_prefix)
+def scaled(migrated_postgres, redis_prefix, request):
+    """Two web processes and a worker on PostgreSQL and Redis, as in the README."""
+    stack = start_scaled(migrated_postgres, redis_prefix)
     yield stack
     failed = getattr(request.node, "rep_call", None)
     stop_scaled(stack, show_logs=bool(failed and failed.failed))

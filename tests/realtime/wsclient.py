@@ -35,6 +35,20 @@ async def request(ws, message: dict[str, Any], reply_type: str, within: float = 
             return reply
 
 
+async def next_message(
+    ws, message_type: str, within: float = 10, **fields: Any
+) -> dict[str, Any]:
+    """The next message of ``message_type`` whose fields match ``fields``."""
+    deadline = time.monotonic() + within
+    while True:
+        left = max(deadline - time.monotonic(), 0.01)
+        message = json.loads(await asyncio.wait_for(ws.recv(), left))
+        if message["type"] == message_type and all(
+            message.get(k) == v for k, v in fields.items()
+        ):
+            return message
+
+
 async def subscribe(ws, symbols: list[str]) -> dict[str, Any]:
     return await request(
         ws, {"action": "subscribe", "symbols": symbols}, "subscription"
