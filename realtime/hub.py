@@ -73,7 +73,6 @@ class Outbox:
         user_key: str | None = None,
         *,
         close: Callable[[int], Awaitable[None]] | None = None,
-        transport: Any = None,
         protocol: Any = None,
         direct: bool = False,
     ) -> None:
@@ -81,10 +80,9 @@ class Outbox:
         self.close = close
         self.conn_id = conn_id
         self.user_key = user_key
+        # daphne's WebSocket protocol (realtime/backpressure.py), None elsewhere.
         self.protocol = protocol
-        if protocol is not None and transport is None:
-            transport = protocol.transport
-        self.transport = transport
+        self.transport = getattr(protocol, "transport", None)
         # Pending updates are ready-made frames (bytes) when written directly to
         # the socket (realtime/directwrite.py), texts for the ASGI send otherwise.
         self.direct = (
