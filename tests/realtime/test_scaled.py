@@ -141,6 +141,15 @@ async def test_killed_web_process_lease_expires_and_its_symbols_leave_upstream(
     )
     assert "KEEP" in upstream()
     assert (await next_update(keep, "KEEP"))["symbol"] == "KEEP"
+    # The killed process's client reconnects to the survivor and resubscribes
+    # (as the dashboard's client does): ticks again, upstream exactly as needed.
+    back = await open_client(scaled["ports"][0])
+    await subscribe(back, ["GONE"])
+    assert (await next_update(back, "GONE", 15))["symbol"] == "GONE"
+    await asyncio.to_thread(
+        wait_until, lambda: upstream() == {"KEEP", "GONE"}, 10, "exactly KEEP, GONE"
+    )
+    await back.close()
     await keep.close()
 
 
