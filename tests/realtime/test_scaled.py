@@ -23,7 +23,7 @@ from tests.conftest import (
     server_env,
     wait_until,
 )
-from tests.realtime.wsclient import next_update, open_client, subscribe
+from tests.realtime.wsclient import next_message, next_update, open_client, subscribe
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 pytestmark = pytest.mark.redis
@@ -116,6 +116,12 @@ async def test_clients_on_two_web_processes_receive_the_same_ticks(scaled):
             if other["timestamp"] > update["timestamp"]:
                 break
         assert update["timestamp"] in seen_b, "web-1 got a tick web-0 did not"
+    # An upstream drop reaches the clients of both processes as upstream_status.
+    sim = scaled["sim"]
+    sim.call(sim.sim.drop_connections())
+    for ws in (a, b):
+        await next_message(ws, "upstream_status", 15, status="connected")
+        await next_update(ws, "SCLA", 15)
     await a.close()
     await b.close()
 
