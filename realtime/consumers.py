@@ -209,7 +209,7 @@ class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
         for symbol in added:
             state = snapshots.get(symbol)
             # A live update already pending is at least as new as the snapshot.
-            if state is not None and symbol not in self.outbox.pending:
+            if state is not None and not self.outbox.has_pending(symbol):
                 await self.send(text_data=encode_price_update(state, snapshot=True))
         if refused:
             await self.send_error(

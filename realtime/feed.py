@@ -89,19 +89,29 @@ class LayerPublisher:
     """Scaled mode: one ``group_send`` per update to the symbol's group.
 
     ``publish`` is called from the read loop and must not wait on Redis, so updates
-    queue here, conflated to the latest per symbol: under overload a hub receives
-    fewer, newer updates instead of a growing backlog (each carries full state).
+    queue here in order. If Redis falls more than ``backlog_limit`` updates behind,
+    the backlog is conflated to the latest update per symbol (each carries the full
+    state): hubs then get fewer, newer updates instead of an unbounded queue.
     """
 
-    def __init__(self, channel_layer: Any) -> None:
+    def __init__(self, channel_layer: Any, backlog_limit: int = 10_000) -> None:
         self.channel_layer = channel_layer
-        self._pending: dict[str, tuple[str, int]] = {}
+        self.backlog_limit = backlog_limit
+        self._queue: list[tuple[str, str, int]] = []
         self._upstream: UpstreamStatusEvent | None = None
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def publish(self, symbol: str, text: str, tick_ts: int) -> None:
-        self._pending[symbol] = (text, tick_ts)
+        self._queue.append((symbol, text, tick_ts))
+        if len(self._queue) > self.backlog_limit:
+            latest = {item[0]: item for item in self._queue}
+            logger.warning(
+                "event=publish_backlog_conflated updates=%d kept=%d",
+                len(self._queue),
+                len(latest),
+            )
+            self._queue = list(latest.values())
         self._wakeup.set()
 
     def publish_upstream(self, status: str, text: str) -> None:
@@ -115,14 +125,14 @@ class LayerPublisher:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            batch, self._pending = self._pending, {}
+            batch, self._queue = self._queue, []
             upstream, self._upstream = self._upstream, None
             if upstream is not None:
                 try:
                     await self.channel_layer.group_send(HUBS_GROUP, upstream)
                 except Exception as exc:
                     logger.warning("event=publish_upstream_failed error=%r", exc)
-            for symbol, (text, tick_ts) in batch.items():
+            for symbol, text, tick_ts in batch:
                 event = {
                     "type": "price.update",
                     "symbol": symbol,

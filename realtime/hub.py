@@ -7,9 +7,10 @@ process is the member instead. The hub receives one message per tick, whose text
 the feed encoded once, and hands it to the local connections' outboxes; a single
 flusher task writes the pending texts to the sockets.
 
-Each outbox keeps at most one pending update per symbol (the newest), so a client
-that cannot keep up gets conflated updates and memory stays bounded by its
-subscriptions, whatever the tick rate.
+A client that keeps up gets every update, in order. One that cannot (its socket
+holds more than ``REALTIME_SEND_BUFFER_LIMIT`` unread bytes) gets conflated
+updates: its outbox keeps at most one pending update per symbol (the newest), so
+memory stays bounded by its subscriptions, whatever the tick rate.
 
 The hub also aggregates its connections' symbols into one lease for the feed
 (ARCHITECTURE.md, "Subscription bookkeeping"), sent on change and every ttl/3 s.
@@ -44,17 +45,21 @@ UPSTREAM_KEY = ""
 
 
 class Outbox:
-    """One connection's pending updates, conflated to the latest per symbol.
+    """One connection's updates waiting for the next flush.
 
-    When the connection's transport holds more than ``buffer_limit`` unread bytes
-    (see realtime/backpressure.py) nothing more is written: updates keep
-    replacing each other in ``pending`` until the client reads again, or until it
-    has been stalled too long and the hub closes it.
+    ``queue`` holds every update in arrival order (``(symbol, data)``) and is
+    emptied on each flush, one event-loop turn after the ticks arrived. When the
+    connection's transport holds more than ``buffer_limit`` unread bytes (see
+    realtime/backpressure.py) the connection is stalled: nothing more is written
+    and updates replace each other in ``pending`` (one per symbol) until the
+    client reads again (``resume``), or until it has been stalled too long and the
+    hub closes it.
     """
 
     __slots__ = (
         "send_text",
         "close",
+        "queue",
         "pending",
         "conn_id",
         "symbols",
@@ -88,6 +93,7 @@ class Outbox:
         self.direct = (
             direct and protocol is not None and supports_direct_write(protocol)
         )
+        self.queue: list[tuple[str, str | bytes]] = []
         self.pending: dict[str, str | bytes] = {}
         self.symbols: set[str] = set()
         self.conflated = 0
@@ -96,13 +102,37 @@ class Outbox:
     def backlogged(self, limit: int) -> bool:
         return self.transport is not None and buffered_bytes(self.transport) > limit
 
+    def put(self, symbol: str, data: str | bytes) -> None:
+        if self.stalled_since is None:
+            self.queue.append((symbol, data))
+            return
+        if symbol in self.pending:
+            self.conflated += 1
+            metrics.MESSAGES_CONFLATED.inc()
+        self.pending[symbol] = data
+
+    def has_pending(self, symbol: str) -> bool:
+        return symbol in self.pending or any(s == symbol for s, _ in self.queue)
+
+    def discard(self, symbol: str) -> None:
+        """Drop what is waiting for ``symbol`` (the client unsubscribed)."""
+        self.pending.pop(symbol, None)
+        if self.queue:
+            self.queue = [item for item in self.queue if item[0] != symbol]
+
+    def resume(self) -> None:
+        """The client reads again: its conflated updates go out next, in order."""
+        self.stalled_since = None
+        self.queue.extend(self.pending.items())
+        self.pending = {}
+
     async def flush(self) -> int:
-        batch, self.pending = self.pending, {}
+        batch, self.queue = self.queue, []
         if self.direct:
-            if not write_frames(self.protocol, b"".join(batch.values())):
+            if not write_frames(self.protocol, b"".join([d for _, d in batch])):
                 return 0
             return len(batch)
-        for text in batch.values():
+        for _, text in batch:
             await self.send_text(text)
         return len(batch)
 
@@ -200,7 +230,7 @@ class FanoutHub:
         left = []
         for symbol in symbols:
             outbox.symbols.discard(symbol)
-            outbox.pending.pop(symbol, None)
+            outbox.discard(symbol)
             members = self.by_symbol.get(symbol)
             if members is None:
                 continue
@@ -228,15 +258,12 @@ class FanoutHub:
             return
         frame: bytes | None = None
         for outbox in members:
-            if symbol in outbox.pending:
-                outbox.conflated += 1
-                metrics.MESSAGES_CONFLATED.inc()
             if outbox.direct:
                 if frame is None:
                     frame = text_frame(text)  # once per tick, not per client
-                outbox.pending[symbol] = frame
+                outbox.put(symbol, frame)
             else:
-                outbox.pending[symbol] = text
+                outbox.put(symbol, text)
         self._dirty.update(members)
         self._flush_wakeup.set()
         metrics.TICK_TO_SEND.observe(max(0.0, time.time() - tick_ts / 1000))
@@ -253,9 +280,9 @@ class FanoutHub:
     @staticmethod
     def _queue(outbox: Outbox, key: str, text: str, frame: bytes | None) -> None:
         if outbox.direct:
-            outbox.pending[key] = frame if frame is not None else text_frame(text)
+            outbox.put(key, frame if frame is not None else text_frame(text))
         else:
-            outbox.pending[key] = text
+            outbox.put(key, text)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -287,7 +314,7 @@ class FanoutHub:
             now = time.monotonic()
             for outbox in list(self._stalled):
                 if not outbox.backlogged(self.buffer_limit):
-                    outbox.stalled_since = None
+                    outbox.resume()
                     self._stalled.discard(outbox)
                     self._dirty.add(outbox)
                     self._flush_wakeup.set()
