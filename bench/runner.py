@@ -43,6 +43,7 @@ class Scenario:
     step_secs: float = 10.0
     settle_secs: float = 1.5
     drain_secs: float = 30.0
+    pause_secs: float = 1.0  # lets RSS settle around connect/subscribe
     start_offered: float = 1000.0
     factor: float = 2.0
     max_offered: float = 400_000.0
@@ -67,11 +68,12 @@ class Scenario:
             clients=200,
             step_secs=2.0,
             settle_secs=0.6,
-            drain_secs=5.0,
-            start_offered=4000.0,
+            drain_secs=3.0,
+            pause_secs=0.5,
+            start_offered=1000.0,
             factor=4.0,
             bisect=0,
-            max_steps=3,
+            max_steps=4,
             targets=["plain", "naive-inmemory", "fmpsite-embedded"],
         )
 
@@ -423,7 +425,7 @@ async def run_target(
         target.start(sim.url, sc.symbol_names())
         await pool.start()
         await warm_up(target.urls, sc.symbol_names())
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(sc.pause_secs)
         web = target.web_pids()
         rss0 = rss_of(web)
         assignments = sc.assignments()
@@ -438,10 +440,10 @@ async def run_target(
             + (f" failures: {conn['failures']}" if conn["failed"] else ""),
             flush=True,
         )
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(sc.pause_secs)
         rss1 = rss_of(web)
         subs = await pool.all({"cmd": "subscribe"}, 90)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(sc.pause_secs)
         rss2 = rss_of(web)
         n = max(1, conn["connected"])
         result["memory"] = {
@@ -488,9 +490,12 @@ async def run_target(
                     break  # found by stepping down
                 offered *= sc.factor
             elif good is None and len(steps) <= sc.down_steps:
-                # Overloaded from the first step: step down to find a good load.
+                # Overloaded from the first step: step down to find a good load,
+                # below what it managed to deliver (a long backlog would leak).
                 bad = step
-                offered /= sc.factor
+                offered = min(offered / sc.factor, step.delivered * 0.8) or (
+                    offered / sc.factor
+                )
                 await drain(sim, pool, sc.drain_secs)
             else:
                 bad = step if good is not None else bad
