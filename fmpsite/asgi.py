@@ -15,6 +15,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from fmpsite.gctune import tune_gc  # noqa: E402
 from realtime.auth import (  # noqa: E402
     BrowserOriginValidatorStack,
     RealtimeAuthMiddlewareStack,
@@ -40,3 +41,6 @@ application = ProtocolTypeRouter(
 
 if settings.REALTIME_EMBEDDED_FEED:
     start_with_server()
+
+# Last: everything loaded so far lives as long as the process (fmpsite/gctune.py).
+tune_gc(settings.REALTIME_GC_THRESHOLDS)

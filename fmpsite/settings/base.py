@@ -19,6 +19,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
+from fmpsite.gctune import parse_thresholds
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 # A .env file in the project root is read if present; real environment wins.
@@ -248,6 +250,14 @@ REALTIME_SEND_BUFFER_LIMIT = env_int("REALTIME_SEND_BUFFER_LIMIT", 256 * 1024)
 REALTIME_DIRECT_WRITE = env_bool("REALTIME_DIRECT_WRITE", True)
 REALTIME_CACHE_MAX_SYMBOLS = env_int("REALTIME_CACHE_MAX_SYMBOLS", 10000)
 REALTIME_CACHE_PREFIX = env_str("REALTIME_CACHE_PREFIX", "fmpsite")
+# Server processes: garbage-collector thresholds, applied with gc.freeze() once
+# the application is loaded (fmpsite/gctune.py); "off" keeps CPython's 700,10,10.
+try:
+    REALTIME_GC_THRESHOLDS = parse_thresholds(
+        env_str("REALTIME_GC_THRESHOLDS", "50000,20,100")
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(f"REALTIME_GC_THRESHOLDS={exc}") from exc
 
 # --- REST ---------------------------------------------------------------------------
 
