@@ -17,6 +17,9 @@ import asyncio
 import json
 import sys
 
+from bench.procs import LOAD_PROCESS_GC
+from fmpsite.gctune import tune_gc
+
 
 def _ticks_sent(sim) -> int | None:
     value = getattr(sim, "ticks_sent", None)
@@ -63,4 +66,5 @@ if __name__ == "__main__":
         uvloop.install()
     except ImportError:
         pass
+    tune_gc(LOAD_PROCESS_GC)
     asyncio.run(main(args.rate, args.seed))
