@@ -22,6 +22,7 @@ from django.conf import settings
 from realtime.backpressure import find_protocol
 from realtime.cache import get_tick_cache
 from realtime.hub import FanoutHub, Outbox, get_hub
+from realtime.keepalive import spread_keepalive
 from realtime.limits import RateLimiter
 from realtime.state import encode_price_update
 from realtime.symbols import InvalidSymbol, parse_symbols
@@ -92,6 +93,7 @@ class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
             protocol=find_protocol(self.base_send),
             direct=settings.REALTIME_DIRECT_WRITE,
         )
+        spread_keepalive(self.outbox.protocol)
         await self.accept()
         await self.send_json(
             {"type": "connected", "message": "Connected to real-time price stream"}
@@ -135,6 +137,8 @@ class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs
     ) -> None:
+        # daphne just reset its keepalive clock for this client; keep pings spread.
+        spread_keepalive(self.outbox.protocol)
         if not self.limiter.allow():
             if self.limiter.flooding:
                 logger.warning("event=ws_flood_closed conn=%s", self.conn_id)

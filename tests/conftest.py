@@ -199,7 +199,7 @@ def manage(env: dict[str, str], *args: str, timeout: float = 120) -> str:
     return result.stdout
 
 
-def daphne(name: str, port: int, env: dict[str, str]) -> ServerProcess:
+def daphne(name: str, port: int, env: dict[str, str], *options: str) -> ServerProcess:
     return ServerProcess(
         name,
         [
@@ -210,6 +210,7 @@ def daphne(name: str, port: int, env: dict[str, str]) -> ServerProcess:
             "127.0.0.1",
             "-p",
             str(port),
+            *options,
             "fmpsite.asgi:application",
         ],
         env,
