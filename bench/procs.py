@@ -18,11 +18,6 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
-# The harness's own processes (simulator, load clients) get the server's default
-# collector settings (fmpsite/gctune.py): a full collection over 500 connections'
-# objects would otherwise stall a load client long enough to read as latency.
-LOAD_PROCESS_GC = (50_000, 20, 100)
-
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")

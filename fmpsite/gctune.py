@@ -18,6 +18,9 @@ import logging
 
 logger = logging.getLogger(__name__)
 
+# The default of REALTIME_GC_THRESHOLDS; the benchmark's own processes use it too.
+DEFAULT_THRESHOLDS = (50_000, 20, 100)
+
 
 def parse_thresholds(raw: str) -> tuple[int, int, int] | None:
     """``"50000,20,100"`` -> the three thresholds; ``"off"`` or empty -> None."""

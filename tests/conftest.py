@@ -159,13 +159,18 @@ class ServerProcess:
         self.log_path.unlink(missing_ok=True)
 
 
-def server_env(**overrides: str) -> dict[str, str]:
-    """Environment for a product subprocess: base settings, fast timings."""
-    env = {
+def clean_env() -> dict[str, str]:
+    """This process's environment without any of the project's settings."""
+    return {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("DJANGO_", "FMP_", "REALTIME_", "REDIS_", "DATABASE_"))
     }
+
+
+def server_env(**overrides: str) -> dict[str, str]:
+    """Environment for a product subprocess: base settings, fast timings."""
+    env = clean_env()
     env.update(
         DJANGO_SETTINGS_MODULE="fmpsite.settings.base",
         DJANGO_DEBUG="true",

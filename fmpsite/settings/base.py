@@ -19,7 +19,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
-from fmpsite.gctune import parse_thresholds
+from fmpsite.gctune import DEFAULT_THRESHOLDS, parse_thresholds
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -254,7 +254,7 @@ REALTIME_CACHE_PREFIX = env_str("REALTIME_CACHE_PREFIX", "fmpsite")
 # the application is loaded (fmpsite/gctune.py); "off" keeps CPython's 700,10,10.
 try:
     REALTIME_GC_THRESHOLDS = parse_thresholds(
-        env_str("REALTIME_GC_THRESHOLDS", "50000,20,100")
+        env_str("REALTIME_GC_THRESHOLDS", ",".join(map(str, DEFAULT_THRESHOLDS)))
     )
 except ValueError as exc:
     raise ImproperlyConfigured(f"REALTIME_GC_THRESHOLDS={exc}") from exc

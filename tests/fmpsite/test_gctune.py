@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 
 from fmpsite.gctune import parse_thresholds
-from tests.conftest import ROOT
+from tests.conftest import ROOT, clean_env
 
 PROBE = "import gc, fmpsite.asgi; print(*gc.get_threshold(), gc.get_freeze_count() > 0)"
 
 
 def load_asgi(**env: str) -> subprocess.CompletedProcess[str]:
     """Import fmpsite.asgi the way daphne and runworker do, in a fresh process."""
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "FMP_", "REALTIME_", "REDIS_", "DATABASE_"))
-    }
     return subprocess.run(
         [sys.executable, "-c", PROBE],
         cwd=ROOT,
         env={
-            **base,
+            **clean_env(),
             "DJANGO_SETTINGS_MODULE": "fmpsite.settings.base",
             "DJANGO_DEBUG": "true",
             "REALTIME_EMBEDDED_FEED": "false",

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, clean_env
 
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "FMP_", "REALTIME_", "REDIS_", "DATABASE_"))
-    }
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env={**base, "DJANGO_SETTINGS_MODULE": "fmpsite.settings.base", **env},
+        env={**clean_env(), "DJANGO_SETTINGS_MODULE": "fmpsite.settings.base", **env},
         capture_output=True,
         text=True,
         timeout=60,
