@@ -7,9 +7,14 @@ together (every client of a restarted web process reconnecting and
 resubscribing, or a benchmark) are therefore pinged together and answer
 together: 1,000 pings and 1,000 pongs through autobahn and Twisted in one loop
 turn, which held every price update back by 120-180 ms every 20 s on the 2-core
-benchmark machine (docs/benchmarks.md, "Keepalive pings"). Backdating the
-connection's last ping by a random share of the interval, after the open and
-after each client message, spreads the pings over the interval instead.
+benchmark machine (docs/benchmarks.md, "Keepalive pings"). Moving the
+connection's ping clock forward by a random share of the interval, after the open
+and after each client message, spreads the pings over the next interval instead.
+
+Forward, not back: a ping never goes out sooner than daphne would send it, so
+its ping timeout never drops a silent client sooner either. (Backdating did: a
+stalled reader that cannot answer pings was dropped by daphne's ping timeout,
+1006, before the hub's stall deadline could close it with 4009.)
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ from typing import Any
 def spread_keepalive(
     protocol: Any, jitter: Callable[[], float] = random.random
 ) -> bool:
-    """Backdate daphne's ``last_ping`` by ``jitter() * ping_interval``.
+    """Move daphne's ``last_ping`` forward by ``jitter() * ping_interval``.
 
-    A ping then goes out between 0 and ``ping_interval`` seconds after the
+    A ping then goes out between ``ping_interval`` and twice that after the
     client's last message, not exactly ``ping_interval`` after it. False (and
     nothing changed) when ``protocol`` is not a daphne WebSocket protocol, e.g.
     under the test communicator or another ASGI server.
@@ -35,5 +40,5 @@ def spread_keepalive(
         return False
     if interval <= 0:
         return False
-    protocol.last_ping = last_ping - jitter() * interval
+    protocol.last_ping = last_ping + jitter() * interval
     return True

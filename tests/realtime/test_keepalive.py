@@ -21,12 +21,12 @@ from tests.realtime.test_directwrite import RawClient
 PING = 0x9
 
 
-def test_backdates_last_ping_by_a_share_of_the_interval():
+def test_moves_the_ping_clock_forward_by_a_share_of_the_interval():
     protocol = SimpleNamespace(
         last_ping=1000.0, server=SimpleNamespace(ping_interval=20)
     )
     assert spread_keepalive(protocol, jitter=lambda: 0.25)
-    assert protocol.last_ping == 995.0
+    assert protocol.last_ping == 1005.0  # never a ping sooner than daphne's own
 
 
 @pytest.mark.parametrize(
