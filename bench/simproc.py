@@ -29,7 +29,7 @@ def _ticks_sent(sim) -> int | None:
 
 
 async def main(rate: float, seed: int) -> None:
-    from realtime.fmp.simulator import FmpSimulator
+    from realtime.upstream.simulator import FmpSimulator
 
     sim = FmpSimulator(host="127.0.0.1", port=0, rate=rate, seed=seed)
     await sim.start()

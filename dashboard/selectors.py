@@ -16,8 +16,8 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from dashboard.models import Watchlist
-from realtime.cache import get_tick_cache
-from realtime.state import PriceState
+from realtime.feed.cache import get_tick_cache
+from realtime.feed.state import PriceState
 
 logger = logging.getLogger(__name__)
 

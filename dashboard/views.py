@@ -30,8 +30,8 @@ from dashboard.services import (
     watchlist_remove_symbol,
 )
 
-# Routed by Channels (realtime/routing.py), not by Django's URLconf, so there is no
-# reverse() for it; the JS builds ws(s)://<this host><path> from it.
+# Routed by Channels (realtime/fanout/routing.py), not by Django's URLconf, so
+# there is no reverse() for it; the JS builds ws(s)://<this host><path> from it.
 WS_PATH = "/api/v2/realtime/ws/prices"
 PING_INTERVAL_MS = 30_000
 

@@ -1,14 +1,14 @@
 """Site-level API routes: the OpenAPI schema and docs, and Prometheus metrics.
 
 Included at the site root from fmpsite/urls.py (``path("", include(...))``). The
-REST endpoints themselves are in realtime/urls.py under /api/v2/realtime/.
+REST endpoints themselves are in realtime/api/urls.py under /api/v2/realtime/.
 """
 
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from realtime.metrics_view import metrics_view
-from realtime.views import RootHealthView
+from realtime.api.metrics_view import metrics_view
+from realtime.api.views import RootHealthView
 
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

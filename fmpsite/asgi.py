@@ -1,6 +1,6 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
-In embedded mode the feed starts with the server process (realtime.embedded), not
+In embedded mode the feed starts with the server process (realtime.feed.embedded), not
 on the first client, so prices are flowing before anyone connects.
 """
 
@@ -16,12 +16,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from fmpsite.gctune import tune_gc  # noqa: E402
-from realtime.auth import (  # noqa: E402
+from realtime.fanout.auth import (  # noqa: E402
     BrowserOriginValidatorStack,
     RealtimeAuthMiddlewareStack,
 )
-from realtime.embedded import start_with_server  # noqa: E402
-from realtime.routing import websocket_urlpatterns  # noqa: E402
+from realtime.fanout.routing import websocket_urlpatterns  # noqa: E402
+from realtime.feed.embedded import start_with_server  # noqa: E402
 
 if settings.DEBUG:
     # daphne serves no static files; runserver wraps the app the same way.

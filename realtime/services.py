@@ -20,9 +20,9 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 
 from realtime.events import FEED_CHANNEL, PinsChangedEvent
+from realtime.feed.status import read_feed_status
 from realtime.models import PinnedSubscription
 from realtime.selectors import pinned_symbols
-from realtime.status import read_feed_status
 from realtime.symbols import normalize_symbol
 
 logger = logging.getLogger(__name__)

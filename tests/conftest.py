@@ -75,7 +75,7 @@ class SimulatorThread:
         self.sim: Any = None
 
     def start(self) -> SimulatorThread:
-        from realtime.fmp.simulator import FmpSimulator
+        from realtime.upstream.simulator import FmpSimulator
 
         self.thread.start()
 
@@ -316,8 +316,8 @@ def redis_prefix() -> str:
 @pytest.fixture(autouse=True)
 def _fresh_realtime_state():
     """Each test starts with an empty in-process cache and no feed status."""
-    from realtime.cache import get_tick_cache, reset_tick_cache
-    from realtime.status import reset_status_store
+    from realtime.feed.cache import get_tick_cache, reset_tick_cache
+    from realtime.feed.status import reset_status_store
 
     reset_tick_cache()
     reset_status_store()

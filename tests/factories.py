@@ -10,10 +10,10 @@ from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 
-from realtime.cache import get_tick_cache
-from realtime.fmp.protocol import Tick
-from realtime.state import PriceState, merge_tick, utc_now_iso
-from realtime.status import FeedStatus, get_status_store
+from realtime.feed.cache import get_tick_cache
+from realtime.feed.state import PriceState, merge_tick, utc_now_iso
+from realtime.feed.status import FeedStatus, get_status_store
+from realtime.upstream.protocol import Tick
 
 PASSWORD = "pw-12345-secret"
 _names = itertools.count(1)

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from dashboard.selectors import format_price, format_size, price_card
-from realtime.cache import get_tick_cache
-from realtime.state import PriceState
+from realtime.feed.cache import get_tick_cache
+from realtime.feed.state import PriceState
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from dashboard.services import (
     DEFAULT_WATCHLIST_SYMBOLS,
     watchlist_get_or_create_default,
 )
-from realtime.cache import get_tick_cache
-from realtime.state import PriceState
+from realtime.feed.cache import get_tick_cache
+from realtime.feed.state import PriceState
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from realtime.fmp.client import FmpClient
-from realtime.fmp.simulator import FmpSimulator
+from realtime.upstream.client import FmpClient
+from realtime.upstream.simulator import FmpSimulator
 
 
 @pytest.fixture

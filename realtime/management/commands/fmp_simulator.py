@@ -12,7 +12,7 @@ import logging
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from realtime.fmp.simulator import FmpSimulator
+from realtime.upstream.simulator import FmpSimulator
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ class Command(ChannelsRunworker):
     def handle(self, *args, **options) -> None:
         if options["channels"] != [FEED_CHANNEL]:
             return super().handle(*args, **options)
-        from realtime.worker import FeedRunner
+        from realtime.feed.runner import FeedRunner
 
         logger.info("event=feed_worker_starting channel=%s", FEED_CHANNEL)
         try:

@@ -11,8 +11,8 @@ import pytest
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 
+from realtime.feed.state import to_cache_entry
 from realtime.models import PinnedSubscription
-from realtime.state import to_cache_entry
 from tests.factories import make_token, make_user, publish_status, seed_price
 
 pytestmark = pytest.mark.django_db

@@ -7,16 +7,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from realtime.fmp.protocol import Tick
-from realtime.groups import price_group, symbol_from_group
-from realtime.limits import RateLimiter
-from realtime.state import (
+from realtime.fanout.limits import RateLimiter
+from realtime.feed.state import (
     encode_price_update,
     from_cache_entry,
     merge_tick,
     to_cache_entry,
 )
+from realtime.groups import price_group, symbol_from_group
 from realtime.symbols import SYMBOL_RE, InvalidSymbol, normalize_symbol, parse_symbols
+from realtime.upstream.protocol import Tick
 
 AT = "2024-11-10T12:00:00.000+00:00"
 

@@ -34,7 +34,7 @@ def _spawn(loop: asyncio.AbstractEventLoop) -> None:
     global _task
     if _task is not None:
         return
-    from realtime.worker import FeedRunner
+    from realtime.feed.runner import FeedRunner
 
     _task = loop.create_task(FeedRunner().run(), name="embedded-feed")
     _task.add_done_callback(_report_exit)

@@ -10,10 +10,10 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from fmpsite.asgi import application
-from realtime.cache import get_tick_cache
-from realtime.fmp.protocol import Tick
-from realtime.hub import close_hub, current_hub
-from realtime.state import encode_price_update, merge_tick
+from realtime.fanout.hub import close_hub, current_hub
+from realtime.feed.cache import get_tick_cache
+from realtime.feed.state import encode_price_update, merge_tick
+from realtime.upstream.protocol import Tick
 
 PATH = "/api/v2/realtime/ws/prices"
 

@@ -10,9 +10,9 @@ from collections import defaultdict
 
 import pytest
 
-from realtime.fmp.client import FmpClient
-from realtime.fmp.protocol import Heartbeat, LoginResult, Tick
-from realtime.fmp.simulator import FmpSimulator
+from realtime.upstream.client import FmpClient
+from realtime.upstream.protocol import Heartbeat, LoginResult, Tick
+from realtime.upstream.simulator import FmpSimulator
 from tests.conftest import async_wait_until, free_port
 
 KEY = "test-key-0123456789"
@@ -213,7 +213,7 @@ async def test_malformed_frames_are_skipped_and_the_stream_continues(
     client.set_symbols(["AAPL"])
     await client.start()
     await async_wait_until(lambda: ticks.items, 5, "first ticks")
-    caplog.set_level(logging.WARNING, logger="realtime.fmp.client")
+    caplog.set_level(logging.WARNING, logger="realtime.upstream.client")
     await simulator.send_malformed()
     await simulator.send_malformed(['{"s": "aapl", "type": "X", "t": 1}'])
     await async_wait_until(

@@ -22,9 +22,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from realtime import metrics
-from realtime.cache import get_tick_cache
+from realtime.feed.cache import get_tick_cache
+from realtime.feed.status import FeedStatus, read_feed_status
 from realtime.selectors import pinned_symbols
-from realtime.status import FeedStatus, read_feed_status
 
 logger = logging.getLogger(__name__)
 

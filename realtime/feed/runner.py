@@ -24,13 +24,13 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from realtime import metrics
-from realtime.cache import get_tick_cache
 from realtime.events import FEED_CHANNEL, HUBS_GROUP
-from realtime.feed import FeedService, LayerPublisher, LocalPublisher
-from realtime.fmp.client import FmpClient
-from realtime.fmp.protocol import ParseError
+from realtime.feed.cache import get_tick_cache
+from realtime.feed.service import FeedService, LayerPublisher, LocalPublisher
+from realtime.feed.status import get_status_store
 from realtime.selectors import pinned_symbols
-from realtime.status import get_status_store
+from realtime.upstream.client import FmpClient
+from realtime.upstream.protocol import ParseError
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class FeedRunner:
         if settings.FMP_API_KEY:
             url, key, source = settings.FMP_WS_URL, settings.FMP_API_KEY, "fmp"
         else:
-            from realtime.fmp.simulator import FmpSimulator
+            from realtime.upstream.simulator import FmpSimulator
 
             self.simulator = FmpSimulator(
                 port=0,

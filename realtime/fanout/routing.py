@@ -1,6 +1,6 @@
 from django.urls import path
 
-from realtime.consumers import PriceStreamConsumer
+from realtime.fanout.consumers import PriceStreamConsumer
 
 websocket_urlpatterns = [
     path("api/v2/realtime/ws/prices", PriceStreamConsumer.as_asgi()),

@@ -23,18 +23,18 @@ from typing import Any, Protocol
 from django.utils.module_loading import import_string
 
 from realtime import metrics
-from realtime.cache import TickCache
 from realtime.events import HUBS_GROUP, UpstreamStatusEvent
-from realtime.fmp.protocol import Tick
-from realtime.groups import price_group
-from realtime.state import (
+from realtime.feed.cache import TickCache
+from realtime.feed.state import (
     PriceState,
     encode_price_update,
     encode_upstream_status,
     merge_tick,
     utc_now_iso,
 )
-from realtime.status import FeedStatus, StatusStore
+from realtime.feed.status import FeedStatus, StatusStore
+from realtime.groups import price_group
+from realtime.upstream.protocol import Tick
 
 logger = logging.getLogger(__name__)
 
@@ -65,14 +65,14 @@ class LocalPublisher:
     """Embedded mode: hand the update straight to this process's fan-out hub."""
 
     def publish(self, symbol: str, text: str, tick_ts: int) -> None:
-        from realtime.hub import current_hub
+        from realtime.fanout.hub import current_hub
 
         hub = current_hub()
         if hub is not None:
             hub.deliver(symbol, text, tick_ts)
 
     def publish_upstream(self, status: str, text: str) -> None:
-        from realtime.hub import current_hub
+        from realtime.fanout.hub import current_hub
 
         hub = current_hub()
         if hub is not None:

@@ -2,12 +2,12 @@
 
 Paths have no trailing slash, exactly as the guide's curl commands call them, so
 those commands get JSON and never a redirect. (The WebSocket route lives in
-realtime/routing.py.)
+realtime/fanout/routing.py.)
 """
 
 from django.urls import path
 
-from realtime import views
+from realtime.api import views
 
 app_name = "realtime"
 urlpatterns = [

@@ -2,7 +2,7 @@
 
 The consumer holds only per-connection state: its symbols, its rate limiter and its
 outbox. Price updates never pass through ``dispatch()``: the process's FanoutHub
-writes them into the outbox (see realtime/hub.py), so the tick path has no
+writes them into the outbox (see realtime/fanout/hub.py), so the tick path has no
 per-client JSON encoding and no thread hop.
 """
 
@@ -19,12 +19,12 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from realtime.backpressure import find_protocol
-from realtime.cache import get_tick_cache
-from realtime.hub import FanoutHub, Outbox, get_hub
-from realtime.keepalive import spread_keepalive
-from realtime.limits import RateLimiter
-from realtime.state import encode_price_update
+from realtime.fanout.backpressure import find_protocol
+from realtime.fanout.hub import FanoutHub, Outbox, get_hub
+from realtime.fanout.keepalive import spread_keepalive
+from realtime.fanout.limits import RateLimiter
+from realtime.feed.cache import get_tick_cache
+from realtime.feed.state import encode_price_update
 from realtime.symbols import InvalidSymbol, parse_symbols
 
 logger = logging.getLogger(__name__)

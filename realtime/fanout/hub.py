@@ -32,9 +32,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from realtime import metrics
-from realtime.backpressure import buffered_bytes
-from realtime.directwrite import supports_direct_write, text_frame, write_frames
 from realtime.events import FEED_CHANNEL, HUBS_GROUP, LeaseEvent
+from realtime.fanout.backpressure import buffered_bytes
+from realtime.fanout.directwrite import supports_direct_write, text_frame, write_frames
 from realtime.groups import price_group
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class Outbox:
     ``queue`` holds every update in arrival order (``(symbol, data)``) and is
     emptied on each flush, one event-loop turn after the ticks arrived. When the
     connection's transport holds more than ``buffer_limit`` unread bytes (see
-    realtime/backpressure.py) the connection is stalled: nothing more is written
+    realtime/fanout/backpressure.py) the connection is stalled: nothing more is written
     and updates replace each other in ``pending`` (one per symbol) until the
     client reads again (``resume``), or until it has been stalled too long and the
     hub closes it.
@@ -85,11 +85,12 @@ class Outbox:
         self.close = close
         self.conn_id = conn_id
         self.user_key = user_key
-        # daphne's WebSocket protocol (realtime/backpressure.py), None elsewhere.
+        # daphne's WebSocket protocol (realtime/fanout/backpressure.py), None elsewhere.
         self.protocol = protocol
         self.transport = getattr(protocol, "transport", None)
         # Pending updates are ready-made frames (bytes) when written directly to
-        # the socket (realtime/directwrite.py), texts for the ASGI send otherwise.
+        # the socket (realtime/fanout/directwrite.py), texts for the ASGI send
+        # otherwise.
         self.direct = (
             direct and protocol is not None and supports_direct_write(protocol)
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from realtime.fmp.protocol import Tick, TickKind
+from realtime.upstream.protocol import Tick, TickKind
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from realtime.keepalive import spread_keepalive
+from realtime.fanout.keepalive import spread_keepalive
 from tests.conftest import daphne, free_port, server_env
-from tests.realtime.test_directwrite import RawClient
+from tests.realtime.fanout.test_directwrite import RawClient
 
 PING = 0x9
 

@@ -27,7 +27,7 @@ import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from realtime.fmp import protocol
+from realtime.upstream import protocol
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from realtime.fmp import protocol
-from realtime.fmp.protocol import (
+from realtime.upstream import protocol
+from realtime.upstream.protocol import (
     ClientFrame,
     Heartbeat,
     LoginResult,

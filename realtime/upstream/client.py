@@ -29,8 +29,8 @@ import certifi
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from realtime.fmp import protocol
-from realtime.fmp.protocol import (
+from realtime.upstream import protocol
+from realtime.upstream.protocol import (
     Heartbeat,
     LoginResult,
     ParseError,

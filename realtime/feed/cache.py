@@ -18,7 +18,7 @@ import redis
 import redis.asyncio as aredis
 from django.conf import settings
 
-from realtime.state import PriceState, from_cache_entry, to_cache_entry
+from realtime.feed.state import PriceState, from_cache_entry, to_cache_entry
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,8 @@
 Thin views in the HackSoft sense: parse and validate the request, call one
 selector or service, shape the documented response. The feed may run in another
 process (scaled mode), so health and status read the status it publishes
-(realtime/status.py) and the shared tick cache (realtime/cache.py), never the feed.
+(realtime/feed/status.py) and the shared tick cache (realtime/feed/cache.py),
+never the feed.
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from realtime import services
-from realtime.cache import get_tick_cache
-from realtime.permissions import CanReadRealtime, IsStaffUser
-from realtime.serializers import (
+from realtime.api.permissions import CanReadRealtime, IsStaffUser
+from realtime.api.serializers import (
     CACHE_LIMIT_DEFAULT,
     CACHE_LIMIT_MAX,
     MAX_SYMBOLS_PER_REQUEST,
@@ -44,8 +44,9 @@ from realtime.serializers import (
     parse_cache_limit,
     parse_symbols_body,
 )
-from realtime.state import to_cache_entry, utc_now_iso
-from realtime.status import FeedStatus, read_feed_status
+from realtime.feed.cache import get_tick_cache
+from realtime.feed.state import to_cache_entry, utc_now_iso
+from realtime.feed.status import FeedStatus, read_feed_status
 from realtime.symbols import InvalidSymbol, normalize_symbol
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from realtime.hub import Outbox, close_hub, get_hub
+from realtime.fanout.hub import Outbox, close_hub, get_hub
 from tests.conftest import async_wait_until
 
 

@@ -14,12 +14,12 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from realtime.cache import InProcessTickCache
-from realtime.feed import FeedService
-from realtime.fmp.client import FmpClient
-from realtime.fmp.simulator import FmpSimulator
-from realtime.hub import close_hub
-from realtime.status import StatusStore
+from realtime.fanout.hub import close_hub
+from realtime.feed.cache import InProcessTickCache
+from realtime.feed.service import FeedService
+from realtime.feed.status import StatusStore
+from realtime.upstream.client import FmpClient
+from realtime.upstream.simulator import FmpSimulator
 from tests.conftest import async_wait_until
 
 
@@ -163,7 +163,7 @@ async def test_callbacks_run_sync_and_async_and_a_failing_one_is_isolated(
     feed.register_callback(lambda tick, state: seen_sync.append(tick.symbol))
     feed.register_callback(collect_async)
     assert feed.callbacks_registered == 3
-    with caplog.at_level(logging.ERROR, logger="realtime.feed"):
+    with caplog.at_level(logging.ERROR, logger="realtime.feed.service"):
         feed.apply_lease("web-1", ["META"], clients=1, ttl=30)
         await async_wait_until(lambda: len(seen_sync) >= 3, 5, "sync callbacks")
         await async_wait_until(lambda: len(seen_async) >= 3, 5, "async callbacks")
@@ -182,7 +182,7 @@ async def test_dotted_path_callback_from_settings_is_registered(simulator):
         source="fmp",
         api_configured=True,
         owner="t",
-        callbacks=["tests.realtime.test_feed.example_callback"],
+        callbacks=["tests.realtime.feed.test_feed.example_callback"],
     )
     assert service.callbacks_registered == 1
 
@@ -209,8 +209,8 @@ async def test_runner_delivers_ticks_from_upstream_to_a_subscribed_client(
     settings, simulator
 ):
     from fmpsite.asgi import application
+    from realtime.feed.runner import FeedRunner
     from realtime.models import PinnedSubscription
-    from realtime.worker import FeedRunner
 
     settings.FMP_API_KEY = "runner-key"
     settings.FMP_WS_URL = simulator.url

@@ -16,9 +16,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
-from realtime.fmp import protocol
-from realtime.fmp.protocol import ParseError, Tick
-from realtime.fmp.simulator import FmpSimulator
+from realtime.upstream import protocol
+from realtime.upstream.protocol import ParseError, Tick
+from realtime.upstream.simulator import FmpSimulator
 from tests.conftest import ROOT, async_wait_until, server_env
 
 
