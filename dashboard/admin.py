@@ -1,14 +1,41 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from dashboard.models import Watchlist, WatchlistItem
+from dashboard.models import DashboardPreference, Watchlist, WatchlistItem
+from dashboard.services import watchlist_max_symbols
+
+
+class WatchlistItemFormSet(BaseInlineFormSet):
+    """Refuses more symbols than the dashboard may subscribe on one connection,
+    the same limit ``watchlist_add_symbol`` enforces: a list the admin saved past
+    it showed "not subscribed" symbols with frozen prices that looked live."""
+
+    def clean(self) -> None:
+        super().clean()
+        limit = watchlist_max_symbols()
+        kept = [
+            form
+            for form in self.forms
+            if form.has_changed() or form.instance.pk
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        if len(kept) > limit:
+            raise ValidationError(
+                f"A watchlist holds at most {limit} symbols "
+                f"(REALTIME_MAX_SYMBOLS_PER_CONNECTION); this one would have "
+                f"{len(kept)}. Remove {len(kept) - limit} before saving.",
+                code="too_many_symbols",
+            )
 
 
 class WatchlistItemInline(admin.TabularInline):
     model = WatchlistItem
+    formset = WatchlistItemFormSet
     extra = 1
     fields = ["symbol", "position"]
     ordering = ["position", "id"]
@@ -31,3 +58,10 @@ class WatchlistAdmin(admin.ModelAdmin):
     @admin.display(description="symbols", ordering="symbol_count")
     def symbol_count(self, obj: Watchlist) -> int:
         return obj.symbol_count  # type: ignore[attr-defined]
+
+
+@admin.register(DashboardPreference)
+class DashboardPreferenceAdmin(admin.ModelAdmin):
+    list_display = ["user", "view", "sort_key", "sort_dir", "updated"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]

@@ -32,6 +32,10 @@ class SymbolForm(forms.Form):
     watchlist = forms.ModelChoiceField(
         queryset=None, required=False, widget=forms.HiddenInput
     )
+    # Where to insert (Undo puts a removed symbol back in its place); add only.
+    index = forms.IntegerField(
+        required=False, min_value=0, max_value=10_000, widget=forms.HiddenInput
+    )
 
     def __init__(self, *args: object, user: AbstractBaseUser, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
@@ -42,3 +46,26 @@ class SymbolForm(forms.Form):
             return normalize_symbol(self.cleaned_data["symbol"])
         except InvalidSymbol as exc:
             raise forms.ValidationError(str(exc), code="invalid_symbol") from exc
+
+
+class MoveForm(SymbolForm):
+    """A symbol to move one place ``up`` or ``down`` in its watchlist."""
+
+    direction = forms.ChoiceField(choices=[("up", "up"), ("down", "down")])
+
+
+class WatchlistNameForm(forms.Form):
+    name = forms.CharField(label="Watchlist name", max_length=100, strip=True)
+
+
+class PreferenceForm(forms.Form):
+    """The dashboard layout; any field may be left out. An empty ``sort_key`` that
+    is sent means the watchlist's own order."""
+
+    view = forms.ChoiceField(
+        required=False, choices=[("", ""), ("cards", "cards"), ("table", "table")]
+    )
+    sort_key = forms.CharField(required=False, max_length=20)
+    sort_dir = forms.ChoiceField(
+        required=False, choices=[("", ""), ("asc", "asc"), ("desc", "desc")]
+    )

@@ -66,3 +66,38 @@ class WatchlistItem(models.Model):
             self.symbol = normalize_symbol(self.symbol)
         except InvalidSymbol as exc:
             raise ValidationError({"symbol": str(exc)}) from exc
+
+
+class DashboardPreference(models.Model):
+    """How one user likes the dashboard laid out, kept on the server so the choice
+    follows the person to every browser and tab (localStorage would not)."""
+
+    VIEW_CARDS = "cards"
+    VIEW_TABLE = "table"
+    VIEW_CHOICES = [(VIEW_CARDS, "Cards"), (VIEW_TABLE, "Table")]
+    # The table's sortable columns; "" keeps the watchlist's own order.
+    SORT_KEYS = (
+        "",
+        "symbol",
+        "name",
+        "last",
+        "change",
+        "change_pct",
+        "bid",
+        "ask",
+        "time",
+    )
+    SORT_DIRS = ("asc", "desc")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="dashboard_preference",
+    )
+    view = models.CharField(max_length=10, choices=VIEW_CHOICES, default=VIEW_CARDS)
+    sort_key = models.CharField(max_length=20, blank=True, default="")
+    sort_dir = models.CharField(max_length=4, default="asc")
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.view} {self.sort_key} {self.sort_dir}".strip()

@@ -7,15 +7,18 @@ before the first tick arrives over the WebSocket.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from dashboard.models import Watchlist
+from dashboard.known_symbols import KNOWN_SYMBOLS
+from dashboard.models import DashboardPreference, Watchlist
 from realtime.feed.cache import get_tick_cache
 from realtime.feed.state import PriceState
 
@@ -52,12 +55,155 @@ def format_size(value: float | None) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,}"
 
 
+def format_change(value: float | None, *, percent: bool = False) -> str:
+    """Signed, like every watchlist people know: +1.23 / -0.45%."""
+    if value is None:
+        return EMPTY
+    if percent:
+        return f"{value:+,.2f}%"
+    return f"{value:+,.2f}" if abs(value) >= 1 else f"{value:+,.4f}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """The slow-moving facts of a symbol: its name and where the day started."""
+
+    name: str = ""
+    previous_close: float | None = None
+    simulated: bool = False
+
+
+def _field(source: Any, key: str) -> Any:
+    if isinstance(source, dict):
+        return source.get(key)
+    return getattr(source, key, None)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def reference_for(symbols: Iterable[str]) -> dict[str, Reference]:
+    """Names and previous closes from the realtime reference data when that module
+    exists (``realtime.reference.selectors.get_references``); otherwise names from
+    the dashboard's small static list and no previous close (the page shows "—").
+
+    Never raises: the page must render whatever the reference source does.
+    """
+    symbols = list(symbols)
+    result = {s: Reference(name=KNOWN_SYMBOLS.get(s, "")) for s in symbols}
+    try:
+        from realtime.reference.selectors import get_references
+    except ImportError:
+        return result
+    try:
+        found = get_references(symbols)
+    except Exception as exc:  # noqa: BLE001 - reference data is optional for the page
+        logger.warning("event=dashboard_reference_failed error=%r", exc)
+        return result
+    items = (
+        found.items()
+        if isinstance(found, dict)
+        else ((_field(ref, "symbol"), ref) for ref in (found or ()))
+    )
+    for symbol, ref in items:
+        if symbol not in result or ref is None:
+            continue
+        result[symbol] = Reference(
+            name=str(_field(ref, "name") or result[symbol].name),
+            previous_close=_number(_field(ref, "previous_close")),
+            simulated=bool(_field(ref, "simulated")),
+        )
+    return result
+
+
+def symbol_suggestions(query: str, *, limit: int = 10) -> list[dict[str, str]]:
+    """Known symbols whose symbol or name starts with / contains ``query``, with
+    their names, symbol-prefix matches first. Uses
+    ``realtime.reference.selectors.search_symbols(query, limit=...)`` when it exists
+    (a list of ``{"symbol", "name"}``), else the static list."""
+    query = query.strip()
+    if not query:
+        return []
+    try:
+        from realtime.reference.selectors import search_symbols
+    except ImportError:
+        search_symbols = None
+    if search_symbols is not None:
+        try:
+            return [
+                {
+                    "symbol": str(_field(r, "symbol")),
+                    "name": str(_field(r, "name") or ""),
+                }
+                for r in search_symbols(query, limit=limit)
+            ][:limit]
+        except Exception as exc:  # noqa: BLE001 - fall back to the static list
+            logger.warning("event=dashboard_symbol_search_failed error=%r", exc)
+    upper = query.upper()
+    lower = query.lower()
+    ranked = sorted(
+        (
+            (0 if symbol.startswith(upper) else 1 if upper in symbol else 2, symbol)
+            for symbol, name in KNOWN_SYMBOLS.items()
+            if upper in symbol or lower in name.lower()
+        ),
+    )
+    return [{"symbol": s, "name": KNOWN_SYMBOLS[s]} for _, s in ranked[:limit]]
+
+
+def preference_get(*, user: AbstractBaseUser) -> DashboardPreference:
+    """The user's saved layout, or unsaved defaults for someone who never chose."""
+    try:
+        return DashboardPreference.objects.get(user=user)
+    except DashboardPreference.DoesNotExist:
+        return DashboardPreference(user=user)
+
+
 @dataclass(frozen=True, slots=True)
 class PriceCard:
     """What ``dashboard/_price_card.html`` renders for one symbol."""
 
     symbol: str
     state: PriceState | None
+    reference: Reference = field(default_factory=Reference)
+
+    @property
+    def name(self) -> str:
+        return self.reference.name
+
+    @property
+    def previous_close(self) -> float | None:
+        return self.reference.previous_close
+
+    @property
+    def change(self) -> float | None:
+        if self.last_price is None or not self.previous_close:
+            return None
+        return self.last_price - self.previous_close
+
+    @property
+    def change_pct(self) -> float | None:
+        change = self.change
+        return None if change is None else change / self.previous_close * 100
+
+    @property
+    def direction(self) -> str:
+        change = self.change
+        if change is None or change == 0:
+            return "flat"
+        return "up" if change > 0 else "down"
+
+    @property
+    def change_display(self) -> str:
+        return format_change(self.change)
+
+    @property
+    def change_pct_display(self) -> str:
+        return format_change(self.change_pct, percent=True)
 
     @property
     def last_price(self) -> float | None:
@@ -102,8 +248,17 @@ def _cached_state(symbol: str) -> PriceState | None:
 
 
 def price_card(*, symbol: str) -> PriceCard:
-    return PriceCard(symbol=symbol, state=_cached_state(symbol))
+    return PriceCard(
+        symbol=symbol,
+        state=_cached_state(symbol),
+        reference=reference_for([symbol])[symbol],
+    )
 
 
 def watchlist_cards(*, watchlist: Watchlist) -> list[PriceCard]:
-    return [price_card(symbol=s) for s in watchlist_symbols(watchlist=watchlist)]
+    symbols = watchlist_symbols(watchlist=watchlist)
+    references = reference_for(symbols)
+    return [
+        PriceCard(symbol=s, state=_cached_state(s), reference=references[s])
+        for s in symbols
+    ]

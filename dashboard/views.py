@@ -1,34 +1,51 @@
-"""The dashboard page, its add/remove endpoints, and the guide's demo page.
+"""The dashboard page, its JSON/form endpoints, and the guide's demo page.
 
-Thin views (STYLE.md): parse the input with ``SymbolForm``, call one service, shape
-the reply. Add/remove answer JSON to ``fetch()`` (``Accept: application/json``)
+Thin views (STYLE.md): parse the input with a form, call one service, shape
+the reply. Writes answer JSON to ``fetch()`` (``Accept: application/json``)
 and otherwise redirect back with a message, so the page works without JavaScript.
+A request whose session ended gets 401 JSON (not the login page's HTML), so the
+open page can say "Your session ended" instead of failing obscurely.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
+from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard.forms import SymbolForm
-from dashboard.models import Watchlist
+from dashboard.forms import MoveForm, PreferenceForm, SymbolForm, WatchlistNameForm
+from dashboard.models import Watchlist, WatchlistItem
 from dashboard.selectors import (
+    preference_get,
     price_card,
+    symbol_suggestions,
     watchlist_cards,
     watchlist_get,
     watchlist_list,
+    watchlist_symbols,
 )
 from dashboard.services import (
     WatchlistFull,
+    WatchlistNameTaken,
+    preference_update,
     watchlist_add_symbol,
+    watchlist_create,
+    watchlist_delete,
     watchlist_get_or_create_default,
+    watchlist_move_symbol,
     watchlist_remove_symbol,
+    watchlist_rename,
 )
+
+SESSION_ENDED = "Your session ended. Log in again to keep editing your watchlists."
 
 # Routed by Channels (realtime/fanout/routing.py), not by Django's URLconf, so
 # there is no reverse() for it; the JS builds ws(s)://<this host><path> from it.
@@ -38,6 +55,37 @@ PING_INTERVAL_MS = 30_000
 
 def _wants_json(request: HttpRequest) -> bool:
     return request.headers.get("Accept", "").startswith("application/json")
+
+
+def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Django's login_required, except that ``fetch()`` gets ``401`` JSON naming the
+    login URL instead of a redirect to an HTML page it cannot show."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        if _wants_json(request):
+            return JsonResponse(
+                {
+                    "error": SESSION_ENDED,
+                    "session_ended": True,
+                    "login_url": _login_url(),
+                },
+                status=401,
+            )
+        return redirect_to_login(request.get_full_path())
+
+    return wrapper
+
+
+def _login_url() -> str:
+    return f"{resolve_url(settings.LOGIN_URL)}?next={reverse('dashboard:home')}"
+
+
+def is_simulated() -> bool:
+    """Prices come from the built-in simulator when no FMP key is configured."""
+    return not settings.FMP_API_KEY
 
 
 def _home_url(watchlist: Watchlist | None) -> str:
@@ -82,8 +130,182 @@ def home(request: HttpRequest) -> HttpResponse:
         "form": SymbolForm(user=request.user, initial={"watchlist": watchlist}),
         "ws_path": WS_PATH,
         "ping_interval_ms": PING_INTERVAL_MS,
+        "preference": preference_get(user=request.user),
+        "simulated": is_simulated(),
+        "max_symbols": settings.REALTIME_MAX_SYMBOLS_PER_CONNECTION,
+        "sort_columns": SORT_COLUMNS,
     }
     return render(request, "dashboard/home.html", context)
+
+
+# The table's columns: (sort key, heading, numeric).
+SORT_COLUMNS = [
+    ("symbol", "Symbol", False),
+    ("name", "Name", False),
+    ("last", "Last", True),
+    ("change", "Change", True),
+    ("change_pct", "% Change", True),
+    ("bid", "Bid", True),
+    ("ask", "Ask", True),
+    ("time", "Time", True),
+]
+
+
+@require_GET
+def session_status(request: HttpRequest) -> JsonResponse:
+    """Whether this browser's session is still logged in. The page asks after every
+    WebSocket reconnect: with anonymous sockets allowed (DEBUG), the socket alone
+    cannot tell that the session ended."""
+    if request.user.is_authenticated:
+        return JsonResponse(
+            {"authenticated": True, "username": request.user.get_username()}
+        )
+    return JsonResponse(
+        {
+            "authenticated": False,
+            "error": SESSION_ENDED,
+            "login_url": _login_url(),
+        },
+        status=401,
+    )
+
+
+@login_required
+@require_POST
+def preferences(request: HttpRequest) -> HttpResponse:
+    """Save the view (cards/table) and the table's sort for this user."""
+    form = PreferenceForm(request.POST)
+    if not form.is_valid():
+        return _form_error(request, form)
+    data = form.cleaned_data
+    try:
+        preference = preference_update(
+            user=request.user,
+            view=data["view"] or None,
+            # Present but empty: back to the watchlist's own order.
+            sort_key=data["sort_key"] if "sort_key" in request.POST else None,
+            sort_dir=data["sort_dir"] or None,
+        )
+    except ValueError as exc:
+        return _error(request, str(exc), status=400, watchlist=None)
+    payload = {
+        "view": preference.view,
+        "sort_key": preference.sort_key,
+        "sort_dir": preference.sort_dir,
+    }
+    if _wants_json(request):
+        return JsonResponse(payload)
+    return redirect(_home_url(None))
+
+
+@login_required
+@require_GET
+def symbol_search(request: HttpRequest) -> JsonResponse:
+    """Symbols with their names for the symbol box's suggestions."""
+    query = request.GET.get("q", "")[:40]
+    return JsonResponse({"query": query, "results": symbol_suggestions(query)})
+
+
+def _watchlists_payload(user: object) -> list[dict[str, object]]:
+    return [
+        {"id": wl.pk, "name": wl.name, "url": _home_url(wl)}
+        for wl in watchlist_list(user=user)
+    ]
+
+
+@login_required
+@require_POST
+def watchlist_new(request: HttpRequest) -> HttpResponse:
+    form = WatchlistNameForm(request.POST)
+    if not form.is_valid():
+        return _form_error(request, form)
+    try:
+        watchlist = watchlist_create(user=request.user, name=form.cleaned_data["name"])
+    except (ValueError, WatchlistNameTaken) as exc:
+        return _error(request, str(exc), status=400, watchlist=None)
+    message = f"Created {watchlist.name!r}."
+    if _wants_json(request):
+        return JsonResponse(
+            {
+                "id": watchlist.pk,
+                "name": watchlist.name,
+                "url": _home_url(watchlist),
+                "message": message,
+                "watchlists": _watchlists_payload(request.user),
+            },
+            status=201,
+        )
+    messages.success(request, message)
+    return redirect(_home_url(watchlist))
+
+
+@login_required
+@require_POST
+def watchlist_rename_view(request: HttpRequest, watchlist_id: int) -> HttpResponse:
+    watchlist = watchlist_get(user=request.user, watchlist_id=watchlist_id)
+    form = WatchlistNameForm(request.POST)
+    if not form.is_valid():
+        return _form_error(request, form)
+    try:
+        watchlist_rename(watchlist=watchlist, name=form.cleaned_data["name"])
+    except (ValueError, WatchlistNameTaken) as exc:
+        return _error(request, str(exc), status=400, watchlist=watchlist)
+    message = f"Renamed to {watchlist.name!r}."
+    if _wants_json(request):
+        return JsonResponse(
+            {
+                "id": watchlist.pk,
+                "name": watchlist.name,
+                "message": message,
+                "watchlists": _watchlists_payload(request.user),
+            }
+        )
+    messages.success(request, message)
+    return redirect(_home_url(watchlist))
+
+
+@login_required
+@require_POST
+def watchlist_delete_view(request: HttpRequest, watchlist_id: int) -> HttpResponse:
+    watchlist = watchlist_get(user=request.user, watchlist_id=watchlist_id)
+    name = watchlist.name
+    watchlist_delete(watchlist=watchlist)
+    message = f"Deleted {name!r}."
+    if _wants_json(request):
+        return JsonResponse(
+            {
+                "id": watchlist_id,
+                "deleted": True,
+                "message": message,
+                "url": reverse("dashboard:home"),
+                "watchlists": _watchlists_payload(request.user),
+            }
+        )
+    messages.success(request, message)
+    return redirect(reverse("dashboard:home"))
+
+
+@login_required
+@require_POST
+def watchlist_move(request: HttpRequest) -> HttpResponse:
+    """Move a symbol one place up or down (the keyboard-accessible reorder)."""
+    form = MoveForm(request.POST, user=request.user)
+    if not form.is_valid():
+        return _form_error(request, form)
+    watchlist = form.cleaned_data["watchlist"] or watchlist_get_or_create_default(
+        user=request.user
+    )
+    symbol = form.cleaned_data["symbol"]
+    offset = -1 if form.cleaned_data["direction"] == "up" else 1
+    try:
+        order = watchlist_move_symbol(watchlist=watchlist, symbol=symbol, offset=offset)
+    except WatchlistItem.DoesNotExist as exc:
+        return _error(request, str(exc), status=404, watchlist=watchlist)
+    message = f"Moved {symbol} {form.cleaned_data['direction']}."
+    if _wants_json(request):
+        return JsonResponse({"symbol": symbol, "order": order, "message": message})
+    messages.success(request, message)
+    return redirect(_home_url(watchlist))
 
 
 @login_required
@@ -95,7 +317,9 @@ def watchlist_add(request: HttpRequest) -> HttpResponse:
     watchlist = _chosen_watchlist(request, form)
     try:
         item, created = watchlist_add_symbol(
-            watchlist=watchlist, symbol=form.cleaned_data["symbol"]
+            watchlist=watchlist,
+            symbol=form.cleaned_data["symbol"],
+            index=form.cleaned_data.get("index"),
         )
     except WatchlistFull as exc:
         return _error(request, str(exc), status=409, watchlist=watchlist)
@@ -109,6 +333,8 @@ def watchlist_add(request: HttpRequest) -> HttpResponse:
             "symbol": item.symbol,
             "created": created,
             "message": message,
+            "watchlist": watchlist.pk,
+            "order": watchlist_symbols(watchlist=watchlist),
         }
         if created:
             payload["html"] = render_to_string(
@@ -134,7 +360,14 @@ def watchlist_remove(request: HttpRequest) -> HttpResponse:
         f"Removed {symbol}." if removed else f"{symbol} was not in your watchlist."
     )
     if _wants_json(request):
-        return JsonResponse({"symbol": symbol, "removed": removed, "message": message})
+        return JsonResponse(
+            {
+                "symbol": symbol,
+                "removed": removed,
+                "message": message,
+                "watchlist": watchlist.pk,
+            }
+        )
     (messages.success if removed else messages.info)(request, message)
     return redirect(_home_url(form.cleaned_data["watchlist"]))
 

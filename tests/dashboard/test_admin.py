@@ -70,3 +70,44 @@ def test_inline_normalises_and_validates_symbols(admin_client, watchlist) -> Non
     good = data | {f"items-{new}-symbol": " nvda ", f"items-{new}-position": 9}
     assert admin_client.post(url, good).status_code == 302
     assert WatchlistItem.objects.filter(watchlist=watchlist, symbol="NVDA").exists()
+
+
+def _inline_data(watchlist: Watchlist, extra: dict[str, str]) -> dict[str, object]:
+    items = list(watchlist.items.all())
+    data: dict[str, object] = {
+        "user": watchlist.user_id,
+        "name": watchlist.name,
+        "position": 0,
+        "items-TOTAL_FORMS": len(items) + 1,
+        "items-INITIAL_FORMS": len(items),
+        "items-MIN_NUM_FORMS": 0,
+        "items-MAX_NUM_FORMS": 1000,
+    }
+    for i, item in enumerate(items):
+        data |= {
+            f"items-{i}-id": item.pk,
+            f"items-{i}-watchlist": watchlist.pk,
+            f"items-{i}-symbol": item.symbol,
+            f"items-{i}-position": item.position,
+        }
+    new = len(items)
+    return data | {f"items-{new}-{k}": v for k, v in extra.items()}
+
+
+def test_inline_refuses_more_symbols_than_the_connection_limit(
+    admin_client, watchlist, settings
+) -> None:
+    """The admin enforces the dashboard's limit: a 51st symbol would be refused by
+    the stream and left on the page with a frozen price."""
+    settings.REALTIME_MAX_SYMBOLS_PER_CONNECTION = 5  # the default list holds 5
+    url = reverse("admin:dashboard_watchlist_change", args=[watchlist.pk])
+    data = _inline_data(watchlist, {"symbol": "NVDA", "position": "9"})
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    assert b"A watchlist holds at most 5 symbols" in response.content
+    assert not WatchlistItem.objects.filter(watchlist=watchlist, symbol="NVDA").exists()
+    # Deleting one in the same save makes room.
+    data["items-0-DELETE"] = "on"
+    assert admin_client.post(url, data).status_code == 302
+    assert WatchlistItem.objects.filter(watchlist=watchlist, symbol="NVDA").exists()
+    assert watchlist.items.count() == 5

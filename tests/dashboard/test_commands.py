@@ -48,3 +48,19 @@ def test_refuses_outside_debug_embedded(settings, debug: bool, mode: str) -> Non
     assert "refusing" in output
     assert "demo-password-123" not in output
     assert not User.objects.filter(username="demo").exists()
+
+
+def test_rerun_keeps_the_password_hash_so_sessions_survive(settings, client) -> None:
+    """`make run` runs the command on every start; a new salt would change the
+    session auth hash and log every open dashboard out."""
+    settings.DEBUG = True
+    settings.REALTIME_MODE = "embedded"
+    settings.SECURE_SSL_REDIRECT = False
+    run()
+    assert client.login(username="demo", password="demo-password-123")
+    before = User.objects.get(username="demo").password
+    run()
+    assert User.objects.get(username="demo").password == before
+    response = client.get("/session/")
+    assert response.status_code == 200
+    assert response.json()["authenticated"] is True

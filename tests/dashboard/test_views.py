@@ -186,6 +186,8 @@ def test_add_duplicate_is_reported_not_duplicated(user_client: Client, user) -> 
         "symbol": "MSFT",
         "created": False,
         "message": "MSFT is already in your watchlist.",
+        "watchlist": data["watchlist"],
+        "order": ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA"],
     }
     assert symbols_of(user).count("MSFT") == 1
 
@@ -214,10 +216,12 @@ def test_remove_with_fetch_persists(user_client: Client, user) -> None:
     user_client.get(HOME)
     response = user_client.post(REMOVE, {"symbol": "tsla"}, **JSON)
     assert response.status_code == 200
-    assert response.json() == {
+    data = response.json()
+    assert data == {
         "symbol": "TSLA",
         "removed": True,
         "message": "Removed TSLA.",
+        "watchlist": watchlist_get_or_create_default(user=user).pk,
     }
     assert "TSLA" not in symbols_of(user)
     html = user_client.get(HOME).content

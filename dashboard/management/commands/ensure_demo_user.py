@@ -37,10 +37,13 @@ class Command(BaseCommand):
         user, created = user_model.objects.get_or_create(
             username=DEMO_USERNAME, defaults={"is_staff": False, "is_superuser": False}
         )
-        # Reset the password every time so the documented login always works, even
-        # after someone changed it in a previous session.
-        user.set_password(DEMO_PASSWORD)
-        user.save(update_fields=["password"])
+        # Set the password only when it is not already the documented one:
+        # set_password() salts anew, which changes the session auth hash and so
+        # logged every open dashboard out on each `make run`. Restoring a changed
+        # password still makes the documented login work.
+        if created or not user.check_password(DEMO_PASSWORD):
+            user.set_password(DEMO_PASSWORD)
+            user.save(update_fields=["password"])
         verb = "Created" if created else "Demo user already exists;"
         self.stdout.write(
             self.style.SUCCESS(
