@@ -199,6 +199,13 @@ export class PriceStream extends EventTarget {
     if (!this.stopped && this._timers.reconnect) this._connect();
   }
 
+  /** "Reconnect now": skip the backoff wait (a person asked, not a retry loop). */
+  reconnectNow() {
+    if (this.stopped || this.state === States.CONNECTED) return;
+    this.attempt = 0;
+    if (this._timers.reconnect) this._connect();
+  }
+
   _clearTimers() {
     clearTimeout(this._timers.reconnect);
     clearInterval(this._timers.ping);

@@ -1,9 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from playwright.sync_api import Browser, Page, sync_playwright
+from pytest_django.live_server_helper import LiveServer
+
+from tests.dashboard.browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD
 
 
 @pytest.fixture
@@ -34,3 +40,48 @@ def plain_http(settings) -> None:
     """Test settings run with DEBUG off, which turns on SECURE_SSL_REDIRECT; these
     tests speak plain HTTP to the test client (the redirect is not what they test)."""
     settings.SECURE_SSL_REDIRECT = False
+
+
+# --- browser tests (Debian's chromium through Playwright) --------------------------
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"{CHROMIUM} is not installed: `apt-get install chromium` (.ci/run does it)"
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def django_server(transactional_db: None, monkeypatch) -> Iterator[str]:
+    """Django's threaded test server on this process's test database (the name
+    ``product_server`` belongs to the whole-product fixture of tests/conftest.py)."""
+    # Playwright's sync API keeps an event loop on this thread, which Django's
+    # async-safety check mistakes for async code; the ORM here is plain sync use.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    server = LiveServer("localhost")
+    with server._live_server_modified_settings:
+        yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def browser_user(django_server: str, django_user_model: Any) -> str:
+    django_user_model.objects.create_user(username="viewer", password=PASSWORD)
+    return "viewer"

@@ -13,191 +13,28 @@ Set ``FMPSITE_UPDATE_SCREENSHOT=1`` to refresh docs/dashboard.png from the live 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
-from pytest_django.live_server_helper import LiveServer
+from playwright.sync_api import Page, expect
+
+from tests.dashboard.browser import (
+    DEFAULT_SYMBOLS,
+    PASSWORD,
+    SCREENSHOT,
+    WS_GLOB,
+    FakeStream,
+    card,
+    log_in,
+    record_states,
+    serve_references,
+    wait_until,
+)
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-WS_GLOB = "**/api/v2/realtime/ws/prices"
-DEFAULT_SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA"]
-PASSWORD = "pw-browser-12345"
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"{CHROMIUM} is not installed: `apt-get install chromium` (.ci/run does it)"
-        )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
-
-
-@pytest.fixture
-def django_server(transactional_db: None, monkeypatch) -> Iterator[str]:
-    """Django's threaded test server on this process's test database (the name
-    ``product_server`` belongs to the whole-product fixture of tests/conftest.py)."""
-    # Playwright's sync API keeps an event loop on this thread, which Django's
-    # async-safety check mistakes for async code; the ORM here is plain sync use.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    server = LiveServer("localhost")
-    with server._live_server_modified_settings:
-        yield server.url
-    server.stop()
-
-
-@pytest.fixture
-def browser_user(django_server: str, django_user_model: Any) -> str:
-    django_user_model.objects.create_user(username="viewer", password=PASSWORD)
-    return "viewer"
-
-
-class FakeStream:
-    """The server side of PROTOCOL.md, played through Playwright's WebSocket routing.
-
-    Keeps every connection the page opened and every message it sent on each.
-    """
-
-    def __init__(self) -> None:
-        self.connections: list[WebSocketRoute] = []
-        self.received: list[list[dict[str, Any]]] = []
-        self.subscribed: list[list[str]] = []
-        self.answer_pings = True
-        self.accept = True
-
-    def route(self, ws: WebSocketRoute) -> None:
-        index = len(self.connections)
-        self.connections.append(ws)
-        self.received.append([])
-        self.subscribed.append([])
-        if not self.accept:
-            ws.close(code=1011, reason="unavailable")
-            return
-        ws.on_message(lambda raw: self._on_message(index, raw))
-        self._send(index, {"type": "connected", "message": "Connected"})
-
-    def _send(self, index: int, message: dict[str, Any]) -> None:
-        self.connections[index].send(json.dumps(message))
-
-    def _on_message(self, index: int, raw: str | bytes) -> None:
-        message = json.loads(raw)
-        self.received[index].append(message)
-        current = self.subscribed[index]
-        action = message.get("action")
-        if action in {"subscribe", "unsubscribe"}:
-            symbols = message["symbols"]
-            if action == "subscribe":
-                changed = [s for s in symbols if s not in current]
-                current.extend(changed)
-            else:
-                changed = [s for s in symbols if s in current]
-                current[:] = [s for s in current if s not in changed]
-            self._send(
-                index,
-                {
-                    "type": "subscription",
-                    "action": f"{action}d",
-                    "symbols": changed,
-                    "subscribed_total": len(current),
-                },
-            )
-        elif action == "ping" and self.answer_pings:
-            self._send(index, {"type": "pong"})
-
-    def actions(self, index: int, action: str) -> list[dict[str, Any]]:
-        return [m for m in self.received[index] if m.get("action") == action]
-
-    def price(
-        self,
-        symbol: str,
-        last_price: float | None,
-        *,
-        data_type: str = "T",
-        snapshot: bool = False,
-        index: int = -1,
-    ) -> None:
-        message: dict[str, Any] = {
-            "type": "price_update",
-            "symbol": symbol,
-            "timestamp": 1_699_564_800_000,
-            "data_type": data_type,
-            "last_price": last_price,
-            "last_size": 100,
-            "ask_price": 101.5,
-            "ask_size": 5000,
-            "bid_price": 99.5,
-            "bid_size": 3000,
-            "cached_at": "2023-11-09T21:20:00.000+00:00",
-        }
-        if snapshot:
-            message["snapshot"] = True
-        self._send(index if index >= 0 else len(self.connections) - 1, message)
-
-    def error(self, text: str) -> None:
-        self._send(len(self.connections) - 1, {"type": "error", "message": text})
-
-
-def wait_until(page: Page, predicate: Any, message: str, timeout: float = 10) -> None:
-    """Poll a Python condition while letting Playwright deliver events."""
-    for _ in range(int(timeout * 20)):
-        if predicate():
-            return
-        page.wait_for_timeout(50)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-
-
-def log_in(page: Page, base_url: str, username: str, password: str) -> None:
-    page.goto(f"{base_url}/")
-    expect(page).to_have_url(f"{base_url}/accounts/login/?next=/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(f"{base_url}/")
-
-
-def card(page: Page, symbol: str):  # noqa: ANN201 - a Playwright Locator
-    return page.locator(f'.price-card[data-symbol="{symbol}"]')
-
-
-def record_states(page: Page) -> None:
-    page.evaluate(
-        """() => {
-          window.__states = [];
-          window.fmpsiteDashboard.stream.addEventListener(
-            'state', (e) => window.__states.push(e.detail.state));
-        }"""
-    )
 
 
 # --- against a fake stream --------------------------------------------------------
@@ -208,6 +45,7 @@ def test_dashboard_flow_against_fake_stream(
 ) -> None:
     fake = FakeStream()
     page.route_web_socket(WS_GLOB, fake.route)
+    serve_references(page, {"AAPL": {"name": "Apple Inc.", "previous_close": 100.0}})
     log_in(page, django_server, browser_user, PASSWORD)
     status = page.locator("#connection-status")
 
@@ -221,22 +59,42 @@ def test_dashboard_flow_against_fake_stream(
     expect(page.locator("#subscribed-count")).to_have_text("5")
 
     # Every trade is a sparkline point; the card shows the latest state.
-    fake.price("AAPL", 100.0)
+    aapl = card(page, "AAPL")
+    expect(aapl.locator('[data-field="name"]')).to_have_text("Apple Inc.")
+    fake.price("AAPL", 100.5)
     fake.price("AAPL", 101.25)
     fake.price("AAPL", 101.25, data_type="Q")
-    aapl = card(page, "AAPL")
     expect(aapl).to_have_attribute("data-update-count", "3")
     expect(aapl).to_have_attribute("data-last-price", "101.25")
     expect(aapl).to_have_attribute("data-history-length", "2")
     expect(aapl).to_have_attribute("data-trend", "up")
     expect(aapl.locator(".card-price")).to_have_text("101.25")
-    expect(aapl.locator(".card-price")).to_have_class("card-price up")
     expect(aapl.locator('[data-field="ask_price"]')).to_have_text("101.50")
     expect(aapl.locator('[data-field="ask_size"]')).to_have_text("5,000")
     expect(aapl.locator('[data-field="bid_price"]')).to_have_text("99.50")
     assert aapl.locator("polyline").get_attribute("points").count(",") == 2
-    fake.price("AAPL", 100.5)
+    # Colour, arrow and change compare with the previous close (100), not the
+    # last tick: a tick down that stays above the close is still green.
+    expect(aapl.locator(".card-price")).to_have_class("card-price up")
+    expect(aapl.locator('[data-field="change"]')).to_have_text("+1.25")
+    expect(aapl.locator('[data-field="change_pct"]')).to_have_text("+1.25%")
+    fake.price("AAPL", 100.75)
+    expect(aapl.locator('[data-field="change"]')).to_have_text("+0.7500")
+    expect(aapl.locator(".card-price")).to_have_class("card-price up")
+    expect(aapl).to_have_attribute("data-direction", "up")
+    # The sparkline's colour follows the line (last point vs first), not the tick.
+    expect(aapl).to_have_attribute("data-trend", "up")
+    fake.price("AAPL", 99.0)
     expect(aapl.locator(".card-price")).to_have_class("card-price down")
+    expect(aapl.locator('[data-field="change_pct"]')).to_have_text("-1.00%")
+    expect(aapl).to_have_attribute("data-trend", "down")
+    expect(aapl.locator(".card-change")).to_have_class("card-change down")
+    fake.price("AAPL", 100.6)
+    expect(aapl).to_have_attribute("data-trend", "up")  # 100.6 > 100.5, first point
+    # Without reference data the change is unknown, not invented.
+    fake.price("MSFT", 410.0)
+    expect(card(page, "MSFT").locator('[data-field="change"]')).to_have_text("\u2014")
+    expect(card(page, "MSFT").locator(".card-price")).to_have_class("card-price")
 
     # A symbol that has only quotes so far shows no last price.
     fake.price("GOOGL", None, data_type="Q")
@@ -305,10 +163,10 @@ def test_dashboard_flow_against_fake_stream(
         {"action": "subscribe", "symbols": ["AAPL", "GOOGL", "AMZN", "TSLA", "NVDA"]}
     ]
     # The snapshot after resubscribing is a point only if the price moved.
-    fake.price("AAPL", 100.5, snapshot=True)
+    fake.price("AAPL", 100.6, snapshot=True)
     fake.price("NVDA", 482.0, snapshot=True)
     expect(card(page, "NVDA")).to_have_attribute("data-history-length", "2")
-    expect(aapl).to_have_attribute("data-history-length", "3")
+    expect(aapl).to_have_attribute("data-history-length", "5")
 
     # The watchlist survives a reload, and the page comes back connected.
     page.reload()
