@@ -243,6 +243,9 @@ REALTIME_RATE_BURST = env_int("REALTIME_RATE_BURST", 40)
 REALTIME_FLOOD_CLOSE_AFTER = env_int("REALTIME_FLOOD_CLOSE_AFTER", 20)
 REALTIME_MAX_CONNECTIONS_PER_USER = env_int("REALTIME_MAX_CONNECTIONS_PER_USER", 20)
 REALTIME_STALL_TIMEOUT = env_float("REALTIME_STALL_TIMEOUT", 30.0)
+# Seconds a closed stalled reader gets to read its 4009 close frame before the
+# TCP connection is dropped.
+REALTIME_CLOSE_GRACE = env_float("REALTIME_CLOSE_GRACE", 10.0)
 # Unread bytes held for one client before its updates are conflated instead.
 REALTIME_SEND_BUFFER_LIMIT = env_int("REALTIME_SEND_BUFFER_LIMIT", 256 * 1024)
 # Write price updates as ready-made frames straight to the socket under daphne

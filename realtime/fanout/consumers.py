@@ -10,31 +10,28 @@ from __future__ import annotations
 
 import itertools
 import logging
+import random
 import time
 from typing import Any
 
 import orjson
-from channels.consumer import get_handler_name
-from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from realtime.fanout.backpressure import find_protocol
+from realtime.fanout import daphne_io
+from realtime.fanout.closecodes import CLOSE_FLOODING, CLOSE_MESSAGE_TOO_BIG
 from realtime.fanout.hub import FanoutHub, Outbox, get_hub
-from realtime.fanout.keepalive import spread_keepalive
 from realtime.fanout.limits import RateLimiter
+from realtime.fanout.nodb import NoDatabaseJsonWebsocketConsumer
 from realtime.feed.cache import get_tick_cache
 from realtime.feed.state import encode_price_update
-from realtime.symbols import InvalidSymbol, parse_symbols
+from realtime.symbols import InvalidSymbol, SymbolParse, parse_symbols
 
 logger = logging.getLogger(__name__)
 
-CLOSE_FLOODING = 4008
-CLOSE_TOO_MANY_CONNECTIONS = 4029
 _conn_ids = itertools.count(1)
 
 
-class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
+class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
     hub: FanoutHub
     outbox: Outbox
     limiter: RateLimiter
@@ -47,19 +44,6 @@ class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
     # and, above all, means a Redis outage cannot close every client with 1011.
     channel_layer_alias = "fmpsite.no-layer-per-consumer"
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        """Channels' dispatch without its ``aclose_old_connections()`` hop.
-
-        Channels 4.3 hops to a worker thread before every handler to close stale
-        database connections. This consumer never touches the ORM (auth happens in
-        the middleware, before it), so the hop would only add latency and serialise
-        every client message behind the thread pool.
-        """
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
-
     # --- connection ----------------------------------------------------------------
     async def connect(self) -> None:
         self.conn_id = f"ws-{next(_conn_ids)}"
@@ -69,59 +53,72 @@ class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
             logger.info("event=ws_refused conn=%s reason=anonymous", self.conn_id)
             await self.close()  # before accept: the handshake gets HTTP 403
             return
-        user_key = f"user:{user.pk}" if authenticated else None
+        principal = self.scope.get("realtime_principal") or (
+            f"user:{user.pk}" if authenticated else None
+        )
         self.hub = get_hub()
-        if (
-            user_key is not None
-            and self.hub.connections_of(user_key)
-            >= settings.REALTIME_MAX_CONNECTIONS_PER_USER
-        ):
-            logger.info("event=ws_refused conn=%s reason=connection_cap", self.conn_id)
+        protocol = daphne_io.protocol_for(self.base_send)
+        outbox = Outbox(
+            self._send_text,
+            self.conn_id,
+            principal,
+            close=self._close_with,
+            protocol=protocol,
+            direct=settings.REALTIME_DIRECT_WRITE,
+        )
+        if not await self.hub.admit(outbox, principal):
+            logger.info(
+                "event=ws_refused conn=%s reason=connection_cap principal=%s cap=%d",
+                self.conn_id,
+                principal,
+                settings.REALTIME_MAX_CONNECTIONS_PER_USER,
+            )
             await self.close()
             return
+        self.outbox = outbox
         self.symbols = {}
         self.limiter = RateLimiter(
             rate=settings.REALTIME_RATE_LIMIT,
             burst=settings.REALTIME_RATE_BURST,
             flood_after=settings.REALTIME_FLOOD_CLOSE_AFTER,
         )
-        self.outbox = Outbox(
-            self._send_text,
-            self.conn_id,
-            user_key,
-            close=self._close_with,
-            protocol=find_protocol(self.base_send),
-            direct=settings.REALTIME_DIRECT_WRITE,
-        )
-        spread_keepalive(self.outbox.protocol)
+        if protocol is not None:
+            daphne_io.close_cleanly_on_protocol_errors(protocol)
+            daphne_io.spread_keepalive(protocol, random.random)
         await self.accept()
-        await self.send_json(
+        # Everything after the handshake goes through the outbox, in order: the
+        # greeting first, then (if the upstream is down) its status.
+        self.reply(
             {"type": "connected", "message": "Connected to real-time price stream"}
         )
-        # After the greeting: the hub may queue an upstream_status at once.
         self.hub.attach(self.outbox)
         logger.info(
             "event=ws_connected conn=%s user=%s direct_write=%s",
             self.conn_id,
-            user_key,
+            principal,
             self.outbox.direct,
         )
 
-    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        # As channels' own, minus the aclose_old_connections() hop (see dispatch);
-        # this consumer joins no groups itself (the hub does).
-        await self.disconnect(message.get("code", 1000))
-        raise StopConsumer()
-
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "outbox"):
-            await self.hub.detach(self.outbox)
-            logger.info(
-                "event=ws_disconnected conn=%s code=%s symbols=%d",
+        if not hasattr(self, "outbox"):
+            return
+        protocol = self.outbox.protocol
+        size = daphne_io.oversized_message(protocol) if protocol is not None else None
+        if size is not None:
+            logger.warning(
+                "event=ws_message_too_big conn=%s code=%d size=%d limit=%d",
                 self.conn_id,
-                code,
-                len(self.symbols),
+                CLOSE_MESSAGE_TOO_BIG,
+                size,
+                protocol.maxMessagePayloadSize,
             )
+        await self.hub.detach(self.outbox)
+        logger.info(
+            "event=ws_disconnected conn=%s code=%s symbols=%d",
+            self.conn_id,
+            code,
+            len(self.symbols),
+        )
 
     async def _send_text(self, text: str) -> None:
         await self.send(text_data=text)
@@ -129,29 +126,38 @@ class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
     async def _close_with(self, code: int) -> None:
         await self.close(code=code)
 
-    # --- input ---------------------------------------------------------------------
-    @classmethod
-    async def encode_json(cls, content: Any) -> str:
-        return orjson.dumps(content).decode()
+    def reply(self, content: dict[str, Any]) -> None:
+        """Queue a message for the client behind everything queued before it.
 
+        Through the outbox, so every message counts against the connection's one
+        send-buffer bound (realtime/fanout/hub.py, ``send_reply``).
+        """
+        self.hub.send_reply(self.outbox, orjson.dumps(content).decode())
+
+    # --- input ---------------------------------------------------------------------
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs
     ) -> None:
-        # daphne just reset its keepalive clock for this client; keep pings spread.
-        spread_keepalive(self.outbox.protocol)
+        if self.outbox.protocol is not None:
+            # daphne just reset its keepalive clock for this client: keep pings spread.
+            daphne_io.spread_keepalive(self.outbox.protocol, random.random)
         if not self.limiter.allow():
             if self.limiter.flooding:
-                logger.warning("event=ws_flood_closed conn=%s", self.conn_id)
+                logger.warning(
+                    "event=ws_flood_closed conn=%s code=%d",
+                    self.conn_id,
+                    CLOSE_FLOODING,
+                )
                 await self.close(code=CLOSE_FLOODING)
                 return
-            await self.send_error(
+            self.send_error(
                 "rate_limited",
                 f"Rate limit exceeded: at most {settings.REALTIME_RATE_LIMIT:g} "
                 "messages per second",
             )
             return
         if text_data is None:
-            await self.send_error(
+            self.send_error(
                 "binary_not_supported",
                 "Binary frames are not supported; send JSON text",
             )
@@ -161,7 +167,7 @@ class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
             len(text_data) if len(text_data) * 4 <= limit else len(text_data.encode())
         )
         if size > limit:
-            await self.send_error(
+            self.send_error(
                 "message_too_large",
                 f"Message too large: {size} bytes (limit {limit} bytes)",
             )
@@ -169,40 +175,45 @@ class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
         try:
             content = orjson.loads(text_data)
         except orjson.JSONDecodeError as exc:
-            await self.send_error("invalid_json", f"Invalid JSON: {exc}")
+            self.send_error("invalid_json", f"Invalid JSON: {exc}")
             return
         await self.receive_json(content)
 
     async def receive_json(self, content: Any, **kwargs) -> None:
         if not isinstance(content, dict):
             kind = {list: "array", str: "string"}.get(type(content), "scalar")
-            await self.send_error(
-                "bad_request", f"Message must be a JSON object, got {kind}"
-            )
+            self.send_error("bad_request", f"Message must be a JSON object, got {kind}")
             return
         action = content.get("action")
         if action is None:
-            await self.send_error("bad_request", "Missing 'action' field")
+            self.send_error("bad_request", "Missing 'action' field")
             return
         handler = self._actions.get(action) if isinstance(action, str) else None
         if handler is None:
-            await self.send_error("unknown_action", f"Unknown action: {action!r}")
+            self.send_error("unknown_action", f"Unknown action: {action!r}")
             return
         await handler(self, content)
 
     # --- actions -------------------------------------------------------------------
     async def _subscribe(self, content: dict[str, Any]) -> None:
-        parsed = await self._parse_symbols(content)
+        parsed = self._parse_symbols(content)
         if parsed is None:
             return
         room = settings.REALTIME_MAX_SYMBOLS_PER_CONNECTION - len(self.symbols)
         new = [s for s in parsed.valid if s not in self.symbols]
         added, refused = new[: max(room, 0)], new[max(room, 0) :]
+        if refused:
+            self.send_error(
+                "symbol_limit",
+                f"Symbol limit reached: at most "
+                f"{settings.REALTIME_MAX_SYMBOLS_PER_CONNECTION} symbols per "
+                f"connection; not subscribed: {', '.join(refused)}",
+            )
         for symbol in added:
             self.symbols[symbol] = None
-        joined = self.hub.add(self.outbox, added)
+        await self.hub.subscribe(self.outbox, added)
         snapshots = await get_tick_cache().aget_many(added) if added else {}
-        await self.send_json(
+        self.reply(
             {
                 "type": "subscription",
                 "action": "subscribed",
@@ -210,19 +221,14 @@ class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
                 "subscribed_total": len(self.symbols),
             }
         )
+        self.reply({"type": "subscriptions", "symbols": list(self.symbols)})
         for symbol in added:
             state = snapshots.get(symbol)
             # A live update already pending is at least as new as the snapshot.
             if state is not None and not self.outbox.has_pending(symbol):
-                await self.send(text_data=encode_price_update(state, snapshot=True))
-        if refused:
-            await self.send_error(
-                "symbol_limit",
-                f"Symbol limit reached: at most "
-                f"{settings.REALTIME_MAX_SYMBOLS_PER_CONNECTION} symbols per "
-                f"connection; not subscribed: {', '.join(refused)}",
-            )
-        await self.hub.join(joined)
+                self.hub.send_snapshot(
+                    self.outbox, symbol, encode_price_update(state, snapshot=True)
+                )
         if added:
             logger.info(
                 "event=ws_subscribed conn=%s symbols=%s total=%d",
@@ -232,14 +238,14 @@ class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
             )
 
     async def _unsubscribe(self, content: dict[str, Any]) -> None:
-        parsed = await self._parse_symbols(content)
+        parsed = self._parse_symbols(content)
         if parsed is None:
             return
         removed = [s for s in parsed.valid if s in self.symbols]
         for symbol in removed:
             del self.symbols[symbol]
-        await self.hub.remove(self.outbox, removed)
-        await self.send_json(
+        await self.hub.unsubscribe(self.outbox, removed)
+        self.reply(
             {
                 "type": "subscription",
                 "action": "unsubscribed",
@@ -247,12 +253,13 @@ class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
                 "subscribed_total": len(self.symbols),
             }
         )
+        self.reply({"type": "subscriptions", "symbols": list(self.symbols)})
 
     async def _get_subscriptions(self, content: dict[str, Any]) -> None:
-        await self.send_json({"type": "subscriptions", "symbols": list(self.symbols)})
+        self.reply({"type": "subscriptions", "symbols": list(self.symbols)})
 
     async def _ping(self, content: dict[str, Any]) -> None:
-        await self.send_json({"type": "pong", "timestamp": int(time.time() * 1000)})
+        self.reply({"type": "pong", "timestamp": int(time.time() * 1000)})
 
     _actions = {
         "subscribe": _subscribe,
@@ -261,20 +268,20 @@ class PriceStreamConsumer(AsyncJsonWebsocketConsumer):
         "ping": _ping,
     }
 
-    async def _parse_symbols(self, content: dict[str, Any]):
+    def _parse_symbols(self, content: dict[str, Any]) -> SymbolParse | None:
         """Valid symbols of the request; an ``error`` names any invalid ones."""
         if "symbols" not in content:
-            await self.send_error("bad_request", "Missing 'symbols' field")
+            self.send_error("bad_request", "Missing 'symbols' field")
             return None
         try:
             parsed = parse_symbols(content["symbols"])
         except InvalidSymbol as exc:
-            await self.send_error("invalid_symbol", str(exc))
+            self.send_error("invalid_symbol", str(exc))
             return None
         if parsed.invalid:
             bad = ", ".join(repr(v)[:40] for v in parsed.invalid[:10])
-            await self.send_error("invalid_symbol", f"Invalid symbols: {bad}")
+            self.send_error("invalid_symbol", f"Invalid symbols: {bad}")
         return parsed
 
-    async def send_error(self, code: str, message: str) -> None:
-        await self.send_json({"type": "error", "message": message, "code": code})
+    def send_error(self, code: str, message: str) -> None:
+        self.reply({"type": "error", "message": message, "code": code})

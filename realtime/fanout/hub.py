@@ -30,30 +30,56 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from prometheus_client import Gauge
 
 from realtime import metrics
 from realtime.events import FEED_CHANNEL, HUBS_GROUP, LeaseEvent
-from realtime.fanout.backpressure import buffered_bytes
-from realtime.fanout.directwrite import supports_direct_write, text_frame, write_frames
+from realtime.fanout import daphne_io
+from realtime.fanout.closecodes import CLOSE_GOING_AWAY, CLOSE_STALLED
+from realtime.fanout.slots import ConnectionSlots, make_slots
 from realtime.groups import price_group
 
 logger = logging.getLogger(__name__)
 
-CLOSE_STALLED = 4009
-# The pending-update key of ``upstream_status`` messages: no symbol is empty.
-UPSTREAM_KEY = ""
+# Replies (acks, errors, pongs, subscription lists) held for a client whose socket
+# is backed up. Past this many the client is a stalled reader and is closed 4009:
+# replies cannot be conflated, so they must not queue without bound.
+MAX_HELD_REPLIES = 64
+
+FANOUT_HEALTHY = Gauge(
+    "fmpsite_fanout_healthy",
+    "1 while every fan-out hub task of this process runs; 0 once one crashed",
+)
+FANOUT_HEALTHY.set(1)
+_failure: str | None = None
+
+
+def fanout_failure() -> str | None:
+    """None while the fan-out is healthy; why not otherwise (for /health).
+
+    A hub task that dies stops delivery to every client of the process while the
+    sockets stay open; the process must then be reported unhealthy and replaced.
+    """
+    return _failure
+
+
+def _mark_failed(reason: str) -> None:
+    global _failure
+    _failure = reason
+    FANOUT_HEALTHY.set(0)
 
 
 class Outbox:
-    """One connection's updates waiting for the next flush.
+    """One connection's messages waiting for the next flush: queueing, conflation.
 
-    ``queue`` holds every update in arrival order (``(symbol, data)``) and is
-    emptied on each flush, one event-loop turn after the ticks arrived. When the
-    connection's transport holds more than ``buffer_limit`` unread bytes (see
-    realtime/fanout/backpressure.py) the connection is stalled: nothing more is written
-    and updates replace each other in ``pending`` (one per symbol) until the
-    client reads again (``resume``), or until it has been stalled too long and the
-    hub closes it.
+    ``queue`` holds every message in order as ``(symbol, data)`` (``symbol`` is
+    None for replies and upstream status) and is emptied on each flush, one
+    event-loop turn after the messages arrived. While the connection's socket
+    holds more than ``REALTIME_SEND_BUFFER_LIMIT`` unread bytes it is stalled:
+    nothing more is written; price updates and snapshots replace each other in
+    ``pending`` (one per symbol), the upstream status keeps only the latest in
+    ``upstream``, and replies queue in ``pending`` too, at most
+    ``MAX_HELD_REPLIES`` of them (``put_reply`` says when that is exceeded).
     """
 
     __slots__ = (
@@ -61,6 +87,8 @@ class Outbox:
         "close",
         "queue",
         "pending",
+        "upstream",
+        "held_replies",
         "conn_id",
         "symbols",
         "conflated",
@@ -69,6 +97,7 @@ class Outbox:
         "protocol",
         "direct",
         "stalled_since",
+        "closed",
     )
 
     def __init__(
@@ -85,25 +114,37 @@ class Outbox:
         self.close = close
         self.conn_id = conn_id
         self.user_key = user_key
-        # daphne's WebSocket protocol (realtime/fanout/backpressure.py), None elsewhere.
+        # daphne's WebSocket protocol when daphne_io may use it, None elsewhere.
         self.protocol = protocol
         self.transport = getattr(protocol, "transport", None)
-        # Pending updates are ready-made frames (bytes) when written directly to
-        # the socket (realtime/fanout/directwrite.py), texts for the ASGI send
-        # otherwise.
+        # Messages are ready-made frames (bytes) when written directly to the
+        # socket (daphne_io.write_frames), texts for the ASGI send otherwise.
         self.direct = (
-            direct and protocol is not None and supports_direct_write(protocol)
+            direct
+            and protocol is not None
+            and daphne_io.supports_direct_write(protocol)
         )
-        self.queue: list[tuple[str, str | bytes]] = []
-        self.pending: dict[str, str | bytes] = {}
+        self.queue: list[tuple[str | None, str | bytes]] = []
+        # Keys: symbols for updates and snapshots, ints for held replies.
+        self.pending: dict[str | int, str | bytes] = {}
+        self.upstream: str | bytes | None = None
+        self.held_replies = 0
         self.symbols: set[str] = set()
         self.conflated = 0
         self.stalled_since: float | None = None
+        self.closed = False
 
     def backlogged(self, limit: int) -> bool:
-        return self.transport is not None and buffered_bytes(self.transport) > limit
+        return (
+            self.transport is not None
+            and daphne_io.buffered_bytes(self.transport) > limit
+        )
+
+    def encode(self, text: str) -> str | bytes:
+        return daphne_io.text_frame(text) if self.direct else text
 
     def put(self, symbol: str, data: str | bytes) -> None:
+        """A price update or snapshot of ``symbol`` (encoded for this outbox)."""
         if self.stalled_since is None:
             self.queue.append((symbol, data))
             return
@@ -111,6 +152,21 @@ class Outbox:
             self.conflated += 1
             metrics.MESSAGES_CONFLATED.inc()
         self.pending[symbol] = data
+
+    def put_upstream(self, data: str | bytes) -> None:
+        if self.stalled_since is None:
+            self.queue.append((None, data))
+        else:
+            self.upstream = data  # latest wins
+
+    def put_reply(self, data: str | bytes) -> bool:
+        """Queue a reply; False when a stalled client has too many held already."""
+        if self.stalled_since is None:
+            self.queue.append((None, data))
+            return True
+        self.held_replies += 1
+        self.pending[-self.held_replies] = data
+        return self.held_replies <= MAX_HELD_REPLIES
 
     def has_pending(self, symbol: str) -> bool:
         return symbol in self.pending or any(s == symbol for s, _ in self.queue)
@@ -122,15 +178,33 @@ class Outbox:
             self.queue = [item for item in self.queue if item[0] != symbol]
 
     def resume(self) -> None:
-        """The client reads again: its conflated updates go out next, in order."""
+        """The client reads again: what was held goes out next, in order."""
         self.stalled_since = None
-        self.queue.extend(self.pending.items())
+        if self.upstream is not None:
+            self.queue.append((None, self.upstream))
+            self.upstream = None
+        self.queue.extend(
+            (key if isinstance(key, str) else None, data)
+            for key, data in self.pending.items()
+        )
         self.pending = {}
+        self.held_replies = 0
+
+    def drop_all(self) -> None:
+        """Closing: nothing waiting is sent any more."""
+        self.closed = True
+        self.queue = []
+        self.pending = {}
+        self.upstream = None
 
     async def flush(self) -> int:
         batch, self.queue = self.queue, []
+        if self.closed:
+            return 0
         if self.direct:
-            if not write_frames(self.protocol, b"".join([d for _, d in batch])):
+            if not daphne_io.write_frames(
+                self.protocol, b"".join([d for _, d in batch])
+            ):
                 return 0
             return len(batch)
         for _, text in batch:
@@ -139,10 +213,18 @@ class Outbox:
 
 
 class FanoutHub:
-    def __init__(self, channel_layer: Any, *, owner: str, lease_ttl: float) -> None:
+    def __init__(
+        self,
+        channel_layer: Any,
+        *,
+        owner: str,
+        lease_ttl: float,
+        slots: ConnectionSlots | None = None,
+    ) -> None:
         self.channel_layer = channel_layer
         self.owner = owner
         self.lease_ttl = lease_ttl
+        self.slots = slots if slots is not None else make_slots(owner, lease_ttl)
         self.by_symbol: dict[str, set[Outbox]] = {}
         self.outboxes: set[Outbox] = set()
         self.channel_name: str | None = None
@@ -150,10 +232,11 @@ class FanoutHub:
         self._stalled: set[Outbox] = set()
         self.buffer_limit = settings.REALTIME_SEND_BUFFER_LIMIT
         self.stall_timeout = settings.REALTIME_STALL_TIMEOUT
+        self.close_grace = settings.REALTIME_CLOSE_GRACE
         self._flush_wakeup = asyncio.Event()
         self._lease_wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._ready = asyncio.Event()
+        self._closing = False
         # The feed's last upstream_status message, for clients that connect while
         # the upstream is down (None while it is connected).
         self.upstream_down_text: str | None = None
@@ -166,12 +249,31 @@ class FanoutHub:
             asyncio.create_task(self._lease_loop(), name="hub-lease"),
             asyncio.create_task(self._stall_loop(), name="hub-stalls"),
         ]
+        for task in self._tasks:
+            task.add_done_callback(self._task_done)
 
-    async def wait_ready(self) -> None:
-        await self._ready.wait()
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A hub task ending by itself means no more delivery: say so, loudly."""
+        if task.cancelled() or self._closing:
+            return
+        error = task.exception()
+        reason = f"{task.get_name()} {'crashed: ' + repr(error) if error else 'ended'}"
+        logger.error(
+            "event=hub_task_crashed owner=%s task=%s error=%r",
+            self.owner,
+            task.get_name(),
+            error,
+            exc_info=error,
+        )
+        _mark_failed(reason)
 
     async def aclose(self) -> None:
-        """Release the lease and stop; the feed drops our symbols after its grace."""
+        """Release the lease, leave every group and stop.
+
+        The feed drops our symbols after its grace; leaving the groups at once
+        stops the layer from queueing ticks for a channel nobody reads.
+        """
+        self._closing = True
         if self.channel_layer is not None:
             try:
                 await self.channel_layer.send(
@@ -179,35 +281,83 @@ class FanoutHub:
                 )
             except Exception as exc:
                 logger.debug("event=lease_release_failed error=%r", exc)
+            channel = self.channel_name
+            if channel is not None:
+                groups = [HUBS_GROUP, *(price_group(s) for s in self.by_symbol)]
+                for group in groups:
+                    try:
+                        await self.channel_layer.group_discard(group, channel)
+                    except Exception as exc:
+                        logger.debug(
+                            "event=group_discard_failed group=%s error=%r", group, exc
+                        )
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self.slots.release_all()
+
+    async def shutdown(self, wait: float = 2.0) -> None:
+        """The server is stopping: close every client with 1001, then ``aclose``.
+
+        Waits up to ``wait`` s for the clients' close handshakes, so they read
+        "going away" instead of a dropped connection.
+        """
+        outboxes = list(self.outboxes)
+        logger.info("event=hub_shutdown owner=%s clients=%d", self.owner, len(outboxes))
+        for outbox in outboxes:
+            outbox.drop_all()
+            if outbox.close is not None:
+                try:
+                    await outbox.close(CLOSE_GOING_AWAY)
+                except Exception as exc:
+                    logger.debug("event=close_failed error=%r", exc)
+        protocols = [ob.protocol for ob in outboxes if ob.protocol is not None]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                # Twisted's state, no asyncio event to wait on: poll, bounded.
+                while any(  # noqa: ASYNC110
+                    not p.transport.disconnected for p in protocols
+                ):
+                    await asyncio.sleep(0.05)
+        await self.aclose()
 
     # --- connections ---------------------------------------------------------------
+    async def admit(self, outbox: Outbox, principal: str | None) -> bool:
+        """Take a connection slot of ``principal`` (None: anonymous, uncapped)."""
+        if principal is None:
+            return True
+        return await self.slots.acquire(
+            principal, outbox.conn_id, settings.REALTIME_MAX_CONNECTIONS_PER_USER
+        )
+
     def attach(self, outbox: Outbox) -> None:
         self.outboxes.add(outbox)
         if self.upstream_down_text is not None:
-            self._queue(outbox, UPSTREAM_KEY, self.upstream_down_text, None)
-            self._flush_wakeup.set()
+            outbox.put_upstream(outbox.encode(self.upstream_down_text))
+            self._wake(outbox)
         metrics.CLIENTS.set(len(self.outboxes))
         self._lease_wakeup.set()
 
     async def detach(self, outbox: Outbox) -> None:
-        await self.remove(outbox, list(outbox.symbols))
+        await self.unsubscribe(outbox, list(outbox.symbols))
         self.outboxes.discard(outbox)
         self._dirty.discard(outbox)
         self._stalled.discard(outbox)
         metrics.CLIENTS.set(len(self.outboxes))
         self._lease_wakeup.set()
+        if outbox.user_key is not None:
+            await self.slots.release(outbox.user_key, outbox.conn_id)
 
     def connections_of(self, user_key: str) -> int:
         return sum(1 for ob in self.outboxes if ob.user_key == user_key)
 
-    def add(self, outbox: Outbox, symbols: Iterable[str]) -> list[str]:
-        """Register symbols for a connection at once (no await: no tick slips in).
+    async def subscribe(self, outbox: Outbox, symbols: Iterable[str]) -> None:
+        """Deliver ``symbols`` to ``outbox`` from now on.
 
-        Returns the symbols this process did not need before; ``join`` them next.
+        The registration happens before the first await, so no tick that arrives
+        meanwhile slips past the connection; then the process joins the groups of
+        the symbols it did not need before (scaled mode: one ``group_add`` each).
         """
         joined = []
         for symbol in symbols:
@@ -217,17 +367,16 @@ class FanoutHub:
                 members = self.by_symbol[symbol] = set()
                 joined.append(symbol)
             members.add(outbox)
-        if joined:
-            self._lease_wakeup.set()
-        return joined
-
-    async def join(self, symbols: Iterable[str]) -> None:
+        if not joined:
+            return
+        self._lease_wakeup.set()
         if self.channel_name is None:
             return  # the receive loop joins every needed group once it has a channel
-        for symbol in symbols:
+        for symbol in joined:
             await self.channel_layer.group_add(price_group(symbol), self.channel_name)
 
-    async def remove(self, outbox: Outbox, symbols: Iterable[str]) -> None:
+    async def unsubscribe(self, outbox: Outbox, symbols: Iterable[str]) -> None:
+        """Stop delivering ``symbols`` to ``outbox``; leave groups nobody needs."""
         left = []
         for symbol in symbols:
             outbox.symbols.discard(symbol)
@@ -239,18 +388,48 @@ class FanoutHub:
             if not members:
                 del self.by_symbol[symbol]
                 left.append(symbol)
-        if left:
-            self._lease_wakeup.set()
-            if self.channel_name is not None:
-                for symbol in left:
-                    try:
-                        await self.channel_layer.group_discard(
-                            price_group(symbol), self.channel_name
-                        )
-                    except Exception as exc:
-                        logger.warning(
-                            "event=group_discard_failed symbol=%s error=%r", symbol, exc
-                        )
+        if not left:
+            return
+        self._lease_wakeup.set()
+        if self.channel_name is None:
+            return
+        for symbol in left:
+            try:
+                await self.channel_layer.group_discard(
+                    price_group(symbol), self.channel_name
+                )
+            except Exception as exc:
+                logger.warning(
+                    "event=group_discard_failed symbol=%s error=%r", symbol, exc
+                )
+
+    def send_reply(self, outbox: Outbox, text: str) -> None:
+        """Queue a reply (ack, error, pong, list) behind what the client awaits.
+
+        Every message to a client goes through its outbox, so one bound covers
+        them all: a client whose socket is backed up and keeps asking is closed
+        4009 once ``MAX_HELD_REPLIES`` replies wait for it.
+        """
+        if outbox.closed:
+            return
+        if not outbox.put_reply(outbox.encode(text)):
+            self._stalled.discard(outbox)
+            asyncio.get_running_loop().create_task(
+                self._close_stalled(outbox, "replies")
+            )
+            return
+        self._wake(outbox)
+
+    def send_snapshot(self, outbox: Outbox, symbol: str, text: str) -> None:
+        """Queue a snapshot; like an update, a newer one for the symbol replaces it."""
+        if outbox.closed:
+            return
+        outbox.put(symbol, outbox.encode(text))
+        self._wake(outbox)
+
+    def _wake(self, outbox: Outbox) -> None:
+        self._dirty.add(outbox)
+        self._flush_wakeup.set()
 
     # --- tick path -----------------------------------------------------------------
     def deliver(self, symbol: str, text: str, tick_ts: int) -> None:
@@ -261,7 +440,7 @@ class FanoutHub:
         for outbox in members:
             if outbox.direct:
                 if frame is None:
-                    frame = text_frame(text)  # once per tick, not per client
+                    frame = daphne_io.text_frame(text)  # once per tick
                 outbox.put(symbol, frame)
             else:
                 outbox.put(symbol, text)
@@ -272,18 +451,11 @@ class FanoutHub:
     def deliver_upstream(self, status: str, text: str) -> None:
         """Queue the feed's ``upstream_status`` for every client (latest wins)."""
         self.upstream_down_text = None if status == "connected" else text
-        frame = text_frame(text)
+        frame = daphne_io.text_frame(text)
         for outbox in self.outboxes:
-            self._queue(outbox, UPSTREAM_KEY, text, frame)
+            outbox.put_upstream(frame if outbox.direct else text)
         self._dirty.update(self.outboxes)
         self._flush_wakeup.set()
-
-    @staticmethod
-    def _queue(outbox: Outbox, key: str, text: str, frame: bytes | None) -> None:
-        if outbox.direct:
-            outbox.put(key, frame if frame is not None else text_frame(text))
-        else:
-            outbox.put(key, text)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -298,6 +470,13 @@ class FanoutHub:
                     outbox.stalled_since = time.monotonic()
                     self._stalled.add(outbox)
                     logger.info("event=ws_stalled conn=%s", outbox.conn_id)
+                    # What this turn queued is held (and conflated) from now on.
+                    batch, outbox.queue = outbox.queue, []
+                    for symbol, data in batch:
+                        if symbol is None:
+                            outbox.put_reply(data)
+                        else:
+                            outbox.put(symbol, data)
                     continue
                 try:
                     sent += await outbox.flush()
@@ -317,23 +496,47 @@ class FanoutHub:
                 if not outbox.backlogged(self.buffer_limit):
                     outbox.resume()
                     self._stalled.discard(outbox)
-                    self._dirty.add(outbox)
-                    self._flush_wakeup.set()
+                    self._wake(outbox)
                 elif now - outbox.stalled_since > self.stall_timeout:
                     self._stalled.discard(outbox)
-                    logger.warning(
-                        "event=ws_stalled_closed conn=%s code=%d seconds=%.1f "
-                        "buffered=%d",
-                        outbox.conn_id,
-                        CLOSE_STALLED,
-                        now - outbox.stalled_since,
-                        buffered_bytes(outbox.transport),
-                    )
-                    if outbox.close is not None:
-                        try:
-                            await outbox.close(CLOSE_STALLED)
-                        except Exception as exc:
-                            logger.debug("event=close_failed error=%r", exc)
+                    await self._close_stalled(outbox, "deadline")
+
+    async def _close_stalled(self, outbox: Outbox, reason: str) -> None:
+        """Close a client that does not read with 4009, so that it can see why.
+
+        The unsent frames Twisted holds are dropped first and the client gets
+        ``REALTIME_CLOSE_GRACE`` s to read the close frame (daphne_io).
+        """
+        if outbox.closed:
+            return
+        stalled_since = outbox.stalled_since or time.monotonic()
+        buffered = daphne_io.buffered_bytes(outbox.transport) if outbox.transport else 0
+        outbox.drop_all()
+        dropped = 0
+        if outbox.protocol is not None:
+            try:
+                dropped = daphne_io.prepare_stall_close(
+                    outbox.protocol, self.close_grace
+                )
+            except Exception as exc:  # never let this stop the close itself
+                logger.warning(
+                    "event=stall_drop_failed conn=%s error=%r", outbox.conn_id, exc
+                )
+        logger.warning(
+            "event=ws_stalled_closed conn=%s code=%d reason=%s seconds=%.1f "
+            "buffered=%d dropped=%d",
+            outbox.conn_id,
+            CLOSE_STALLED,
+            reason,
+            time.monotonic() - stalled_since,
+            buffered,
+            dropped,
+        )
+        if outbox.close is not None:
+            try:
+                await outbox.close(CLOSE_STALLED)
+            except Exception as exc:
+                logger.debug("event=close_failed error=%r", exc)
 
     # --- channel layer -------------------------------------------------------------
     async def _receive_loop(self) -> None:
@@ -366,14 +569,13 @@ class FanoutHub:
         # through one shared receive loop keyed on it, and a custom prefix made the
         # scaled benchmark deliver nothing.
         channel = await self.channel_layer.new_channel()
-        # Publish the name before the awaits below, so a symbol a consumer adds
-        # meanwhile is joined by ``join`` instead of slipping between the two.
+        # Publish the name before the awaits below, so a symbol subscribed
+        # meanwhile is joined by ``subscribe`` instead of slipping between the two.
         self.channel_name = channel
         await self.channel_layer.group_add(HUBS_GROUP, channel)
         for symbol in list(self.by_symbol):
             await self.channel_layer.group_add(price_group(symbol), channel)
         self._lease_wakeup.set()
-        self._ready.set()
         logger.info("event=hub_registered owner=%s channel=%s", self.owner, channel)
 
     async def _lease_loop(self) -> None:
@@ -386,6 +588,11 @@ class FanoutHub:
                     await self._lease_wakeup.wait()
             self._lease_wakeup.clear()
             await self.send_lease()
+            await self.slots.refresh(
+                (ob.user_key, ob.conn_id)
+                for ob in self.outboxes
+                if ob.user_key is not None
+            )
 
     async def send_lease(self) -> None:
         lease: LeaseEvent = {
@@ -425,7 +632,16 @@ def get_hub() -> FanoutHub:
         )
         _hubs[loop] = hub
         hub.start()
+        if loop is daphne_io.server_loop():
+            daphne_io.on_server_shutdown(_shutdown_hub, bound=5.0)
     return hub
+
+
+async def _shutdown_hub() -> None:
+    loop = asyncio.get_running_loop()
+    hub = _hubs.pop(loop, None)
+    if hub is not None:
+        await hub.shutdown()
 
 
 async def close_hub() -> None:

@@ -1,17 +1,20 @@
 """Embedded mode: run the feed inside the web server process, from its start.
 
 Daphne implements no ASGI lifespan events, so there is no "server started" hook
-in the application. Daphne does create its event loop at import time
-(``daphne.server.twisted_loop``) and runs it once listening, so the feed is
+in the application. Daphne does create its event loop at import time and runs it
+once listening (realtime/fanout/daphne_io.py, ``server_loop``), so the feed is
 scheduled on that loop when the ASGI application is loaded: prices flow before
-the first client connects.
+the first client connects. On SIGTERM/SIGINT the feed is stopped before the
+server exits, so the upstream socket is closed properly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import sys
+
+from realtime.fanout import daphne_io
 
 logger = logging.getLogger(__name__)
 
@@ -19,15 +22,15 @@ _task: asyncio.Task[None] | None = None
 
 
 def start_with_server() -> None:
-    daphne_server = sys.modules.get("daphne.server")
-    if daphne_server is None:
+    loop = daphne_io.server_loop()
+    if loop is None:
         logger.warning(
             "event=embedded_feed_not_started reason=not_running_under_daphne "
             "hint='run with daphne or manage.py runserver'"
         )
         return
-    loop: asyncio.AbstractEventLoop = daphne_server.twisted_loop
     loop.call_soon_threadsafe(_spawn, loop)
+    daphne_io.on_server_shutdown(_stop, bound=5.0)
 
 
 def _spawn(loop: asyncio.AbstractEventLoop) -> None:
@@ -39,6 +42,16 @@ def _spawn(loop: asyncio.AbstractEventLoop) -> None:
     _task = loop.create_task(FeedRunner().run(), name="embedded-feed")
     _task.add_done_callback(_report_exit)
     logger.info("event=embedded_feed_scheduled")
+
+
+async def _stop() -> None:
+    task = _task
+    if task is None or task.done():
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    logger.info("event=embedded_feed_stopped")
 
 
 def _report_exit(task: asyncio.Task[None]) -> None:

@@ -55,6 +55,15 @@ def seed(symbol: str, price: float, kind: str = "T"):
     return state
 
 
+async def receive_ack(comm: WebsocketCommunicator) -> dict:
+    """The ``subscription`` ack and the ``subscriptions`` list that follows it."""
+    ack = await comm.receive_json_from()
+    assert ack["type"] == "subscription", ack
+    full = await comm.receive_json_from()
+    assert full["type"] == "subscriptions", full
+    return ack
+
+
 async def assert_still_open(comm: WebsocketCommunicator) -> None:
     await comm.send_json_to({"action": "ping"})
     reply = await comm.receive_json_from()
@@ -70,9 +79,16 @@ async def test_subscribe_acknowledges_added_symbols_and_total():
         "symbols": ["AAPL", "MSFT"],
         "subscribed_total": 2,
     }
+    assert await comm.receive_json_from() == {
+        "type": "subscriptions",
+        "symbols": ["AAPL", "MSFT"],
+    }
     await comm.send_json_to({"action": "subscribe", "symbols": "TSLA"})
     ack = await comm.receive_json_from()
     assert ack["symbols"] == ["TSLA"] and ack["subscribed_total"] == 3
+    # The ack names what the request changed; the full list follows it (issue 18).
+    full = await comm.receive_json_from()
+    assert full == {"type": "subscriptions", "symbols": ["AAPL", "MSFT", "TSLA"]}
     await comm.disconnect()
 
 
@@ -81,6 +97,7 @@ async def test_subscribe_sends_snapshot_of_cached_symbols_after_ack():
     comm = await connect()
     await comm.send_json_to({"action": "subscribe", "symbols": ["AAPL", "MSFT"]})
     assert (await comm.receive_json_from())["type"] == "subscription"
+    assert (await comm.receive_json_from())["type"] == "subscriptions"
     snapshot = await comm.receive_json_from()
     assert snapshot == {**orjson.loads(encode_price_update(state)), "snapshot": True}
     assert snapshot["last_price"] == 189.45 and snapshot["data_type"] == "T"
@@ -91,7 +108,7 @@ async def test_subscribe_sends_snapshot_of_cached_symbols_after_ack():
 async def test_live_updates_reach_only_subscribers_of_the_symbol():
     comm = await connect()
     await comm.send_json_to({"action": "subscribe", "symbols": ["AAPL"]})
-    await comm.receive_json_from()
+    await receive_ack(comm)
     hub = current_hub()
     text = encode_price_update(seed("AAPL", 190.0))
     hub.deliver("MSFT", encode_price_update(seed("MSFT", 400.0)), 0)
@@ -104,13 +121,17 @@ async def test_live_updates_reach_only_subscribers_of_the_symbol():
 async def test_unsubscribe_stops_updates_and_reports_total():
     comm = await connect()
     await comm.send_json_to({"action": "subscribe", "symbols": ["AAPL", "MSFT"]})
-    await comm.receive_json_from()
+    await receive_ack(comm)
     await comm.send_json_to({"action": "unsubscribe", "symbols": ["aapl", "GOOG"]})
     assert await comm.receive_json_from() == {
         "type": "subscription",
         "action": "unsubscribed",
         "symbols": ["AAPL"],
         "subscribed_total": 1,
+    }
+    assert await comm.receive_json_from() == {
+        "type": "subscriptions",
+        "symbols": ["MSFT"],
     }
     current_hub().deliver("AAPL", encode_price_update(seed("AAPL", 1.0)), 0)
     assert await comm.receive_nothing(0.1)
@@ -120,7 +141,7 @@ async def test_unsubscribe_stops_updates_and_reports_total():
 async def test_get_subscriptions_lists_this_connections_symbols():
     comm = await connect()
     await comm.send_json_to({"action": "subscribe", "symbols": ["MSFT", "AAPL"]})
-    await comm.receive_json_from()
+    await receive_ack(comm)
     await comm.send_json_to({"action": "get_subscriptions"})
     assert await comm.receive_json_from() == {
         "type": "subscriptions",
@@ -182,13 +203,15 @@ async def test_symbol_limit_subscribes_what_fits_and_names_the_rest(settings):
     settings.REALTIME_MAX_SYMBOLS_PER_CONNECTION = 3
     comm = await connect()
     await comm.send_json_to({"action": "subscribe", "symbols": ["A", "B"]})
-    await comm.receive_json_from()
+    await receive_ack(comm)
     await comm.send_json_to({"action": "subscribe", "symbols": ["C", "D", "E"]})
-    ack = await comm.receive_json_from()
-    assert ack["symbols"] == ["C"] and ack["subscribed_total"] == 3
+    # Errors about a request come before its ack (docs/protocol.md).
     error = await comm.receive_json_from()
     assert error["type"] == "error" and error["code"] == "symbol_limit"
     assert "D, E" in error["message"] and "3" in error["message"]
+    ack = await comm.receive_json_from()
+    assert ack["symbols"] == ["C"] and ack["subscribed_total"] == 3
+    assert (await comm.receive_json_from())["symbols"] == ["A", "B", "C"]
     await assert_still_open(comm)
     await comm.disconnect()
 

@@ -1,6 +1,6 @@
 """Frames written straight to the socket are byte-identical to daphne's own.
 
-Price updates take the direct path (realtime/fanout/directwrite.py) under daphne; the
+Price updates take the direct path (realtime/fanout/daphne_io.py) under daphne; the
 ``connected`` greeting, acks and snapshots go through ASGI and autobahn. A raw TCP
 client reads both off the wire, so any difference in framing or payload shows.
 """
@@ -17,7 +17,7 @@ import orjson
 import pytest
 from websockets.frames import Frame, Opcode
 
-from realtime.fanout.directwrite import text_frame
+from realtime.fanout.daphne_io import text_frame
 
 
 @pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65535, 65536, 70000])

@@ -23,7 +23,7 @@ async def test_a_reading_client_gets_every_update_in_order():
     try:
         outbox, sent = collecting_outbox()
         hub.attach(outbox)
-        hub.add(outbox, ["AAA", "BBB"])
+        await hub.subscribe(outbox, ["AAA", "BBB"])
         # Ticks of one upstream read arrive in one event-loop turn.
         for i in range(5):
             hub.deliver("AAA", f"AAA-{i}", 0)

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from realtime.fanout.keepalive import spread_keepalive
+from realtime.fanout.daphne_io import spread_keepalive
 from tests.conftest import daphne, free_port, server_env
 from tests.realtime.fanout.test_directwrite import RawClient
 

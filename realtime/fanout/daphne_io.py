@@ -1,0 +1,407 @@
+"""Every reach-in into daphne, Twisted and autobahn, checked once and guarded.
+
+ASGI gives an application no backpressure, no way to write a ready-made frame and
+no hook for the server's start or shutdown. fmpsite needs all of them on the tick
+path (docs/benchmarks.md), so this module, and only this one, uses names that are
+private to the server stack (Twisted and autobahn are pinned in requirements.txt
+for that reason):
+
+- daphne: the ASGI ``send`` it hands an application is
+  ``partial(Server.handle_reply, protocol)``; the protocol's ``last_ping`` and
+  ``server.ping_interval`` drive its keepalive pings; ``daphne.server.twisted_loop``
+  is the event loop it runs.
+- Twisted: a TCP transport's unsent bytes are ``dataBuffer`` past ``offset`` plus
+  ``_tempDataBuffer`` (``_tempDataLen`` bytes); ``socket`` is the real socket.
+- autobahn: ``WebSocketProtocol.STATE_OPEN``, ``sendClose``,
+  ``closeHandshakeTimeout``, ``failByDrop`` and the ``wasMax*PayloadSizeExceeded``
+  flags of a message over the size limit.
+
+``probe()`` checks every one of them, once: the class-level names at first use,
+the per-connection attributes on the first daphne connection. If any is missing
+it logs ONE warning naming them and every connection takes the plain ASGI path
+(``protocol_for`` returns None): no direct writes, no send-buffer bound, no
+spread pings, but correct. Nothing here probes per tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import struct
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+try:  # the constant itself, not a copy: a renumbering would show in the probe
+    from autobahn.websocket.protocol import WebSocketProtocol as _AutobahnProtocol
+
+    STATE_OPEN: int | None = _AutobahnProtocol.STATE_OPEN
+except (ImportError, AttributeError):  # pragma: no cover - another server stack
+    _AutobahnProtocol = None
+    STATE_OPEN = None
+
+# Class-level names, checked at first use: (owner's import path, attribute).
+_CLASS_NAMES: tuple[tuple[str, str], ...] = (
+    ("daphne.server:Server", "handle_reply"),
+    ("daphne.server:Server", "kill_all_applications"),
+    ("daphne.ws_protocol:WebSocketProtocol", "check_timeouts"),
+    ("autobahn.websocket.protocol:WebSocketProtocol", "STATE_OPEN"),
+    ("autobahn.websocket.protocol:WebSocketProtocol", "sendClose"),
+    ("autobahn.websocket.protocol:WebSocketProtocol", "_max_message_size_exceeded"),
+    ("twisted.internet.abstract:FileDescriptor", "dataBuffer"),
+    ("twisted.internet.abstract:FileDescriptor", "offset"),
+    ("twisted.internet.abstract:FileDescriptor", "SEND_LIMIT"),
+)
+# Per-connection names, checked on the first daphne connection.
+_PROTOCOL_NAMES = (
+    "state",
+    "last_ping",
+    "server",
+    "transport",
+    "closeHandshakeTimeout",
+    "failByDrop",
+    "wasMaxMessagePayloadSizeExceeded",
+    "wasMaxFramePayloadSizeExceeded",
+    "maxMessagePayloadSize",
+)
+_TRANSPORT_NAMES = (
+    "dataBuffer",
+    "offset",
+    "_tempDataBuffer",
+    "_tempDataLen",
+    "socket",
+    "disconnecting",
+    "disconnected",
+)
+
+
+class _Probe:
+    """What is missing from the installed server stack (None: not checked yet)."""
+
+    class_missing: list[str] | None = None
+    instance_missing: list[str] | None = None
+    warned = False
+
+
+_probe = _Probe()
+
+
+def _resolve(path: str) -> Any:
+    module_name, _, qualname = path.partition(":")
+    module = __import__(module_name, fromlist=["_"])
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def check_classes(names: tuple[tuple[str, str], ...] = _CLASS_NAMES) -> list[str]:
+    """The class-level names of ``names`` that the installed packages lack."""
+    missing = []
+    for owner, attribute in names:
+        try:
+            if not hasattr(_resolve(owner), attribute):
+                missing.append(f"{owner}.{attribute}")
+        except (ImportError, AttributeError):
+            missing.append(f"{owner}.{attribute}")
+    if STATE_OPEN is None:
+        missing.append("autobahn STATE_OPEN")
+    return missing
+
+
+def check_protocol(protocol: Any) -> list[str]:
+    """The per-connection names a daphne WebSocket protocol lacks."""
+    missing = [f"protocol.{n}" for n in _PROTOCOL_NAMES if not hasattr(protocol, n)]
+    transport = getattr(protocol, "transport", None)
+    missing += [f"transport.{n}" for n in _TRANSPORT_NAMES if not hasattr(transport, n)]
+    server = getattr(protocol, "server", None)
+    if not hasattr(server, "ping_interval"):
+        missing.append("protocol.server.ping_interval")
+    return missing
+
+
+def _warn_once(missing: list[str]) -> None:
+    if missing and not _probe.warned:
+        _probe.warned = True
+        logger.warning(
+            "event=server_internals_missing missing=%s fallback=asgi "
+            "hint='direct writes, the send-buffer bound and spread pings are off; "
+            "pin the Twisted/autobahn/daphne versions of requirements.txt'",
+            ",".join(missing),
+        )
+
+
+def reset_probe() -> None:
+    """Forget the probe's result (tests that simulate a missing internal)."""
+    _probe.class_missing = _probe.instance_missing = None
+    _probe.warned = False
+
+
+def usable() -> bool:
+    """Whether the class-level internals exist (checked once)."""
+    if _probe.class_missing is None:
+        _probe.class_missing = check_classes()
+        _warn_once(_probe.class_missing)
+    return not _probe.class_missing
+
+
+def _daphne_protocol(send: Callable[..., Any]) -> Any | None:
+    # daphne: partial(Server.handle_reply, protocol). Anything else (the test
+    # communicator, another ASGI server) is simply not daphne.
+    if not isinstance(send, functools.partial) or len(send.args) != 1:
+        return None
+    func = getattr(send.func, "__func__", None)
+    if getattr(func, "__qualname__", "") != "Server.handle_reply":
+        return None
+    return send.args[0]
+
+
+def protocol_for(send: Callable[..., Any]) -> Any | None:
+    """The daphne WebSocket protocol behind an ASGI ``send``, if it may be used.
+
+    None under any other server, and under daphne when the probe found a missing
+    internal: the caller then keeps to the plain ASGI path.
+    """
+    protocol = _daphne_protocol(send)
+    if protocol is None or not usable():
+        return None
+    if _probe.instance_missing is None:
+        _probe.instance_missing = check_protocol(protocol)
+        _warn_once(_probe.instance_missing)
+    return None if _probe.instance_missing else protocol
+
+
+# --- backpressure ---------------------------------------------------------------------
+def buffered_bytes(transport: Any) -> int:
+    """Bytes written by the server but not yet accepted by the kernel.
+
+    Twisted keeps bytes it already sent at the head of ``dataBuffer`` until the
+    next refill; ``offset`` says how many.
+    """
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+
+# --- direct frame writes --------------------------------------------------------------
+def text_frame(text: str) -> bytes:
+    """One final, unmasked WebSocket text frame (RFC 6455 section 5.2)."""
+    payload = text.encode()
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x81, length)
+    elif length < 65536:
+        header = struct.pack("!BBH", 0x81, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, length)
+    return header + payload
+
+
+def supports_direct_write(protocol: Any) -> bool:
+    """Whether frames may bypass ASGI for this (probed) daphne protocol.
+
+    Only where it is byte-identical to autobahn's own framing: a plain TCP
+    transport (a TLS transport has no ``socket.send`` of the clear text) and no
+    negotiated extension (a permessage-deflate connection needs compressed frames).
+    """
+    transport = protocol.transport
+    return hasattr(transport, "socket") and not getattr(
+        protocol, "websocket_extensions_in_use", None
+    )
+
+
+def write_frames(protocol: Any, data: bytes) -> bool:
+    """Write ``data`` (whole frames) to the client; False if the socket is closing.
+
+    One ``send()`` to the kernel; any unsent rest goes to Twisted, and when Twisted
+    already holds bytes everything goes behind them, so frames autobahn writes
+    (pings, close) keep their order.
+    """
+    if protocol.state != STATE_OPEN:
+        return False
+    transport = protocol.transport
+    if transport.disconnecting or transport.disconnected:
+        return False
+    if transport._tempDataLen or len(transport.dataBuffer) > transport.offset:
+        transport.write(data)  # behind what Twisted already holds
+        return True
+    try:
+        sent = transport.socket.send(data)
+    except BlockingIOError:
+        sent = 0
+    except OSError:
+        # Let Twisted see the broken socket and close the connection its own way.
+        sent = 0
+    if sent < len(data):
+        transport.write(data[sent:] if sent else data)
+    return True
+
+
+# --- closing a stalled reader ---------------------------------------------------------
+_FRAME_FIRST_BYTES = frozenset({0x81, 0x82, 0x88, 0x89, 0x8A})
+
+
+def _frames_end_exactly(buffer: bytes | memoryview, start: int) -> bool:
+    """Whether ``buffer[start:]`` is a run of whole unmasked server frames."""
+    end = len(buffer)
+    position = start
+    while position < end:
+        if buffer[position] not in _FRAME_FIRST_BYTES or position + 2 > end:
+            return False
+        length = buffer[position + 1]
+        if length & 0x80:
+            return False  # server frames are never masked
+        header = 2
+        if length == 126:
+            if position + 4 > end:
+                return False
+            length = int.from_bytes(buffer[position + 2 : position + 4], "big")
+            header = 4
+        elif length == 127:
+            if position + 10 > end:
+                return False
+            length = int.from_bytes(buffer[position + 2 : position + 10], "big")
+            header = 10
+        position += header + length
+    return position == end
+
+
+def first_whole_frame(held: bytes, search: int = 70_000) -> int | None:
+    """Where the first whole frame starts in ``held`` (bytes Twisted still holds).
+
+    Every write to the transport ends on a frame boundary, so ``held`` ends on one;
+    its head may be the rest of a frame the kernel took in part. The first offset
+    from which the bytes parse as whole frames to the very end is that boundary.
+    None if there is none within ``search`` bytes (nothing is then dropped).
+    """
+    view = memoryview(held)
+    for start in range(min(len(held), search) + 1):
+        if start == len(held) or (
+            held[start] in _FRAME_FIRST_BYTES and _frames_end_exactly(view, start)
+        ):
+            return start
+    return None
+
+
+def drop_unsent_frames(protocol: Any) -> int:
+    """Drop the whole frames Twisted holds for a client; keep a partly sent one.
+
+    Called before closing a stalled reader, so the close frame follows at most
+    the rest of one frame instead of hundreds of KB the client never read.
+    Returns the bytes dropped (0 if the boundary could not be found).
+    """
+    transport = protocol.transport
+    held = bytes(transport.dataBuffer[transport.offset :]) + b"".join(
+        transport._tempDataBuffer
+    )
+    keep = first_whole_frame(held)
+    if keep is None:
+        return 0
+    transport.dataBuffer = held[:keep]
+    transport.offset = 0
+    transport._tempDataBuffer = []
+    transport._tempDataLen = 0
+    return len(held) - keep
+
+
+def prepare_stall_close(protocol: Any, grace: float) -> int:
+    """Make a 4009 close reach a client that stopped reading.
+
+    Drops the unsent frames (see ``drop_unsent_frames``) and gives the client
+    ``grace`` seconds, instead of autobahn's 1 s close-handshake timeout, to read
+    the close frame before the TCP connection is aborted.
+    """
+    dropped = drop_unsent_frames(protocol)
+    protocol.closeHandshakeTimeout = grace
+    return dropped
+
+
+# --- oversized client messages --------------------------------------------------------
+def close_cleanly_on_protocol_errors(protocol: Any) -> None:
+    """Answer a protocol violation (e.g. a message over daphne's 1 MiB limit) with
+    a close frame (1009 "message too big" for the size) instead of a bare TCP drop.
+    """
+    protocol.failByDrop = False
+
+
+def oversized_message(protocol: Any) -> int | None:
+    """The size of the client message that broke the size limit, if one did."""
+    if protocol.wasMaxMessagePayloadSizeExceeded or (
+        protocol.wasMaxFramePayloadSizeExceeded
+    ):
+        # Set when a message begins; only for the log line.
+        return int(getattr(protocol, "message_data_total_length", 0))
+    return None
+
+
+# --- keepalive ------------------------------------------------------------------------
+def spread_keepalive(protocol: Any, jitter: Callable[[], float]) -> bool:
+    """Move daphne's ``last_ping`` forward by ``jitter() * ping_interval``.
+
+    Daphne pings a client ``ping_interval`` s after its last message, so clients
+    that connect or send together are pinged together (docs/benchmarks.md,
+    "Keepalive pings"); a random share of the interval spreads them. Forward, not
+    back: no ping goes out sooner than daphne's own, so its ping timeout never
+    drops a silent client sooner either. False (and nothing changed) when the
+    values are not what daphne keeps there.
+    """
+    last_ping = getattr(protocol, "last_ping", None)
+    interval = getattr(getattr(protocol, "server", None), "ping_interval", None)
+    if not isinstance(last_ping, float) or not isinstance(interval, int | float):
+        return False
+    if interval <= 0:
+        return False
+    protocol.last_ping = last_ping + jitter() * interval
+    return True
+
+
+# --- the server's loop and shutdown ---------------------------------------------------
+def server_loop() -> asyncio.AbstractEventLoop | None:
+    """daphne's event loop, when this process is a daphne server (else None).
+
+    Daphne implements no ASGI lifespan, but creates its loop at import time and
+    runs it once listening: work scheduled on it starts with the server.
+    """
+    daphne_server = sys.modules.get("daphne.server")
+    loop = getattr(daphne_server, "twisted_loop", None)
+    return loop if isinstance(loop, asyncio.AbstractEventLoop) else None
+
+
+def on_server_shutdown(cleanup: Callable[[], Awaitable[None]], bound: float) -> bool:
+    """Run ``cleanup`` on daphne's loop when the server shuts down (SIGTERM/SIGINT).
+
+    Twisted fires "before shutdown" triggers, waiting for the Deferreds they
+    return, before it disconnects every socket; daphne's own trigger (which
+    cancels every application) is added later, when the server runs, so this one
+    starts first. The Deferred completes when ``cleanup`` has finished or after
+    ``bound`` seconds, whichever comes first. False when not under daphne.
+    """
+    if server_loop() is None:
+        return False
+    try:
+        from twisted.internet import defer, reactor
+    except ImportError:  # pragma: no cover
+        return False
+
+    def trigger() -> Any:
+        async def bounded() -> None:
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(bound):
+                    await cleanup()
+            except TimeoutError:
+                logger.warning("event=shutdown_cleanup_timeout seconds=%.1f", bound)
+            except Exception as exc:
+                logger.error("event=shutdown_cleanup_failed error=%r", exc)
+            else:
+                logger.info(
+                    "event=shutdown_cleanup_done seconds=%.2f",
+                    time.monotonic() - started,
+                )
+
+        return defer.Deferred.fromFuture(asyncio.ensure_future(bounded()))
+
+    reactor.addSystemEventTrigger("before", "shutdown", trigger)
+    return True
