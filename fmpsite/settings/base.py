@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -95,6 +96,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "corsheaders",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -103,6 +105,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before CommonMiddleware, which may answer first (django-cors-headers' docs).
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -236,6 +240,32 @@ REALTIME_TICK_CALLBACKS = env_list("REALTIME_TICK_CALLBACKS")
 REALTIME_DEFAULT_SYMBOLS = env_list("REALTIME_DEFAULT_SYMBOLS")
 
 REALTIME_ALLOW_ANONYMOUS = env_bool("REALTIME_ALLOW_ANONYMOUS", DEBUG)
+# Browser frontends on other origins (docs/frontends.md): exact origins allowed to
+# open the WebSocket besides the site's own hosts, and to read /api/ (CORS).
+REALTIME_ALLOWED_ORIGINS = env_list("REALTIME_ALLOWED_ORIGINS")
+for _origin in REALTIME_ALLOWED_ORIGINS:
+    _parts = urlsplit(_origin)
+    if (
+        _parts.scheme not in {"http", "https"}
+        or not _parts.netloc
+        or _parts.path
+        or _parts.query
+        or _parts.fragment
+    ):
+        raise ImproperlyConfigured(
+            f"REALTIME_ALLOWED_ORIGINS: {_origin!r} is not an origin; "
+            "use scheme://host[:port] with no path, e.g. https://app.example.com"
+        )
+# Connection tokens (HS256 JWT, realtime/tokens.py): unset turns the feature off.
+REALTIME_CONNECTION_TOKEN_SECRET = env_str("REALTIME_CONNECTION_TOKEN_SECRET")
+if 0 < len(REALTIME_CONNECTION_TOKEN_SECRET.encode()) < 32:
+    raise ImproperlyConfigured(
+        "REALTIME_CONNECTION_TOKEN_SECRET must be at least 32 bytes (HS256 key); "
+        "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+    )
+REALTIME_CONNECTION_TOKEN_TTL = env_int("REALTIME_CONNECTION_TOKEN_TTL", 300)
+if REALTIME_CONNECTION_TOKEN_TTL < 1:
+    raise ImproperlyConfigured("REALTIME_CONNECTION_TOKEN_TTL must be >= 1 second")
 REALTIME_MAX_SYMBOLS_PER_CONNECTION = env_int("REALTIME_MAX_SYMBOLS_PER_CONNECTION", 50)
 REALTIME_MAX_MESSAGE_BYTES = env_int("REALTIME_MAX_MESSAGE_BYTES", 4096)
 REALTIME_RATE_LIMIT = env_float("REALTIME_RATE_LIMIT", 20.0)
@@ -268,12 +298,20 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        # Connection tokens as Authorization: Bearer, for reads only.
+        "realtime.api.authentication.ConnectionTokenAuthentication",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Cross-origin REST reads for the same origins as the WebSocket, without
+# credentials: cookies never ride a cross-site request, so a frontend on another
+# origin reads with Authorization (a connection token as Bearer, or a DRF token).
+CORS_ALLOWED_ORIGINS = REALTIME_ALLOWED_ORIGINS
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_CREDENTIALS = False
 SPECTACULAR_SETTINGS = {
     "TITLE": "fmpsite real-time price gateway",
     "DESCRIPTION": "REST side of fmpsite: health, status, pinned subscriptions, "

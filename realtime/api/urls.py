@@ -8,6 +8,7 @@ realtime/fanout/routing.py.)
 from django.urls import path
 
 from realtime.api import views
+from realtime.api.connection_token import ConnectionTokenView
 
 app_name = "realtime"
 urlpatterns = [
@@ -18,4 +19,5 @@ urlpatterns = [
     path("cache", views.CacheListView.as_view(), name="cache"),
     # path: symbols may contain "/" (forex such as EUR/USD is a valid symbol).
     path("cache/<path:symbol>", views.CacheSymbolView.as_view(), name="cache-symbol"),
+    path("connection-token", ConnectionTokenView.as_view(), name="connection-token"),
 ]

@@ -1,0 +1,200 @@
+"""Connection tokens: short-lived HS256 JWTs that open a price stream.
+
+The model is Centrifugo's connection token. Whoever holds
+``REALTIME_CONNECTION_TOKEN_SECRET`` (this site, or a frontend's own backend)
+signs ``{"sub": <who>, "exp": <unix seconds>}``; the browser appends the token to
+the WebSocket URL as ``?token=``, which works from any origin because browsers send
+no cookies cross-site and cannot set headers on a WebSocket. Nothing is stored on
+the server: the signature is the whole check, and a short ``exp`` stands in for
+revocation.
+
+- ``sub`` is who the connection belongs to. Limits count per ``sub`` (the scope's
+  ``realtime_principal`` is ``"user:<sub>"``), so every visitor of a frontend gets
+  their own connection cap instead of sharing one baked-in DRF token.
+- Tokens this site mints for a logged-in user carry ``sub=str(user.pk)`` and
+  ``iss=SITE_ISSUER``; the handshake resolves those to the Django user (and refuses
+  a deactivated one). Any other ``sub`` becomes a ``ConnectionTokenUser``.
+- A token is checked at the handshake only. An open connection is not closed when
+  its token expires, as in Centrifugo without refresh (docs/frontends.md).
+
+A DRF token (40 hex digits) never contains a dot and a JWT always has two, so the
+two kinds share ``?token=`` without ambiguity (``is_connection_token``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+
+import jwt
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+ALGORITHM = "HS256"
+# Marks tokens minted by this site for one of its own users (``sub`` = user pk).
+SITE_ISSUER = "fmpsite"
+# ``sub`` ends up in log lines and limit keys: keep it a sane length.
+MAX_SUBJECT_LENGTH = 200
+MIN_SECRET_BYTES = 32
+
+
+class ConnectionTokenError(Exception):
+    """A connection token that must not open a connection.
+
+    ``reason`` is the stable word logged at the refused handshake:
+    ``token_expired``, ``token_bad_signature``, ``token_malformed``,
+    ``token_bad_algorithm``, ``token_missing_claim``, ``token_not_yet_valid``,
+    ``token_invalid_claims``, ``token_user_inactive`` or
+    ``connection_tokens_disabled``.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ConnectionClaims:
+    """The verified claims the gateway uses."""
+
+    sub: str
+    exp: int
+    issued_by_site: bool
+
+    @property
+    def principal(self) -> str:
+        """The key limits count per (PROTOCOL.md: "limits count per sub")."""
+        return f"user:{self.sub}"
+
+
+class ConnectionTokenUser:
+    """The connection's user when ``sub`` names someone outside this site.
+
+    Quacks like enough of a Django user for the consumer (``is_authenticated``,
+    ``pk``) and for any permission check, which it fails: it is never staff.
+    """
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+
+    def __init__(self, sub: str) -> None:
+        self.sub = sub
+
+    @property
+    def pk(self) -> str:
+        return self.sub
+
+    id = pk
+
+    @property
+    def username(self) -> str:
+        return self.sub
+
+    def get_username(self) -> str:
+        return self.sub
+
+    def has_perm(self, perm: str, obj: object = None) -> bool:
+        return False
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ConnectionTokenUser) and other.sub == self.sub
+
+    def __hash__(self) -> int:
+        return hash(("ConnectionTokenUser", self.sub))
+
+    def __repr__(self) -> str:
+        return f"ConnectionTokenUser(sub={self.sub!r})"
+
+    __str__ = get_username
+
+
+def connection_tokens_enabled() -> bool:
+    """True when ``REALTIME_CONNECTION_TOKEN_SECRET`` is set (the feature's switch)."""
+    return bool(settings.REALTIME_CONNECTION_TOKEN_SECRET)
+
+
+def is_connection_token(token: str) -> bool:
+    """A JWT (header.payload.signature) rather than a DRF token key."""
+    return token.count(".") == 2
+
+
+def mint_connection_token(
+    *, sub: str, ttl: float | None = None, site_user: bool = False
+) -> tuple[str, dt.datetime]:
+    """Sign a token for ``sub``, valid ``ttl`` seconds (default the setting).
+
+    Returns the token and its expiry as an aware UTC datetime (whole seconds,
+    since ``exp`` is). ``site_user`` marks ``sub`` as this site's user pk.
+    """
+    secret = settings.REALTIME_CONNECTION_TOKEN_SECRET
+    if not secret:
+        raise ConnectionTokenError(
+            "connection_tokens_disabled", "REALTIME_CONNECTION_TOKEN_SECRET is not set"
+        )
+    _check_subject(sub)
+    lifetime = settings.REALTIME_CONNECTION_TOKEN_TTL if ttl is None else ttl
+    now = int(time.time())
+    exp = now + int(lifetime)
+    claims: dict[str, object] = {"sub": sub, "iat": now, "exp": exp}
+    if site_user:
+        claims["iss"] = SITE_ISSUER
+    token = jwt.encode(claims, secret, algorithm=ALGORITHM)
+    return token, dt.datetime.fromtimestamp(exp, tz=dt.UTC)
+
+
+def verify_connection_token(token: str) -> ConnectionClaims:
+    """Check signature, algorithm and ``exp``; raise ``ConnectionTokenError`` if bad.
+
+    Only HS256 is accepted (never ``none`` nor an algorithm the token names for
+    itself), and ``sub`` and ``exp`` are required.
+    """
+    secret = settings.REALTIME_CONNECTION_TOKEN_SECRET
+    if not secret:
+        raise ConnectionTokenError(
+            "connection_tokens_disabled", "REALTIME_CONNECTION_TOKEN_SECRET is not set"
+        )
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            options={"require": ["sub", "exp"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise ConnectionTokenError("token_expired") from exc
+    except jwt.InvalidSignatureError as exc:
+        raise ConnectionTokenError("token_bad_signature") from exc
+    except jwt.InvalidAlgorithmError as exc:
+        raise ConnectionTokenError("token_bad_algorithm", str(exc)) from exc
+    except jwt.DecodeError as exc:
+        raise ConnectionTokenError("token_malformed", str(exc)) from exc
+    except jwt.MissingRequiredClaimError as exc:
+        raise ConnectionTokenError("token_missing_claim", exc.claim) from exc
+    except jwt.ImmatureSignatureError as exc:
+        raise ConnectionTokenError("token_not_yet_valid") from exc
+    except jwt.InvalidTokenError as exc:
+        raise ConnectionTokenError("token_invalid_claims", str(exc)) from exc
+    sub = claims["sub"]
+    _check_subject(sub)
+    return ConnectionClaims(
+        sub=sub, exp=int(claims["exp"]), issued_by_site=claims.get("iss") == SITE_ISSUER
+    )
+
+
+def _check_subject(sub: object) -> None:
+    if not isinstance(sub, str) or not sub or len(sub) > MAX_SUBJECT_LENGTH:
+        raise ConnectionTokenError(
+            "token_invalid_claims",
+            f"sub must be a non-empty string of at most {MAX_SUBJECT_LENGTH} chars",
+        )
+    if not sub.isprintable() or any(ch.isspace() for ch in sub):
+        raise ConnectionTokenError(
+            "token_invalid_claims", "sub must not contain spaces or control characters"
+        )
