@@ -6,7 +6,22 @@ senders and handlers agree on the payload (STYLE.md).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal, TypedDict
+
+
+class UpstreamState(StrEnum):
+    """The FMP connection's state: the one list the client, the feed's status,
+    the REST serializers, the metrics and ``upstream_status`` messages share."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    DISCONNECTED = "disconnected"
+    STOPPED = "stopped"
+
+
+UPSTREAM_STATES: tuple[str, ...] = tuple(state.value for state in UpstreamState)
 
 # The channel the feed host reads (``manage.py runworker fmp-feed``).
 FEED_CHANNEL = "fmp-feed"
@@ -58,3 +73,14 @@ class UpstreamStatusEvent(TypedDict):
     type: Literal["hub.upstream"]
     status: str
     text: str
+
+
+class UpstreamRefusedEvent(TypedDict):
+    """Feed -> every hub: FMP refused these symbols (a refused subscription, or a
+    symbol the configured legacy cluster cannot serve). Each hub sends its clients
+    of those symbols an ``error`` with code ``upstream_refused``
+    (``realtime.feed.state.encode_upstream_refused``)."""
+
+    type: Literal["hub.refused"]
+    symbols: list[str]
+    message: str

@@ -207,11 +207,32 @@ else:
 # --- Upstream: Financial Modeling Prep (FMP_*) --------------------------------------
 
 FMP_API_KEY = env_str("FMP_API_KEY")
+# First wait after FMP says the account's one connection slot is taken; doubles up
+# to FMP_FATAL_BACKOFF, starts again after a stable session.
+FMP_SLOT_BACKOFF = env_float("FMP_SLOT_BACKOFF", 15.0)
 FMP_WS_URL = env_str("FMP_WS_URL", "wss://websockets.financialmodelingprep.com")
 FMP_PROTOCOL = env_str("FMP_PROTOCOL", "legacy")
 if FMP_PROTOCOL not in {"legacy", "stream"}:
     raise ImproperlyConfigured(f"FMP_PROTOCOL={FMP_PROTOCOL!r}: use legacy or stream")
 FMP_STREAMS = env_list("FMP_STREAMS", "fmp-us-equities-stream")
+# PEM file of extra CA certificates/intermediates trusted on top of certifi's bundle
+# (and SSL_CERT_FILE); verification is never turned off.
+FMP_CA_BUNDLE = env_str("FMP_CA_BUNDLE")
+for _name in (
+    "FMP_LOGIN_TIMEOUT",
+    "FMP_RECONNECT_BASE",
+    "FMP_RECONNECT_CAP",
+    "FMP_FATAL_BACKOFF",
+    "FMP_SLOT_BACKOFF",
+    "FMP_STABLE_AFTER",
+    "FMP_IDLE_TIMEOUT",
+    "FMP_PING_INTERVAL",
+    "FMP_PING_TIMEOUT",
+):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name}={globals()[_name]}: must be >= 0")
+if FMP_SUBSCRIBE_BATCH < 1:
+    raise ImproperlyConfigured(f"FMP_SUBSCRIBE_BATCH={FMP_SUBSCRIBE_BATCH}: >= 1")
 FMP_LOGIN_TIMEOUT = env_float("FMP_LOGIN_TIMEOUT", 5.0)
 FMP_RECONNECT_BASE = env_float("FMP_RECONNECT_BASE", 1.0)
 FMP_RECONNECT_CAP = env_float("FMP_RECONNECT_CAP", 60.0)
@@ -219,7 +240,7 @@ FMP_RECONNECT_MAX_ATTEMPTS = env_int("FMP_RECONNECT_MAX_ATTEMPTS", 0)  # 0: fore
 FMP_FATAL_BACKOFF = env_float("FMP_FATAL_BACKOFF", 300.0)
 FMP_STABLE_AFTER = env_float("FMP_STABLE_AFTER", 30.0)
 FMP_IDLE_TIMEOUT = env_float("FMP_IDLE_TIMEOUT", 90.0)
-FMP_PING_INTERVAL = env_float("FMP_PING_INTERVAL", 20.0)
+FMP_PING_INTERVAL = env_float("FMP_PING_INTERVAL", 20.0)  # 0: no WebSocket pings
 FMP_PING_TIMEOUT = env_float("FMP_PING_TIMEOUT", 20.0)
 FMP_SUBSCRIBE_BATCH = env_int("FMP_SUBSCRIBE_BATCH", 100)
 

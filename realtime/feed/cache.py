@@ -4,13 +4,18 @@ Embedded mode keeps it in the process (the feed and the views share one dict).
 Scaled mode keeps a local copy in the feed process and writes changed symbols to a
 Redis hash in pipelined batches, so the tick path never waits on Redis; web
 processes read that hash.
+
+The feed process keeps each symbol's latest state once, here: the feed reads the
+previous state back with ``latest`` (writer side, no I/O) to merge the next tick.
+``trim`` bounds the cache at ``REALTIME_CACHE_MAX_SYMBOLS``: symbols no longer
+subscribed upstream are evicted, longest-silent first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import orjson
@@ -27,6 +32,9 @@ FLUSH_INTERVAL = 0.05  # seconds between Redis write batches in scaled mode
 
 class TickCache(Protocol):
     def put(self, state: PriceState) -> None: ...
+    def latest(self, symbol: str) -> PriceState | None: ...
+    def trim(self, limit: int, keep: frozenset[str]) -> list[str]: ...
+    def local_count(self) -> int: ...
     def get(self, symbol: str) -> PriceState | None: ...
     def symbols(self) -> list[str]: ...
     def entries(self, limit: int | None = None) -> dict[str, dict[str, Any]]: ...
@@ -44,6 +52,15 @@ class InProcessTickCache:
 
     def put(self, state: PriceState) -> None:
         self._states[state.symbol] = state
+
+    def latest(self, symbol: str) -> PriceState | None:
+        return self._states.get(symbol)
+
+    def trim(self, limit: int, keep: frozenset[str]) -> list[str]:
+        return _trim(self._states, limit, keep, self._states.pop)
+
+    def local_count(self) -> int:
+        return len(self._states)
 
     def get(self, symbol: str) -> PriceState | None:
         return self._states.get(symbol)
@@ -76,6 +93,7 @@ class RedisTickCache:
         self.key = f"{prefix}:ticks"
         self._local: dict[str, PriceState] = {}
         self._dirty: set[str] = set()
+        self._evicted: set[str] = set()
         self._sync: redis.Redis | None = None
         self._async: aredis.Redis | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -84,6 +102,24 @@ class RedisTickCache:
     def put(self, state: PriceState) -> None:
         self._local[state.symbol] = state
         self._dirty.add(state.symbol)
+
+    def latest(self, symbol: str) -> PriceState | None:
+        return self._local.get(symbol)
+
+    def local_count(self) -> int:
+        return len(self._local)
+
+    def trim(self, limit: int, keep: frozenset[str]) -> list[str]:
+        """Evict from the local copy now and from the Redis hash on the next
+        flush. Symbols another feed process wrote (before a failover) and this one
+        never saw are trimmed from Redis too: ``_hash_trim`` runs with the flush."""
+
+        def evict(symbol: str) -> None:
+            self._local.pop(symbol, None)
+            self._dirty.discard(symbol)
+            self._evicted.add(symbol)
+
+        return _trim(self._local, limit, keep, evict)
 
     async def start(self) -> None:
         if self._flusher is None:
@@ -99,6 +135,13 @@ class RedisTickCache:
                 logger.warning("event=cache_flush_failed error=%r", exc)
 
     async def flush(self) -> None:
+        if self._evicted:
+            evicted, self._evicted = self._evicted, set()
+            try:
+                await self._aclient().hdel(self.key, *evicted)
+            except BaseException:
+                self._evicted |= evicted
+                raise
         if not self._dirty:
             return
         dirty, self._dirty = self._dirty, set()
@@ -166,7 +209,36 @@ class RedisTickCache:
     def clear(self) -> None:
         self._local.clear()
         self._dirty.clear()
+        self._evicted.clear()
         self._client().delete(self.key)
+
+
+def _trim(
+    states: dict[str, PriceState],
+    limit: int,
+    keep: frozenset[str],
+    evict: Callable[[str], object],
+) -> list[str]:
+    """Evict symbols outside ``keep`` (oldest tick first) until ``limit`` holds."""
+    excess = len(states) - limit
+    if limit <= 0 or excess <= 0:
+        return []
+    candidates = sorted(
+        (state.timestamp, symbol)
+        for symbol, state in states.items()
+        if symbol not in keep
+    )
+    evicted = [symbol for _, symbol in candidates[:excess]]
+    for symbol in evicted:
+        evict(symbol)
+    if evicted:
+        logger.info(
+            "event=cache_evicted count=%d limit=%d first=%s",
+            len(evicted),
+            limit,
+            evicted[0],
+        )
+    return evicted
 
 
 _cache: TickCache | None = None

@@ -4,8 +4,11 @@ Scaled mode runs it as ``manage.py runworker fmp-feed`` (two of them: leader and
 hot standby). A Redis lock with a TTL decides which one holds the FMP connection,
 because FMP allows one connection per key (FMP_UPSTREAM.md): the leader renews
 the lock every ttl/3 and drops the upstream connection as soon as a renewal fails,
-so two upstream connections never overlap. Embedded mode runs the same code inside
-the web process with a lock that is always held.
+so two upstream connections never overlap. A leader that stops (SIGTERM, SIGINT)
+first closes the FMP socket with a close frame, then deletes the lock and
+announces it on a Redis pub/sub channel, so the standby, which waits on that
+channel between its polls, takes over at once instead of after the TTL. Embedded
+mode runs the same code inside the web process with a lock that is always held.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import uuid
 from typing import Any
@@ -23,14 +27,13 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from realtime import metrics
 from realtime.events import FEED_CHANNEL, HUBS_GROUP
 from realtime.feed.cache import get_tick_cache
-from realtime.feed.service import FeedService, LayerPublisher, LocalPublisher
+from realtime.feed.publishers import build_publisher
+from realtime.feed.service import FeedService
 from realtime.feed.status import get_status_store
 from realtime.selectors import pinned_symbols
-from realtime.upstream.client import FmpClient
-from realtime.upstream.protocol import ParseError
+from realtime.upstream.config import FmpConfig
 
 logger = logging.getLogger(__name__)
 
@@ -52,39 +55,72 @@ class LocalLock:
 
 
 class RedisLeaderLock:
+    """``SET NX PX`` lock; its release is announced on ``<key>:released``."""
+
     _RENEW = (
         "if redis.call('get', KEYS[1]) == ARGV[1] then "
         "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
     )
     _RELEASE = (
         "if redis.call('get', KEYS[1]) == ARGV[1] then "
+        "redis.call('publish', KEYS[1] .. ':released', ARGV[1]); "
         "return redis.call('del', KEYS[1]) else return 0 end"
     )
 
     def __init__(self, url: str, key: str, owner: str, ttl: float) -> None:
         self.redis = aredis.Redis.from_url(url)
         self.key = key
+        self.released_channel = f"{key}:released"
         self.owner = owner
         self.ttl_ms = int(ttl * 1000)
 
     async def acquire(self) -> None:
+        """Wait until this process holds the lock: retry every ttl/3, and at once
+        when the holder announces its release."""
         announced = False
-        while True:
-            try:
-                if await self.redis.set(self.key, self.owner, nx=True, px=self.ttl_ms):
-                    logger.info("event=feed_lock_acquired owner=%s", self.owner)
-                    return
-                if not announced:
-                    holder = await self.redis.get(self.key)
-                    logger.info(
-                        "event=feed_standby owner=%s leader=%s",
-                        self.owner,
-                        holder.decode() if holder else "-",
+        pubsub = None
+        try:
+            while True:
+                try:
+                    if pubsub is None:
+                        pubsub = self.redis.pubsub()
+                        await pubsub.subscribe(self.released_channel)
+                    if await self.redis.set(
+                        self.key, self.owner, nx=True, px=self.ttl_ms
+                    ):
+                        logger.info("event=feed_lock_acquired owner=%s", self.owner)
+                        return
+                    if not announced:
+                        holder = await self.redis.get(self.key)
+                        logger.info(
+                            "event=feed_standby owner=%s leader=%s",
+                            self.owner,
+                            holder.decode() if holder else "-",
+                        )
+                        announced = True
+                    message = await pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=self.ttl_ms / 3000
                     )
-                    announced = True
-            except (aredis.RedisError, OSError) as exc:
-                logger.warning("event=feed_lock_error error=%r", exc)
-            await asyncio.sleep(self.ttl_ms / 3000)
+                    if message is not None:
+                        data = message.get("data")
+                        logger.info(
+                            "event=feed_leader_released owner=%s leader=%s",
+                            self.owner,
+                            data.decode(errors="replace")
+                            if isinstance(data, bytes)
+                            else "-",
+                        )
+                except (aredis.RedisError, OSError) as exc:
+                    logger.warning("event=feed_lock_error error=%r", exc)
+                    if pubsub is not None:
+                        with contextlib.suppress(Exception):
+                            await pubsub.aclose()
+                        pubsub = None
+                    await asyncio.sleep(self.ttl_ms / 3000)
+        finally:
+            if pubsub is not None:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
 
     async def renew(self) -> bool:
         try:
@@ -96,33 +132,14 @@ class RedisLeaderLock:
             return False
 
     async def release(self) -> None:
-        with contextlib.suppress(aredis.RedisError, OSError):
-            await self.redis.eval(self._RELEASE, 1, self.key, self.owner)
-
-
-def _client_factory(url: str, api_key: str):
-    def build(on_tick, on_state_change=None, on_event=None) -> FmpClient:
-        return FmpClient(
-            url=url,
-            api_key=api_key,
-            on_tick=on_tick,
-            protocol=settings.FMP_PROTOCOL,
-            streams=settings.FMP_STREAMS,
-            login_timeout=settings.FMP_LOGIN_TIMEOUT,
-            reconnect_base=settings.FMP_RECONNECT_BASE,
-            reconnect_cap=settings.FMP_RECONNECT_CAP,
-            max_attempts=settings.FMP_RECONNECT_MAX_ATTEMPTS,
-            fatal_backoff=settings.FMP_FATAL_BACKOFF,
-            stable_after=settings.FMP_STABLE_AFTER,
-            idle_timeout=settings.FMP_IDLE_TIMEOUT,
-            ping_interval=settings.FMP_PING_INTERVAL,
-            ping_timeout=settings.FMP_PING_TIMEOUT,
-            subscribe_batch=settings.FMP_SUBSCRIBE_BATCH,
-            on_state_change=on_state_change,
-            on_event=on_event,
-        )
-
-    return build
+        """Delete the lock if still ours and tell the standby (one round trip)."""
+        try:
+            released = await self.redis.eval(self._RELEASE, 1, self.key, self.owner)
+        except (aredis.RedisError, OSError) as exc:
+            logger.warning("event=feed_lock_release_failed error=%r", exc)
+            return
+        if released:
+            logger.info("event=feed_lock_released owner=%s", self.owner)
 
 
 class FeedRunner:
@@ -185,7 +202,7 @@ class FeedRunner:
 
     async def _build_feed(self) -> FeedService:
         if settings.FMP_API_KEY:
-            url, key, source = settings.FMP_WS_URL, settings.FMP_API_KEY, "fmp"
+            upstream, source = FmpConfig.from_settings(), "fmp"
         else:
             from realtime.upstream.simulator import FmpSimulator
 
@@ -195,47 +212,23 @@ class FeedRunner:
                 seed=settings.REALTIME_SIMULATOR_SEED,
             )
             await self.simulator.start()
-            url, key, source = self.simulator.url, "simulator", "simulator"
-            logger.info("event=simulator_started url=%s", url)
-        build = _client_factory(url, key)
-        publisher = (
-            LocalPublisher()
-            if settings.REALTIME_MODE == "embedded"
-            else LayerPublisher(self.channel_layer)
-        )
-
-        def client_factory(on_tick):
-            return build(
-                on_tick,
-                on_state_change=self._on_state_change,
-                on_event=self._on_upstream_event,
+            upstream = FmpConfig.from_settings(
+                url=self.simulator.url, api_key="simulator", protocol="legacy"
             )
-
+            source = "simulator"
+            logger.info("event=simulator_started url=%s", self.simulator.url)
         return FeedService(
-            client_factory=client_factory,
+            upstream=upstream,
             cache=get_tick_cache(),
-            publisher=publisher,
+            publisher=build_publisher(settings.REALTIME_MODE, self.channel_layer),
             status_store=get_status_store(),
             source=source,
             api_configured=bool(settings.FMP_API_KEY),
             owner=self.owner,
             grace=settings.REALTIME_UNSUBSCRIBE_GRACE,
+            cache_max_symbols=settings.REALTIME_CACHE_MAX_SYMBOLS,
             callbacks=settings.REALTIME_TICK_CALLBACKS,
         )
-
-    def _on_state_change(self, state: str) -> None:
-        logger.info("event=upstream_state state=%s owner=%s", state, self.owner)
-        if state == "reconnecting":
-            metrics.UPSTREAM_RECONNECTS.inc()
-        if self.feed is not None:
-            self.feed.announce_upstream(state)
-            task = asyncio.ensure_future(self.feed.publish_status())
-            task.add_done_callback(lambda t: t.exception())
-
-    @staticmethod
-    def _on_upstream_event(event: object) -> None:
-        if isinstance(event, ParseError):
-            metrics.UPSTREAM_MALFORMED.inc()
 
     async def _stop_feed(self) -> None:
         if self.feed is not None:
@@ -305,3 +298,42 @@ class FeedRunner:
             logger.warning("event=pins_reload_failed error=%r", exc)
             return
         self.feed.set_pins(list(settings.REALTIME_DEFAULT_SYMBOLS) + pins)
+
+
+async def run_until_signalled(runner: FeedRunner | None = None) -> None:
+    """Run the feed host until SIGTERM or SIGINT, then stop it cleanly: the FMP
+    socket closes with a close frame and the lock is released and announced, so
+    a standby takes over at once (systemd, supervisors, Docker and Kubernetes
+    send SIGTERM)."""
+    runner = runner or FeedRunner()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig.name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    run = asyncio.create_task(runner.run(), name="feed-runner")
+    stopper = asyncio.create_task(stop.wait(), name="feed-signal")
+    try:
+        await asyncio.wait({run, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        stopper.cancel()
+        if not run.done():
+            logger.info(
+                "event=feed_worker_stopping signal=%s owner=%s",
+                received[0] if received else "-",
+                runner.owner,
+            )
+            run.cancel()
+        results = await asyncio.gather(run, return_exceptions=True)
+    error = results[0]
+    if isinstance(error, BaseException) and not isinstance(
+        error, asyncio.CancelledError
+    ):
+        raise error

@@ -1,9 +1,11 @@
 """FeedService: the one owner of the upstream subscription and of every tick.
 
-Ticks arrive from ``FmpClient`` in order. Each is merged into the symbol's state,
-written to the ``TickCache``, encoded once as the client ``price_update`` message,
-handed to a ``Publisher`` (the local hub in embedded mode, the channel layer group
-in scaled mode) and passed to the registered callbacks.
+Ticks arrive from ``FmpClient`` (built here from one ``FmpConfig``) in order. Each
+is merged into the symbol's previous state (read back from the ``TickCache``, the
+one copy of the latest state in this process), written to the cache, encoded once
+as the client ``price_update`` message, handed to a ``Publisher`` (the local hub in
+embedded mode, the channel layer group in scaled mode) and passed to the registered
+callbacks. Upstream state changes and refusals go to the publisher too.
 
 The upstream subscription is kept equal to (live leases ∪ pins), except that a
 symbol nobody needs any more stays subscribed for a grace period, so clients that
@@ -18,13 +20,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from django.utils.module_loading import import_string
 
 from realtime import metrics
-from realtime.events import HUBS_GROUP, UpstreamStatusEvent
+from realtime.events import UPSTREAM_STATES, UpstreamState
 from realtime.feed.cache import TickCache
+from realtime.feed.publishers import Publisher
 from realtime.feed.state import (
     PriceState,
     encode_price_update,
@@ -33,124 +36,13 @@ from realtime.feed.state import (
     utc_now_iso,
 )
 from realtime.feed.status import FeedStatus, StatusStore
-from realtime.groups import price_group
-from realtime.upstream.protocol import Tick
+from realtime.upstream.client import FmpClient
+from realtime.upstream.config import FmpConfig
+from realtime.upstream.protocol import ParseError, Tick
 
 logger = logging.getLogger(__name__)
 
 TickCallback = Callable[[Tick, PriceState], Any]
-
-
-class UpstreamClient(Protocol):
-    """What the feed needs of ``FmpClient``."""
-
-    state: str
-    reconnect_attempts: int
-    last_error: str | None
-    last_heartbeat_at: float | None
-
-    def set_symbols(self, symbols: Iterable[str]) -> None: ...
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-
-
-class Publisher(Protocol):
-    def publish(self, symbol: str, text: str, tick_ts: int) -> None: ...
-    def publish_upstream(self, status: str, text: str) -> None: ...
-    async def start(self) -> None: ...
-    async def aclose(self) -> None: ...
-
-
-class LocalPublisher:
-    """Embedded mode: hand the update straight to this process's fan-out hub."""
-
-    def publish(self, symbol: str, text: str, tick_ts: int) -> None:
-        from realtime.fanout.hub import current_hub
-
-        hub = current_hub()
-        if hub is not None:
-            hub.deliver(symbol, text, tick_ts)
-
-    def publish_upstream(self, status: str, text: str) -> None:
-        from realtime.fanout.hub import current_hub
-
-        hub = current_hub()
-        if hub is not None:
-            hub.deliver_upstream(status, text)
-
-    async def start(self) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
-
-
-class LayerPublisher:
-    """Scaled mode: one ``group_send`` per update to the symbol's group.
-
-    ``publish`` is called from the read loop and must not wait on Redis, so updates
-    queue here in order. If Redis falls more than ``backlog_limit`` updates behind,
-    the backlog is conflated to the latest update per symbol (each carries the full
-    state): hubs then get fewer, newer updates instead of an unbounded queue.
-    """
-
-    def __init__(self, channel_layer: Any, backlog_limit: int = 10_000) -> None:
-        self.channel_layer = channel_layer
-        self.backlog_limit = backlog_limit
-        self._queue: list[tuple[str, str, int]] = []
-        self._upstream: UpstreamStatusEvent | None = None
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def publish(self, symbol: str, text: str, tick_ts: int) -> None:
-        self._queue.append((symbol, text, tick_ts))
-        if len(self._queue) > self.backlog_limit:
-            latest = {item[0]: item for item in self._queue}
-            logger.warning(
-                "event=publish_backlog_conflated updates=%d kept=%d",
-                len(self._queue),
-                len(latest),
-            )
-            self._queue = list(latest.values())
-        self._wakeup.set()
-
-    def publish_upstream(self, status: str, text: str) -> None:
-        self._upstream = {"type": "hub.upstream", "status": status, "text": text}
-        self._wakeup.set()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="feed-publisher")
-
-    async def _run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            batch, self._queue = self._queue, []
-            upstream, self._upstream = self._upstream, None
-            if upstream is not None:
-                try:
-                    await self.channel_layer.group_send(HUBS_GROUP, upstream)
-                except Exception as exc:
-                    logger.warning("event=publish_upstream_failed error=%r", exc)
-            for symbol, text, tick_ts in batch:
-                event = {
-                    "type": "price.update",
-                    "symbol": symbol,
-                    "text": text,
-                    "tick_ts": tick_ts,
-                }
-                try:
-                    await self.channel_layer.group_send(price_group(symbol), event)
-                except Exception as exc:  # Redis restarting: drop, next tick re-sends
-                    logger.warning(
-                        "event=publish_failed symbol=%s error=%r", symbol, exc
-                    )
-
-    async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
 
 @dataclass(slots=True)
@@ -164,7 +56,7 @@ class FeedService:
     def __init__(
         self,
         *,
-        client_factory: Callable[[Callable[[Tick], None]], UpstreamClient],
+        upstream: FmpConfig,
         cache: TickCache,
         publisher: Publisher,
         status_store: StatusStore,
@@ -172,10 +64,17 @@ class FeedService:
         api_configured: bool,
         owner: str,
         grace: float = 30.0,
+        cache_max_symbols: int = 10_000,
         callbacks: Iterable[str | TickCallback] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.client = client_factory(self.on_tick)
+        self.client = FmpClient(
+            upstream,
+            on_tick=self.on_tick,
+            on_state_change=self._on_state_change,
+            on_event=self._on_upstream_event,
+            on_refused=self._on_refused,
+        )
         self.cache = cache
         self.publisher = publisher
         self.status_store = status_store
@@ -183,14 +82,16 @@ class FeedService:
         self.api_configured = api_configured
         self.owner = owner
         self.grace = grace
+        self.cache_max_symbols = cache_max_symbols
         self.clock = clock
         self.leases: dict[str, Lease] = {}
         self.pins: frozenset[str] = frozenset()
-        self._states: dict[str, PriceState] = {}
         self._leaving: dict[str, float] = {}  # symbol -> time it may be dropped
         self._upstream: frozenset[str] = frozenset()
         self._callbacks: list[TickCallback] = []
         self._callback_tasks: set[asyncio.Task[Any]] = set()
+        self._status_tasks: set[asyncio.Task[Any]] = set()
+        self._over_limit_warned = False
         self.running = False
         self.ticks_received = 0
         self.last_tick_at: float | None = None
@@ -215,8 +116,7 @@ class FeedService:
     def on_tick(self, tick: Tick) -> None:
         if tick.symbol not in self._upstream:
             return  # a late tick for a symbol already dropped upstream
-        state = merge_tick(self._states.get(tick.symbol), tick, utc_now_iso())
-        self._states[tick.symbol] = state
+        state = merge_tick(self.cache.latest(tick.symbol), tick, utc_now_iso())
         self.cache.put(state)
         self.publisher.publish(tick.symbol, encode_price_update(state), tick.timestamp)
         self.ticks_received += 1
@@ -292,6 +192,24 @@ class FeedService:
             )
             self._upstream = upstream
             self.client.set_symbols(upstream)
+        self._trim_cache()
+
+    def _trim_cache(self) -> None:
+        """Hold the cache at ``cache_max_symbols``; never evict a live symbol."""
+        limit = self.cache_max_symbols
+        if limit <= 0 or self.cache.local_count() <= limit:
+            self._over_limit_warned = False
+            return
+        self.cache.trim(limit, self._upstream)
+        over = self.cache.local_count() > limit
+        if over and not self._over_limit_warned:
+            logger.warning(
+                "event=cache_over_limit symbols=%d limit=%d "
+                "reason=every_cached_symbol_is_subscribed_upstream",
+                self.cache.local_count(),
+                limit,
+            )
+        self._over_limit_warned = over
 
     @property
     def upstream_symbols(self) -> frozenset[str]:
@@ -310,20 +228,78 @@ class FeedService:
         await self.client.stop()
         await self.publisher.aclose()
         await self.cache.aclose()
-        for task in list(self._callback_tasks):
+        for task in [*self._callback_tasks, *self._status_tasks]:
             task.cancel()
-        await asyncio.gather(*self._callback_tasks, return_exceptions=True)
+        await asyncio.gather(
+            *self._callback_tasks, *self._status_tasks, return_exceptions=True
+        )
         await self.publish_status()
         logger.info("event=feed_stopped owner=%s", self.owner)
+
+    # --- upstream events --------------------------------------------------------------
+    def _on_state_change(self, state: str) -> None:
+        """Tell every client (``upstream_status``) and refresh the published status."""
+        state = str(state)  # a plain str on the channel layer, not the enum
+        logger.info("event=upstream_state state=%s owner=%s", state, self.owner)
+        if state == UpstreamState.RECONNECTING:
+            metrics.UPSTREAM_RECONNECTS.inc()
+        if state == UpstreamState.STOPPED:
+            return  # stop() publishes the final status itself
+        self.announce_upstream(state)
+        self._publish_status_soon()
+
+    def _on_refused(self, symbols: frozenset[str], message: str) -> None:
+        """FMP refused symbols (or the cluster cannot serve them): clients of those
+        symbols get an ``upstream_refused`` error through the hub."""
+        self.publisher.publish_refused(sorted(symbols), message)
+        self._publish_status_soon()
+
+    @staticmethod
+    def _on_upstream_event(event: object) -> None:
+        if isinstance(event, ParseError):
+            metrics.UPSTREAM_MALFORMED.inc()
+
+    def _publish_status_soon(self) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(self.publish_status())
+        except RuntimeError:
+            return
+        self._status_tasks.add(task)
+        task.add_done_callback(self._status_tasks.discard)
 
     def announce_upstream(self, state: str) -> None:
         """Tell every client the upstream state changed (``upstream_status``)."""
         self.publisher.publish_upstream(state, encode_upstream_status(state))
 
+    def problem(self) -> str | None:
+        """One operator-readable sentence per thing keeping prices from flowing."""
+        client = self.client
+        parts = [client.problem] if client.problem else []
+        if client.refused_streams:
+            streams = ", ".join(sorted(client.refused_streams))
+            reason = "; ".join(sorted(set(client.refused_streams.values())))
+            parts.append(
+                f"FMP refused the stream(s) {streams} ({reason}): no prices arrive "
+                "until FMP enables them for this plan."
+            )
+        refused = {s: m for s, m in client.refused.items() if s in self._upstream}
+        if refused and not client.refused_streams:
+            names = ", ".join(sorted(refused)[:10])
+            more = f" and {len(refused) - 10} more" if len(refused) > 10 else ""
+            reason = "; ".join(sorted(set(refused.values()))[:3])
+            parts.append(f"FMP refused {names}{more} ({reason}).")
+        if client.unservable:
+            names = ", ".join(sorted(client.unservable)[:10])
+            parts.append(
+                f"The configured FMP socket cannot serve {names}: "
+                f"{next(iter(client.unservable.values()))}."
+            )
+        return " ".join(parts) or None
+
     def status(self) -> FeedStatus:
-        state = self.client.state if self.running else "stopped"
+        state = self.client.state if self.running else UpstreamState.STOPPED
         return FeedStatus(
-            state=state,
+            state=str(state),
             source=self.source,
             is_running=self.running,
             api_configured=self.api_configured,
@@ -337,13 +313,17 @@ class FeedService:
             ticks_received=self.ticks_received,
             owner=self.owner,
             updated_at=time.time(),
+            upstream_problem=self.problem(),
+            refused_symbols=dict(sorted(self.client.refused.items())),
+            refused_streams=dict(sorted(self.client.refused_streams.items())),
+            unservable_symbols=dict(sorted(self.client.unservable.items())),
         )
 
     async def publish_status(self) -> None:
         status = self.status()
-        for name in ("connecting", "connected", "reconnecting", "disconnected"):
+        for name in UPSTREAM_STATES:
             metrics.UPSTREAM_STATE.labels(name).set(1 if status.state == name else 0)
-        metrics.CACHE_SYMBOLS.set(len(self._states))
+        metrics.CACHE_SYMBOLS.set(self.cache.local_count())
         try:
             await self.status_store.publish(status)
         except Exception as exc:

@@ -8,7 +8,7 @@ PROTOCOL.md fixes both shapes: cache entries name the message type ``type`` whil
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,8 +23,21 @@ class TradeBreak:
     size: float | None
 
 
+Trade = tuple[float, float | None]  # (price, size) of one valid trade
+TRADE_HISTORY = 5  # valid trades kept per symbol, so a break can fall back
+
+
 @dataclass(frozen=True, slots=True)
 class PriceState:
+    """The merged state of one symbol.
+
+    ``last_price``/``last_size`` are what clients display: the last valid trade,
+    or -- for a symbol that has quotes but no valid trade (forex and crypto quote
+    streams, or after its only trade was broken) -- the quote's mid price with a
+    null size, marked ``price_source="mid"``. ``trades`` (newest last) is the short
+    history a break falls back on; it stays in the feed process (not serialised).
+    """
+
     symbol: str
     timestamp: int
     data_type: TickKind
@@ -36,43 +49,73 @@ class PriceState:
     bid_size: float | None
     cached_at: str
     trade_break: TradeBreak | None = None
+    mid_price: float | None = None
+    price_source: str | None = None  # "trade" | "mid" | None (no price yet)
+    trades: tuple[Trade, ...] = field(default=(), compare=False, repr=False)
 
 
 def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def mid_price(bid: float | None, ask: float | None) -> float | None:
+    """(bid + ask) / 2 when the book has both sides, else None (12 decimals, so
+    1.07856/1.07865 reads 1.078605, not 1.0786049999999)."""
+    if bid is None or ask is None:
+        return None
+    return round((bid + ask) / 2, 12)
+
+
+def _without(trades: tuple[Trade, ...], price: float | None, size: float | None):
+    """``trades`` minus the newest trade a break names (price, and size if given)."""
+    for i in range(len(trades) - 1, -1, -1):
+        p, s = trades[i]
+        if p == price and (size is None or s == size):
+            return trades[:i] + trades[i + 1 :]
+    return trades
+
+
 def merge_tick(previous: PriceState | None, tick: Tick, cached_at: str) -> PriceState:
     """Apply one tick to the previous state of its symbol.
 
-    A quote changes only the quote fields and a trade only the trade fields. A break
-    cancels an earlier trade: the last price stays at the last valid trade so a
-    display never shows a cancelled price, and the break is carried alongside
-    (FMP_UPSTREAM.md, "A break (B) cancels a trade").
+    A quote changes the quote fields; a trade the trade fields. ``lp``/``ls`` are
+    taken from any trade or quote that carries them (FMP's stock quotes do), and a
+    price never pairs with an older size: a trade without ``ls`` has a null size.
+    A break cancels an earlier trade: it is removed from the short trade history
+    and the display falls back to the newest trade left, so no display keeps a
+    cancelled price; the break itself is carried alongside (FMP_UPSTREAM.md).
     """
-    last_price = previous.last_price if previous else None
-    last_size = previous.last_size if previous else None
+    trades = previous.trades if previous else ()
     ask_price = previous.ask_price if previous else None
     ask_size = previous.ask_size if previous else None
     bid_price = previous.bid_price if previous else None
     bid_size = previous.bid_size if previous else None
     trade_break = None
-    if tick.kind == "T":
-        if tick.last_price is not None:
-            last_price = tick.last_price
-        if tick.last_size is not None:
-            last_size = tick.last_size
-    elif tick.kind == "Q":
-        if tick.ask_price is not None:
-            ask_price = tick.ask_price
-        if tick.ask_size is not None:
-            ask_size = tick.ask_size
-        if tick.bid_price is not None:
-            bid_price = tick.bid_price
-        if tick.bid_size is not None:
-            bid_size = tick.bid_size
-    else:
+    if tick.kind == "B":
         trade_break = TradeBreak(price=tick.last_price, size=tick.last_size)
+        trades = _without(trades, tick.last_price, tick.last_size)
+    else:
+        if tick.kind == "Q":
+            if tick.ask_price is not None:
+                ask_price = tick.ask_price
+                ask_size = tick.ask_size
+            if tick.bid_price is not None:
+                bid_price = tick.bid_price
+                bid_size = tick.bid_size
+        if tick.last_price is not None:
+            trade = (tick.last_price, tick.last_size)
+            # A trade is always a new trade; a quote repeats the newest one.
+            if tick.kind == "T" or not trades or trades[-1] != trade:
+                trades = (*trades, trade)[-TRADE_HISTORY:]
+    mid = mid_price(bid_price, ask_price)
+    if trades:
+        last_price, last_size = trades[-1]
+        source: str | None = "trade"
+    else:
+        one_side = bid_price if ask_price is None else ask_price
+        last_price = mid if mid is not None else one_side
+        last_size = None
+        source = "mid" if last_price is not None else None
     return PriceState(
         symbol=tick.symbol,
         timestamp=tick.timestamp,
@@ -85,6 +128,9 @@ def merge_tick(previous: PriceState | None, tick: Tick, cached_at: str) -> Price
         bid_size=bid_size,
         cached_at=cached_at,
         trade_break=trade_break,
+        mid_price=mid,
+        price_source=source,
+        trades=trades,
     )
 
 
@@ -105,6 +151,16 @@ def _break(state: PriceState) -> dict[str, Any]:
     return {"price": tb.price, "size": tb.size} if tb else {}
 
 
+def _extensions(state: PriceState, out: dict[str, Any]) -> None:
+    """**Extension** keys, present only when they say something: ``mid_price``
+    when the book has both sides; ``price_source: "mid"`` when ``last_price`` is
+    the mid (or one-sided) quote price because the symbol has no valid trade."""
+    if state.mid_price is not None:
+        out["mid_price"] = state.mid_price
+    if state.price_source == "mid":
+        out["price_source"] = "mid"
+
+
 def to_price_update(state: PriceState, *, snapshot: bool = False) -> dict[str, Any]:
     """The ``price_update`` message of PROTOCOL.md, keys in the documented order."""
     message: dict[str, Any] = {
@@ -116,6 +172,7 @@ def to_price_update(state: PriceState, *, snapshot: bool = False) -> dict[str, A
     }
     if state.trade_break:
         message["break"] = _break(state)
+    _extensions(state, message)
     if snapshot:
         message["snapshot"] = True
     return message
@@ -136,6 +193,7 @@ def to_cache_entry(state: PriceState) -> dict[str, Any]:
     }
     if state.trade_break:
         entry["break"] = _break(state)
+    _extensions(state, entry)
     return entry
 
 
@@ -153,6 +211,9 @@ def from_cache_entry(entry: dict[str, Any]) -> PriceState:
         bid_size=entry.get("bid_size"),
         cached_at=entry["cached_at"],
         trade_break=TradeBreak(tb.get("price"), tb.get("size")) if tb else None,
+        mid_price=entry.get("mid_price"),
+        price_source=entry.get("price_source")
+        or ("trade" if entry.get("last_price") is not None else None),
     )
 
 
@@ -168,5 +229,23 @@ def encode_upstream_status(status: str) -> str:
             "type": "upstream_status",
             "status": status,
             "timestamp": int(time.time() * 1000),
+        }
+    ).decode()
+
+
+def encode_upstream_refused(symbols: list[str] | tuple[str, ...], message: str) -> str:
+    """**Extension** ``error`` telling a client FMP will not send these symbols.
+
+    Sent (by the fan-out hub) to each client subscribed to a refused symbol, naming
+    only that client's symbols: ``{"type": "error", "code": "upstream_refused",
+    "message": "...", "symbols": [...]}``.
+    """
+    names = sorted(symbols)
+    return orjson.dumps(
+        {
+            "type": "error",
+            "code": "upstream_refused",
+            "message": f"FMP does not send {', '.join(names)}: {message}",
+            "symbols": names,
         }
     ).decode()

@@ -19,7 +19,18 @@ from django.conf import settings
 
 @dataclass(frozen=True, slots=True)
 class FeedStatus:
-    state: str  # connecting | connected | reconnecting | disconnected | stopped
+    """What the feed publishes about itself.
+
+    ``subscribed_symbols`` is the feed's upstream set (the guide's name for it on
+    ``/status``). ``upstream_problem`` says in an operator's words what keeps
+    prices from flowing (login refused, connection slot taken, TLS, refused
+    streams or symbols, symbols the legacy cluster cannot serve), or None.
+    ``refused_symbols``/``refused_streams`` map what FMP refused to its message;
+    ``unservable_symbols`` maps symbols of another asset class than the configured
+    legacy cluster to an explanation.
+    """
+
+    state: str  # one of realtime.events.UPSTREAM_STATES
     source: str  # fmp | simulator
     is_running: bool
     api_configured: bool
@@ -33,6 +44,10 @@ class FeedStatus:
     ticks_received: int = 0
     owner: str = ""
     updated_at: float = 0.0
+    upstream_problem: str | None = None
+    refused_symbols: dict[str, str] = field(default_factory=dict)
+    refused_streams: dict[str, str] = field(default_factory=dict)
+    unservable_symbols: dict[str, str] = field(default_factory=dict)
 
     def is_fresh(self, now: float | None = None) -> bool:
         now = time.time() if now is None else now

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -126,8 +127,28 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+_NUMERIC = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
+
+
+def _number(value: Any) -> int | float | None:
+    """A number, or a string holding one ("189.45", "1700000000000"): some feeds
+    quote their numbers. Anything else (bools, "NaN", "", "12abc") is None."""
+    if _is_number(value):
+        return value
+    if isinstance(value, str) and len(value) < 40 and _NUMERIC.match(value):
+        text = value.strip()
+        if text.lstrip("+-").isdigit():
+            return int(text)
+        try:
+            return float(text)
+        except (ValueError, OverflowError):
+            return None
+    return None
+
+
 def _price(value: Any) -> float | None:
-    if not _is_number(value):
+    value = _number(value)
+    if value is None:
         return None
     try:
         price = float(value)
@@ -138,7 +159,8 @@ def _price(value: Any) -> float | None:
 
 def _size(value: Any) -> int | float | None:
     """Sizes stay integers when integral; crypto sizes may be fractional."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    value = _number(value)
+    if isinstance(value, int):
         return value
     if isinstance(value, float) and math.isfinite(value):
         return int(value) if value.is_integer() else value
@@ -167,8 +189,10 @@ def normalize_timestamp(t: Any, now_ms: int) -> int:
     (standard socket). Longer values (the 20-digit crypto sample) are divided by
     ten until they have 19 digits. When the result is not a date between 2000 and
     2100 -- or ``t`` is not a number at all -- the receive time ``now_ms`` is used.
+    A string holding a number counts as that number.
     """
-    if not _is_number(t):
+    t = _number(t)
+    if t is None:
         return now_ms
     if isinstance(t, float):
         if not math.isfinite(t) or t <= 0:
@@ -253,7 +277,7 @@ def _parse_object(obj: Any, now_ms: int, raw: str | bytes) -> Event:
         if name == "heartbeat":
             ts = obj.get("timestamp", nested.get("timestamp"))
             return Heartbeat(
-                normalize_timestamp(ts, now_ms) if _is_number(ts) else None
+                normalize_timestamp(ts, now_ms) if _number(ts) is not None else None
             )
         if name == "error":
             return UpstreamError(status, message)
@@ -334,6 +358,49 @@ def _parse_quote_object(obj: dict[str, Any], now_ms: int, raw: str | bytes) -> E
     )
 
 
+def named_in(message: str, candidates: Iterable[str]) -> frozenset[str]:
+    """The candidates (tickers or stream names) that ``message`` names as whole
+    words, case-insensitively: "you are not authorized to access aapl" -> AAPL."""
+    lowered = message.lower()
+    found = set()
+    for name in candidates:
+        pattern = rf"(?<![\w.\-^/=]){re.escape(name.lower())}(?![\w.\-^/=])"
+        if re.search(pattern, lowered):
+            found.add(name)
+    return frozenset(found)
+
+
+# --- asset classes (legacy clusters serve one each) ----------------------------------
+
+FOREX_CODES = frozenset(
+    "USD EUR JPY GBP CHF CAD AUD NZD CNH CNY HKD SGD SEK NOK DKK MXN ZAR TRY PLN "
+    "INR BRL KRW HUF CZK ILS THB".split()
+)
+CRYPTO_QUOTES = ("USDT", "USDC", "USD", "BTC", "ETH")
+
+
+def guess_asset_class(symbol: str) -> str | None:
+    """``stocks``, ``forex`` or ``crypto`` by the symbol's shape, or None if unsure.
+
+    US tickers have at most five letters (plus ``.``/``-`` classes, ``^`` indices);
+    a six-letter pair of currency codes is forex; a longer all-letter symbol ending
+    in a quote currency is crypto. Reference data, when configured, knows better.
+    """
+    s = symbol.strip().upper()
+    if not s:
+        return None
+    if not s.isalpha():
+        return "stocks" if any(c in s for c in ".-^") else None
+    if len(s) <= 5:
+        return "stocks"
+    if len(s) == 6 and s[:3] in FOREX_CODES and s[3:] in FOREX_CODES:
+        return "forex"
+    for quote in CRYPTO_QUOTES:
+        if s.endswith(quote) and len(s) - len(quote) >= 2:
+            return "crypto"
+    return None
+
+
 # --- client -> server frames ------------------------------------------------------
 
 
@@ -366,10 +433,6 @@ def unsubscribe_frames(symbols: Iterable[str], batch: int = 100) -> list[str]:
 
 def stream_subscribe_frame(stream: str) -> str:
     return _dumps({"event": "subscribe", "data": {"stream": stream}})
-
-
-def stream_unsubscribe_frame(stream: str) -> str:
-    return _dumps({"event": "unsubscribe", "data": {"stream": stream}})
 
 
 # --- simulator side: reading client frames, writing server frames -------------------

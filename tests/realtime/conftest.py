@@ -8,7 +8,16 @@ from typing import Any
 import pytest
 
 from realtime.upstream.client import FmpClient
+from realtime.upstream.config import FmpConfig
 from realtime.upstream.simulator import FmpSimulator
+
+CLIENT_ARGUMENTS = (
+    "on_tick",
+    "on_state_change",
+    "on_event",
+    "on_refused",
+    "asset_class",
+)
 
 
 @pytest.fixture
@@ -27,18 +36,23 @@ async def make_client(
     clients: list[FmpClient] = []
 
     def build(**overrides: Any) -> FmpClient:
+        """``overrides`` name FmpConfig fields or FmpClient's callbacks."""
         options: dict[str, Any] = {
             "url": simulator.url,
             "api_key": "test-key-0123456789",
-            "on_tick": lambda tick: None,
             "login_timeout": 0.5,
             "reconnect_base": 0.02,
             "reconnect_cap": 0.1,
             "fatal_backoff": 0.5,
+            "slot_backoff": 0.5,
             "idle_timeout": 5.0,
         }
         options.update(overrides)
-        client = FmpClient(**options)
+        callbacks = {
+            name: options.pop(name) for name in CLIENT_ARGUMENTS if name in options
+        }
+        callbacks.setdefault("on_tick", lambda tick: None)
+        client = FmpClient(FmpConfig(**options), **callbacks)
         clients.append(client)
         return client
 

@@ -2,6 +2,8 @@
 
 Channels' generic worker would create the consumer only on the first message,
 while the feed must connect upstream (pins, leader lock) as soon as it starts.
+SIGTERM (what systemd, supervisors, Docker and Kubernetes send) stops it like
+SIGINT: FMP socket closed with a close frame, leader lock released and announced.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ class Command(ChannelsRunworker):
     def handle(self, *args, **options) -> None:
         if options["channels"] != [FEED_CHANNEL]:
             return super().handle(*args, **options)
-        from realtime.feed.runner import FeedRunner
+        from realtime.feed.runner import run_until_signalled
 
         logger.info("event=feed_worker_starting channel=%s", FEED_CHANNEL)
         try:
-            asyncio.run(FeedRunner().run())
-        except KeyboardInterrupt:
-            logger.info("event=feed_worker_stopped")
+            asyncio.run(run_until_signalled())
+        except KeyboardInterrupt:  # a second Ctrl-C during the clean stop
+            pass
+        logger.info("event=feed_worker_stopped")

@@ -55,7 +55,7 @@ def test_break_keeps_last_valid_trade_and_carries_the_cancelled_one():
 
 
 def test_price_update_has_protocol_keys_in_order_with_nulls_for_unknown():
-    state = merge_tick(None, quote(10.01, 10.0), AT)
+    state = merge_tick(None, trade(10.0, None), AT)
     message = orjson.loads(encode_price_update(state))
     assert list(message) == [
         "type",
@@ -70,7 +70,8 @@ def test_price_update_has_protocol_keys_in_order_with_nulls_for_unknown():
         "bid_size",
         "cached_at",
     ]
-    assert message["type"] == "price_update" and message["last_price"] is None
+    assert message["type"] == "price_update" and message["ask_price"] is None
+    assert message["last_size"] is None
     snapshot = orjson.loads(encode_price_update(state, snapshot=True))
     assert snapshot["snapshot"] is True
 

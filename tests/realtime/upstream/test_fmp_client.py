@@ -11,6 +11,7 @@ from collections import defaultdict
 import pytest
 
 from realtime.upstream.client import FmpClient
+from realtime.upstream.config import FmpConfig
 from realtime.upstream.protocol import Heartbeat, LoginResult, Tick
 from realtime.upstream.simulator import FmpSimulator
 from tests.conftest import async_wait_until, free_port
@@ -53,7 +54,7 @@ async def test_logs_in_subscribes_and_receives_ticks_for_exactly_those_symbols(
     events: list[object] = []
     client = make_client(on_tick=ticks, on_event=events.append)
     client.set_symbols(["aapl", "MSFT"])
-    assert client.desired_symbols == {"AAPL", "MSFT"}
+    assert client.upstream_symbols == {"AAPL", "MSFT"}
     await client.start()
     await connected(client)
     await subscribed(simulator, {"AAPL", "MSFT"})
@@ -231,7 +232,11 @@ async def test_silent_connection_is_replaced_by_the_idle_watchdog(
     simulator, make_client
 ):
     ticks = Ticks()
-    client = make_client(on_tick=ticks, idle_timeout=0.5, login_timeout=0.2)
+    # Pings off: the silenced simulator still answers pings, and pongs count as
+    # life (test_pongs_keep_a_quiet_connection_alive...).
+    client = make_client(
+        on_tick=ticks, idle_timeout=0.5, login_timeout=0.2, ping_interval=0
+    )
     client.set_symbols(["AAPL"])
     await client.start()
     await async_wait_until(lambda: ticks.items, 5, "first ticks")
@@ -260,7 +265,7 @@ async def test_heartbeats_keep_an_idle_connection_alive(simulator, make_client):
 async def test_kicked_by_a_second_login_with_the_same_key_backs_off_long(
     simulator, make_client, caplog
 ):
-    first = make_client(fatal_backoff=30.0)
+    first = make_client(slot_backoff=30.0, fatal_backoff=60.0)
     first.set_symbols(["AAPL"])
     await first.start()
     await subscribed(simulator, {"AAPL"})
@@ -280,7 +285,7 @@ async def test_kicked_by_a_second_login_with_the_same_key_backs_off_long(
     assert "same_api_key" in kicked[0].getMessage()
     await subscribed(simulator, {"MSFT"})
     await asyncio.sleep(0.5)
-    assert simulator.logins == 2, "the kicked client came back before fatal_backoff"
+    assert simulator.logins == 2, "the kicked client came back before slot_backoff"
     assert simulator.connection_subscriptions() == [frozenset({"MSFT"})]
 
 
@@ -392,11 +397,10 @@ async def test_attempt_counter_resets_once_a_connection_is_stable(
 
 def test_backoff_is_full_jitter_capped():
     client = FmpClient(
-        url="ws://127.0.0.1:1",
-        api_key="k",
+        FmpConfig(
+            url="ws://127.0.0.1:1", api_key="k", reconnect_base=1.0, reconnect_cap=8.0
+        ),
         on_tick=lambda t: None,
-        reconnect_base=1.0,
-        reconnect_cap=8.0,
     )
     for attempt, ceiling in [(0, 1.0), (2, 4.0), (3, 8.0), (10, 8.0)]:
         client.reconnect_attempts = attempt
@@ -406,16 +410,19 @@ def test_backoff_is_full_jitter_capped():
 
 
 def test_wss_urls_verify_certificates_with_certifi():
-    client = FmpClient(url="wss://example.invalid", api_key="k", on_tick=print)
+    client = FmpClient(
+        FmpConfig(url="wss://example.invalid", api_key="k"), on_tick=print
+    )
     context = client._ssl
     assert isinstance(context, ssl.SSLContext)
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
-    assert FmpClient(url="ws://127.0.0.1:1", api_key="k", on_tick=print)._ssl is None
+    plain = FmpClient(FmpConfig(url="ws://127.0.0.1:1", api_key="k"), on_tick=print)
+    assert plain._ssl is None
 
 
 def test_bad_protocol_is_rejected():
     with pytest.raises(ValueError, match="protocol"):
-        FmpClient(url="ws://x", api_key="k", on_tick=print, protocol="rest")
+        FmpConfig(url="ws://x", api_key="k", protocol="rest")
 
 
 async def test_stop_leaves_no_task_running(simulator, make_client):

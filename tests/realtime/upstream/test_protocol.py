@@ -198,7 +198,8 @@ def test_error_event_and_any_status_400_are_errors():
         ('{"s": "aapl", "t": 1, "type": "T"}', "trade without lp"),
         ('{"s": "aapl", "t": 1, "type": "Q"}', "quote without ap/bp"),
         ('{"s": 42, "type": "T", "lp": 1}', "tick without a symbol"),
-        ('{"symbol": "AAPL", "price": "1.0"}', "quote without a numeric price"),
+        ('{"symbol": "AAPL", "price": "1.0x"}', "quote without a numeric price"),
+        ('{"symbol": "AAPL", "price": "NaN"}', "quote without a numeric price"),
         ("[]", "empty array"),
         ("42", "not an object"),
         ("{}", "unrecognised object"),
@@ -241,7 +242,8 @@ def test_booleans_are_not_numbers():
         (10**40, NOW),
         (float("nan"), NOW),
         (float("inf"), NOW),
-        ("1645216790788", NOW),
+        ("1645216790788x", NOW),
+        ("", NOW),
         (True, NOW),
         (None, NOW),
     ],
@@ -267,10 +269,6 @@ def test_built_frames_equal_the_documented_ones():
     assert json.loads(protocol.stream_subscribe_frame("fmp-us-equities-stream")) == {
         "event": "subscribe",
         "data": {"stream": "fmp-us-equities-stream"},
-    }
-    assert json.loads(protocol.stream_unsubscribe_frame("fmp-crypto-stream")) == {
-        "event": "unsubscribe",
-        "data": {"stream": "fmp-crypto-stream"},
     }
 
 

@@ -1,0 +1,92 @@
+"""Keep the FMP API key out of every text that leaves the upstream client.
+
+The key reaches logs in three ways: the login frame (websockets logs sent frames at
+DEBUG), URLs (``?apikey=`` on REST calls or a pasted URL) and server frames that
+echo it. websockets shortens long frames in its DEBUG lines ("head...tail") before
+any formatter sees them, so a plain ``replace(key, "***")`` misses a key cut in
+half: every run of ``MIN_FRAGMENT`` or more characters of the key is redacted, and
+websockets' frames are rendered from their full payload before being shortened.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from websockets.frames import Frame
+
+MIN_FRAGMENT = 6
+MASK = "***"
+FRAME_LOG_LIMIT = 200  # characters of a frame's payload kept in a DEBUG line
+
+_URL_KEY = re.compile(r"(?i)(api_?key=)[^&\s\"']+")
+
+
+class Redactor:
+    """Callable that masks ``secret``, any >= ``MIN_FRAGMENT``-char run of it, and
+    ``apikey=...`` URL parameters. Built once per key: the pattern is compiled here,
+    not per log line."""
+
+    def __init__(self, secret: str, min_fragment: int = MIN_FRAGMENT) -> None:
+        self._secret = secret
+        self._pattern: re.Pattern[str] | None = None
+        if secret:
+            size = min(min_fragment, len(secret))
+            fragments = {
+                secret[i:j]
+                for i in range(len(secret))
+                for j in range(i + size, len(secret) + 1)
+            }
+            # Longest first, so a whole key is one mask, not several.
+            ordered = sorted(fragments, key=len, reverse=True)
+            self._pattern = re.compile("|".join(map(re.escape, ordered)))
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is not None and text:
+            text = self._pattern.sub(MASK, text)
+        return _URL_KEY.sub(rf"\1{MASK}", text)
+
+
+def render_frame(frame: Frame, redact: Callable[[str], str]) -> str:
+    """A websockets frame as its DEBUG line shows it, redacted *before* shortening."""
+    data = bytes(frame.data)
+    text = redact(data.decode("utf-8", errors="replace"))
+    if len(text) > FRAME_LOG_LIMIT:
+        half = FRAME_LOG_LIMIT // 2
+        text = f"{text[:half]}...{text[-half:]}"
+    return f"{frame.opcode.name} {text!r} [{len(data)} bytes]"
+
+
+class RedactingLogger(logging.LoggerAdapter):
+    """The logger handed to websockets: every line it writes is redacted.
+
+    Frame arguments are rendered here from their full payload (see module doc);
+    tracebacks are reduced to the exception's type and message, redacted, since a
+    traceback's locals and reprs could quote the key.
+    """
+
+    def __init__(self, target: logging.Logger, redact: Callable[[str], str]) -> None:
+        super().__init__(target, {})
+        self._redact = redact
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        shown = tuple(
+            render_frame(a, self._redact) if isinstance(a, Frame) else a for a in args
+        )
+        try:
+            text = str(msg) % shown if shown else str(msg)
+        except Exception:
+            text = f"{msg} {shown!r}"
+        kwargs.pop("extra", None)
+        kwargs.pop("stack_info", None)
+        exc_info = kwargs.pop("exc_info", None)
+        if exc_info:
+            exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+            if exc is not None:
+                text = f"{text} error={type(exc).__name__}: {exc}"
+        self.logger.log(level, "%s", self._redact(text), **kwargs)
