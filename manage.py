@@ -6,7 +6,9 @@ import sys
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fmpsite.settings.base")
+    # Development unless told otherwise; production processes set
+    # DJANGO_SETTINGS_MODULE=fmpsite.settings.production (docs/deploying.md).
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fmpsite.settings.development")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -1,5 +1,10 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
+The server processes' entry point defaults to the production settings (DEBUG off,
+a real secret key required, collected static files); tests and `make run` name
+their settings module. Static files are served by nginx in front, or by WhiteNoise
+in the middleware chain (fmpsite/staticfiles.py), in DEBUG too.
+
 In embedded mode the feed starts with the server process (realtime.feed.embedded), not
 on the first client, so prices are flowing before anyone connects.
 """
@@ -8,7 +13,7 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fmpsite.settings.base")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fmpsite.settings.production")
 django_asgi_app = get_asgi_application()
 
 # Imported after Django is set up (channels' documented order).
@@ -23,12 +28,29 @@ from realtime.fanout.auth import (  # noqa: E402
 from realtime.fanout.routing import websocket_urlpatterns  # noqa: E402
 from realtime.feed.embedded import start_with_server  # noqa: E402
 
-if settings.DEBUG:
-    # daphne serves no static files; runserver wraps the app the same way.
-    # Production: collectstatic and a proxy (or WhiteNoise) in front.
-    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-    django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
+def check_static_manifest() -> None:
+    """Refuse to start on hashed static storage when collectstatic never ran.
+
+    Every page names its CSS and JS by hashed name from the manifest; without it
+    the site would serve pages with no styles or scripts, quietly.
+    """
+    from django.contrib.staticfiles.storage import (
+        ManifestFilesMixin,
+        staticfiles_storage,
+    )
+    from django.core.exceptions import ImproperlyConfigured
+
+    if isinstance(staticfiles_storage, ManifestFilesMixin) and not (
+        staticfiles_storage.exists(staticfiles_storage.manifest_name)
+    ):
+        raise ImproperlyConfigured(
+            f"no static files manifest in STATIC_ROOT={settings.STATIC_ROOT}: "
+            "run `manage.py collectstatic --noinput` with the same settings first"
+        )
+
+
+check_static_manifest()
 
 application = ProtocolTypeRouter(
     {

@@ -1,7 +1,12 @@
 """Settings for every deployment, read from the environment (12-factor).
 
-This is the only module that reads ``os.environ``. Every variable is documented in
-``.env.example``. Production differs from development only by environment values.
+Variables are read through fmpsite/settings/env.py (empty means unset); every one
+is documented in ``.env.example``. Which module to load:
+- ``fmpsite.settings.development``: manage.py's default (DEBUG on unless
+  ``DJANGO_DEBUG`` says otherwise), so every command works on a fresh clone;
+- ``fmpsite.settings.production``: fmpsite.asgi's default (daphne), DEBUG off, a
+  real secret key, hashed and compressed static files;
+- this module: DEBUG from ``DJANGO_DEBUG`` (default off), what the tests' servers use.
 
 Two modes share one code path (ARCHITECTURE.md):
 - embedded (no ``REDIS_URL``): SQLite by default, the in-memory channel layer, the
@@ -12,74 +17,30 @@ Two modes share one code path (ARCHITECTURE.md):
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
-from dotenv import load_dotenv
 
 from fmpsite.gctune import DEFAULT_THRESHOLDS, parse_thresholds
+from fmpsite.settings import env as _env
+from fmpsite.settings.env import (  # noqa: F401 - settings modules use them too
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+)
 
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
-
-# A .env file in the project root is read if present; real environment wins.
-load_dotenv(BASE_DIR / ".env", override=False)
-
-
-def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true/false)")
-
-
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from exc
-
-
-def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from exc
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+BASE_DIR = _env.BASE_DIR
 
 
 # --- Django core -------------------------------------------------------------------
 
-DEBUG = env_bool("DJANGO_DEBUG", False)
+DEBUG = env_bool("DJANGO_DEBUG", _env.DEFAULT_DEBUG)
 
-SECRET_KEY = env_str("DJANGO_SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off "
-            "(`make run` sets DJANGO_DEBUG=true for local development)."
-        )
-    SECRET_KEY = "insecure-development-key-only-used-with-DJANGO_DEBUG"  # noqa: S105
+# With DEBUG off a missing, published, short or repetitive key stops the process.
+SECRET_KEY = _env.secret_key(DEBUG)
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
@@ -103,8 +64,17 @@ INSTALLED_APPS = [
     "dashboard",
 ]
 
+# Paths that load balancers, Kubernetes probes and Prometheus reach by IP:port:
+# ProbeHostMiddleware lets exactly these (GET/HEAD) through host validation, and
+# they are never redirected to https (docs/operations.md, "Probes").
+PROBE_PATHS = ["/health", "/api/v2/realtime/health", "/metrics"]
+
 MIDDLEWARE = [
+    # First: before anything that validates the Host header (docs/operations.md).
+    "fmpsite.middleware.ProbeHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files from this process when no nginx is in front (fmpsite/staticfiles.py).
+    "fmpsite.staticfiles.StaticFilesMiddleware",
     # Before CommonMiddleware, which may answer first (django-cors-headers' docs).
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -140,6 +110,18 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Embedded mode writes from several threads (each ASGI request has its own):
+    # WAL lets readers run beside the writer, IMMEDIATE takes the write lock at
+    # BEGIN so the busy timeout applies (a deferred transaction upgrading its lock
+    # fails at once with "database is locked"), and writers wait up to `timeout` s.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env_float("DATABASE_SQLITE_TIMEOUT", 20.0),
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -154,7 +136,14 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where `manage.py collectstatic` puts the files nginx (or WhiteNoise) serves.
+STATIC_ROOT = env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles"))
+# WhiteNoise (fmpsite/staticfiles.py) also serves from the apps' and static/
+# folders, so any daphne serves its CSS and JS without a collectstatic step; in
+# DEBUG it rescans per request. production.py serves only the collected files.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:home"
@@ -176,8 +165,8 @@ if not DEBUG:
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_CONTENT_TYPE_NOSNIFF = True
-    # Health checks from a load balancer arrive over plain HTTP.
-    SECURE_REDIRECT_EXEMPT = [r"^api/v2/realtime/health$", r"^metrics$"]
+    # Probes and scrapers arrive over plain HTTP by IP:port (PROBE_PATHS).
+    SECURE_REDIRECT_EXEMPT = [f"^{path.lstrip('/')}$" for path in PROBE_PATHS]
 
 # --- Mode: embedded or scaled -------------------------------------------------------
 

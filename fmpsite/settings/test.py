@@ -7,7 +7,12 @@ shell's REDIS_URL or DATABASE_URL.
 
 import os
 
-os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key")
+# Long and varied enough for the production rules (DEBUG is off under pytest).
+os.environ["DJANGO_SECRET_KEY"] = (
+    "tests-only-signing-key-0123456789-abcdefghijklmnopqrstuv"
+)
+os.environ.pop("DJANGO_DEBUG", None)
+os.environ.pop("DJANGO_STATIC_ROOT", None)
 os.environ["REDIS_URL"] = ""
 os.environ.pop("DATABASE_URL", None)
 os.environ.pop("FMP_API_KEY", None)
