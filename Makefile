@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench venv clean
+.PHONY: run scaled test lint format bench venv clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,10 +17,18 @@ $(STAMP): requirements.txt requirements-dev.txt
 venv: $(STAMP)
 
 ## Run the whole product in embedded mode (SQLite, in-memory layer, simulator).
+## manage.py runs the development settings (DEBUG on); static files come from
+## WhiteNoise in the middleware chain (--nostatic: not Django's static handler).
 run: $(STAMP)
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(PY) manage.py migrate --noinput
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(PY) manage.py ensure_demo_user
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(PY) manage.py runserver $(HOST):$(PORT) --noreload
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py ensure_demo_user
+	$(PY) manage.py runserver $(HOST):$(PORT) --noreload --nostatic
+
+## The production shape on this machine: nginx on PORT in front of two daphne web
+## processes and two feed workers, under supervisor, on Redis and PostgreSQL
+## (deploy/scaled.py; Ctrl-C stops everything).
+scaled: $(STAMP)
+	HOST=$(HOST) PORT=$(PORT) $(PY) -m deploy.scaled
 
 ## Run the whole test suite (starts its own simulator, servers and workers).
 test: $(STAMP)

@@ -1,0 +1,1 @@
+"""Deployment: `make scaled` (deploy/scaled.py) and the configs it runs."""
