@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI files served by the product (no CDN)
     "dashboard",
 ]
 
@@ -83,6 +84,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "fmpsite.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "fmpsite.urls"
@@ -305,15 +307,22 @@ except ValueError as exc:
 # --- REST ---------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
+    # Token first: a request without credentials where they are needed gets 401
+    # with ``WWW-Authenticate: Token`` (DRF asks the first class for the challenge).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
         # Connection tokens as Authorization: Bearer, for reads only.
         "realtime.api.authentication.ConnectionTokenAuthentication",
     ],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON by default; a browser (Accept: text/html) gets the browsable API.
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["realtime.api.parsers.BoundedJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "realtime.api.schema.RealtimeAutoSchema",
+    "EXCEPTION_HANDLER": "realtime.api.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 # Cross-origin REST reads for the same origins as the WebSocket, without
@@ -328,6 +337,10 @@ SPECTACULAR_SETTINGS = {
     "and the latest-price cache. The WebSocket protocol is in PROTOCOL.md.",
     "VERSION": "2.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from drf-spectacular-sidecar: /api/docs/ works with no network.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Logging: one line per event, key=value fields ----------------------------------

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Iterator
 
-import redis
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
@@ -22,14 +21,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from realtime import metrics
+from realtime.events import UPSTREAM_STATES
 from realtime.feed.cache import get_tick_cache
 from realtime.feed.status import FeedStatus, read_feed_status
 from realtime.selectors import pinned_symbols
+from realtime.stores import STORE_ERRORS
 
 logger = logging.getLogger(__name__)
-
-STORE_ERRORS = (redis.RedisError, OSError)
-UPSTREAM_STATES = ("connecting", "connected", "reconnecting", "disconnected", "stopped")
 
 
 def _read_status() -> FeedStatus | None:

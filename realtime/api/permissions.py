@@ -1,8 +1,10 @@
 """Who may call the REST API (PROTOCOL.md, "Who may connect").
 
 Reads follow the WebSocket rule: anyone when ``REALTIME_ALLOW_ANONYMOUS`` is on,
-otherwise a logged-in session or a token. Writes (pins) are for staff only. The
-setting is read per request so a test or a deployment toggle takes effect at once.
+otherwise a logged-in session or a token. Writes (pins) are for staff only:
+missing credentials are a 401 (with the ``Token`` challenge), a user who is not
+staff a 403. The setting is read per request so a test or a deployment toggle
+takes effect at once.
 """
 
 from __future__ import annotations
@@ -14,10 +16,19 @@ from rest_framework.views import APIView
 
 
 class CanReadRealtime(BasePermission):
-    message = "Authentication credentials were not provided."
+    """Anyone while ``REALTIME_ALLOW_ANONYMOUS`` is on, else an authenticated user.
+
+    Refused anonymous callers get DRF's 401 with ``WWW-Authenticate: Token`` (token
+    authentication is the first class in REST_FRAMEWORK), not a bare 403.
+    """
+
+    @staticmethod
+    def anonymous_allowed() -> bool:
+        """Read by the schema too (realtime/api/schema.py), to declare ``{}``."""
+        return bool(settings.REALTIME_ALLOW_ANONYMOUS)
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        if settings.REALTIME_ALLOW_ANONYMOUS:
+        if self.anonymous_allowed():
             return True
         return bool(request.user and request.user.is_authenticated)
 

@@ -14,7 +14,8 @@ from typing import Any
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 
-from realtime.symbols import InvalidSymbol, parse_symbols
+from realtime.events import UPSTREAM_STATES
+from realtime.symbols import InvalidSymbol, normalize_symbol, parse_symbols
 
 MAX_SYMBOLS_PER_REQUEST = 100
 CACHE_LIMIT_DEFAULT = 50
@@ -22,12 +23,30 @@ CACHE_LIMIT_MAX = 1000
 
 _DIGITS = re.compile(r"[0-9]+")
 
-FEED_STATES = ["connected", "connecting", "reconnecting", "disconnected", "stopped"]
+# What the REST API takes as a symbol, before upper-casing: the shared rule
+# (realtime/symbols.py) in either case, ASCII only and without the surrounding
+# whitespace that rule would strip, so the OpenAPI pattern (realtime/api/schema.py)
+# admits exactly what the API admits.
+REST_SYMBOL_MAX_LENGTH = 20
+REST_SYMBOL_PATTERN = r"^[A-Za-z0-9^][A-Za-z0-9.=^/-]{0,19}$"
+_REST_SYMBOL = re.compile(r"[A-Za-z0-9^][A-Za-z0-9.=^/-]{0,19}")
+
+FEED_STATES = list(UPSTREAM_STATES)
 
 
 def _preview(value: Any, width: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def parse_rest_symbol(raw: object) -> str:
+    """The canonical form of one REST symbol, or ParseError (400) naming it."""
+    if not isinstance(raw, str) or not _REST_SYMBOL.fullmatch(raw):
+        raise ParseError(f"Invalid symbol: {_preview(raw, 30)}")
+    try:
+        return normalize_symbol(raw)
+    except InvalidSymbol as exc:
+        raise ParseError(str(exc)) from exc
 
 
 def parse_symbols_body(data: Any) -> list[str]:
@@ -69,11 +88,10 @@ def parse_symbols_body(data: Any) -> list[str]:
         parsed = parse_symbols(data)
     except InvalidSymbol as exc:  # parse_symbols refuses non-lists; checked above
         raise ParseError(str(exc)) from exc
-    if parsed.invalid:
-        shown = ", ".join(_preview(v, 30) for v in parsed.invalid[:10])
-        more = (
-            f" and {len(parsed.invalid) - 10} more" if len(parsed.invalid) > 10 else ""
-        )
+    invalid = [v for v in data if not _REST_SYMBOL.fullmatch(v)] or list(parsed.invalid)
+    if invalid:
+        shown = ", ".join(_preview(v, 30) for v in invalid[:10])
+        more = f" and {len(invalid) - 10} more" if len(invalid) > 10 else ""
         raise ParseError(f"Invalid symbols: {shown}{more}")
     return list(parsed.valid)
 
@@ -132,6 +150,11 @@ class HealthSerializer(serializers.Serializer):
     )
     updated_at = serializers.FloatField(
         allow_null=True, required=False, help_text="Unix time of the feed's report."
+    )
+    fanout_error = serializers.CharField(
+        required=False,
+        help_text="Present (and the status 503) when this process's fan-out to "
+        "WebSocket clients has failed: why.",
     )
 
 
@@ -214,29 +237,3 @@ class CacheListSerializer(serializers.Serializer):
 class CacheSymbolSerializer(serializers.Serializer):
     symbol = serializers.CharField()
     data = CacheEntrySerializer()
-
-
-SYMBOLS_BODY_SCHEMA: dict[str, Any] = {
-    "oneOf": [
-        {
-            "type": "array",
-            "items": {"type": "string"},
-            "minItems": 1,
-            "maxItems": MAX_SYMBOLS_PER_REQUEST,
-        },
-        {
-            "type": "object",
-            "properties": {
-                "symbols": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "minItems": 1,
-                    "maxItems": MAX_SYMBOLS_PER_REQUEST,
-                }
-            },
-            "required": ["symbols"],
-        },
-    ],
-    "description": "A JSON array of symbols (the guide's form) or "
-    '{"symbols": [...]} (extension).',
-}

@@ -1,8 +1,9 @@
 """REST endpoints under /api/v2/realtime/ (PROTOCOL.md, "REST").
 
 Paths have no trailing slash, exactly as the guide's curl commands call them, so
-those commands get JSON and never a redirect. (The WebSocket route lives in
-realtime/fanout/routing.py.)
+those commands get JSON and never a redirect. Every named route here is listed by
+the API root (``""``, realtime/api/views.py), parameters as ``{name}``. (The
+WebSocket route lives in realtime/fanout/routing.py.)
 """
 
 from django.urls import path
@@ -12,6 +13,7 @@ from realtime.api.connection_token import ConnectionTokenView
 
 app_name = "realtime"
 urlpatterns = [
+    path("", views.RealtimeRootView.as_view(), name="root"),
     path("health", views.HealthView.as_view(), name="health"),
     path("status", views.StatusView.as_view(), name="status"),
     path("subscribe", views.SubscribeView.as_view(), name="subscribe"),

@@ -2,7 +2,7 @@
 running product (daphne, embedded feed, simulator).
 
 The guide's subscribe command carries no credentials; pins need a staff user
-(issue 4, docs/api.md), so unchanged it gets a JSON 403 naming the problem, and
+(issue 4, docs/api.md), so unchanged it gets a JSON 401 naming the problem, and
 with a staff token added it gets the documented shape.
 """
 
@@ -76,7 +76,7 @@ def test_guide_curl_commands_get_the_documented_shapes(product_server, staff_tok
         '["AAPL", "MSFT"]',
     ]
     status, refused = curl(port, *subscribe)
-    assert status == 403 and refused["detail"]
+    assert status == 401 and refused["detail"]
     status, pinned = curl(port, *subscribe, "-H", f"Authorization: Token {staff_token}")
     assert status == 200, pinned
     assert pinned["status"] == "success"
