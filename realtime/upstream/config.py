@@ -54,6 +54,8 @@ class FmpConfig:
     ping_timeout: float = 20.0
     subscribe_batch: int = 100
     ca_bundle: str = ""
+    # The asset class a legacy socket serves; empty: known from FMP's host names.
+    legacy_cluster: str = ""
 
     def __post_init__(self) -> None:
         if self.protocol not in ("legacy", "stream"):
@@ -120,6 +122,8 @@ class FmpConfig:
         ``forex``), or None for the standard socket and unknown hosts."""
         if self.protocol != "legacy":
             return None
+        if self.legacy_cluster:
+            return self.legacy_cluster
         return LEGACY_CLUSTERS.get((urlsplit(self.url).hostname or "").lower())
 
     def ssl_context(self) -> ssl.SSLContext | None:

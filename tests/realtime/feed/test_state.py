@@ -119,3 +119,98 @@ def test_rate_limiter_allows_burst_then_refuses_then_flags_flooding():
     assert limiter.flooding
     now[0] = 1.5  # refilled, new window
     assert limiter.allow() and not limiter.flooding
+
+
+# --- issue 13: breaks fall back, quote-only prices, lp/ls from any frame, sizes ----
+
+
+def tick(kind, ts, **fields):
+    return Tick("AAPL", ts, kind, **fields)
+
+
+def test_a_break_of_the_last_trade_falls_back_to_the_trade_before():
+    state = merge_tick(None, trade(178.50, 100, ts=1), AT)
+    state = merge_tick(state, trade(178.97, 500, ts=2), AT)
+    state = merge_tick(state, tick("B", 3, last_price=178.97, last_size=500), AT)
+    assert (state.last_price, state.last_size) == (178.50, 100)
+    message = orjson.loads(encode_price_update(state))
+    assert message["break"] == {"price": 178.97, "size": 500}
+    assert message["last_price"] == 178.50
+    # A later quote keeps the fallen-back trade, not the cancelled one.
+    state = merge_tick(state, quote(178.60, 178.40, ts=4), AT)
+    assert state.last_price == 178.50
+
+
+def test_a_break_of_an_older_trade_keeps_the_last_one_and_only_one_is_removed():
+    state = merge_tick(None, trade(10.0, 1, ts=1), AT)
+    state = merge_tick(state, trade(10.0, 1, ts=2), AT)  # the same trade twice
+    state = merge_tick(state, trade(11.0, 2, ts=3), AT)
+    state = merge_tick(state, tick("B", 4, last_price=10.0, last_size=1), AT)
+    assert (state.last_price, state.last_size) == (11.0, 2)
+    state = merge_tick(state, tick("B", 5, last_price=11.0, last_size=2), AT)
+    assert (state.last_price, state.last_size) == (10.0, 1)
+
+
+def test_breaking_the_only_trade_shows_the_mid_price_never_the_cancelled_one():
+    state = merge_tick(None, quote(10.02, 10.0, ts=1), AT)
+    state = merge_tick(state, trade(10.5, 7, ts=2), AT)
+    state = merge_tick(state, tick("B", 3, last_price=10.5, last_size=7), AT)
+    assert state.last_price == pytest.approx(10.01) and state.price_source == "mid"
+    assert state.last_size is None
+
+
+def test_quote_only_symbol_shows_the_mid_price_and_says_so():
+    state = merge_tick(None, quote(1.07865, 1.07856), AT)
+    message = orjson.loads(encode_price_update(state))
+    assert message["last_price"] == pytest.approx(1.078605)
+    assert message["mid_price"] == message["last_price"]
+    assert message["price_source"] == "mid" and message["last_size"] is None
+    assert list(message)[:11] == [
+        "type",
+        "symbol",
+        "timestamp",
+        "data_type",
+        "last_price",
+        "last_size",
+        "ask_price",
+        "ask_size",
+        "bid_price",
+        "bid_size",
+        "cached_at",
+    ]
+    one_sided = merge_tick(None, tick("Q", 1, bid_price=5.0, bid_size=1), AT)
+    assert one_sided.last_price == 5.0 and one_sided.mid_price is None
+    entry = to_cache_entry(state)
+    assert entry["price_source"] == "mid" and entry["mid_price"] == state.mid_price
+    assert from_cache_entry(orjson.loads(orjson.dumps(entry))) == state
+
+
+def test_lp_and_ls_are_taken_from_a_quote_that_carries_them():
+    sample = tick(
+        "Q",
+        1,
+        ask_price=152.46,
+        ask_size=200,
+        bid_price=152.31,
+        bid_size=100,
+        last_price=152.17,
+        last_size=100,
+    )
+    state = merge_tick(None, sample, AT)
+    assert (state.last_price, state.last_size) == (152.17, 100)
+    assert state.price_source == "trade" and state.mid_price == pytest.approx(152.385)
+    message = orjson.loads(encode_price_update(state))
+    assert "price_source" not in message and message["mid_price"] == 152.385
+
+
+def test_a_trade_without_size_never_pairs_with_the_old_size():
+    state = merge_tick(None, trade(100.0, 300), AT)
+    state = merge_tick(state, trade(101.0, None, ts=2), AT)
+    assert (state.last_price, state.last_size) == (101.0, None)
+
+
+def test_a_quote_side_without_size_does_not_keep_the_old_size():
+    state = merge_tick(None, quote(10.02, 10.0), AT)
+    state = merge_tick(state, tick("Q", 3, ask_price=10.05), AT)
+    assert (state.ask_price, state.ask_size) == (10.05, None)
+    assert (state.bid_price, state.bid_size) == (10.0, 300)

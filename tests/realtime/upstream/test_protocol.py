@@ -376,3 +376,49 @@ def test_fmp_shaped_json_never_raises(value):
 @given(st.text(max_size=200) | st.binary(max_size=200))
 def test_client_frame_parser_never_raises(raw):
     protocol.parse_client_frame(raw)
+
+
+def test_numbers_sent_as_strings_are_accepted():
+    (tick,) = protocol.parse_frame(
+        '{"s": "aapl", "t": "1701958248213", "type": "T", "lp": "190.50", "ls": "100"}',
+        now_ms=NOW,
+    )
+    assert tick == Tick("AAPL", 1701958248213, "T", last_price=190.5, last_size=100)
+    (quote,) = protocol.parse_frame(
+        '{"s": "btcusd", "t": 1, "type": "Q", "ap": " 47244.9 ", "as": "1.72784126",'
+        ' "bp": "47244.8", "bs": "0.5"}',
+        now_ms=NOW,
+    )
+    assert (quote.ask_price, quote.ask_size) == (47244.9, 1.72784126)
+    assert (quote.bid_price, quote.bid_size) == (47244.8, 0.5)
+    (bad,) = protocol.parse_frame(
+        '{"s": "aapl", "t": 1, "type": "T", "lp": "1e999"}', now_ms=NOW
+    )
+    assert isinstance(bad, protocol.ParseError)
+
+
+def test_refusal_messages_name_tickers_and_streams_as_whole_words():
+    named = protocol.named_in(
+        "you are not authorized to access aapl, brk.b", {"AAPL", "BRK.B", "BRK", "A"}
+    )
+    assert named == {"AAPL", "BRK.B"}
+    assert protocol.named_in(
+        "you are not authorized to access fmp-us-equities-stream",
+        ("fmp-us-equities-stream", "fmp-crypto-stream"),
+    ) == {"fmp-us-equities-stream"}
+
+
+@pytest.mark.parametrize(
+    ("symbol", "kind"),
+    [
+        ("AAPL", "stocks"),
+        ("BRK.B", "stocks"),
+        ("^GSPC", "stocks"),
+        ("EURUSD", "forex"),
+        ("BTCUSD", "crypto"),
+        ("ETHUSDT", "crypto"),
+        ("GOOGLE", None),
+    ],
+)
+def test_asset_class_guess_by_shape(symbol, kind):
+    assert protocol.guess_asset_class(symbol) == kind
