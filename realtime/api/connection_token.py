@@ -55,7 +55,9 @@ class ConnectionTokensDisabled(APIException):
 class ConnectionTokenView(APIView):
     """Mint a connection token for the logged-in user (``sub`` = the user's id)."""
 
-    authentication_classes = [SessionAuthentication, TokenAuthentication]
+    # Token first: an anonymous caller gets 401 with ``WWW-Authenticate: Token``,
+    # like the other endpoints (realtime/api/permissions.py).
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
@@ -88,9 +90,14 @@ class ConnectionTokenView(APIView):
                     )
                 ],
             ),
+            401: OpenApiResponse(
+                DetailSerializer,
+                description="Not logged in, or an unknown DRF token "
+                "(`WWW-Authenticate: Token`).",
+            ),
             403: OpenApiResponse(
                 DetailSerializer,
-                description="Not logged in, bad token, or missing CSRF token.",
+                description="A session without the CSRF token.",
             ),
             503: OpenApiResponse(
                 DetailSerializer,
