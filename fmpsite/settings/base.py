@@ -318,7 +318,7 @@ REST_FRAMEWORK = {
     # JSON by default; a browser (Accept: text/html) gets the browsable API.
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
-        "rest_framework.renderers.BrowsableAPIRenderer",
+        "realtime.api.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["realtime.api.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "realtime.api.schema.RealtimeAutoSchema",

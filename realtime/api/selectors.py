@@ -16,6 +16,7 @@ from typing import Any
 
 from rest_framework import status as http
 
+from realtime.fanout import hub
 from realtime.feed.cache import get_tick_cache
 from realtime.feed.state import to_cache_entry, utc_now_iso
 from realtime.feed.status import FeedStatus, read_feed_status
@@ -81,18 +82,9 @@ def _health_body(
 
 
 def fanout_failure() -> str | None:
-    """Why this process's fan-out stopped delivering, or None while it works.
-
-    Asks ``realtime.fanout.hub.fanout_failure()`` when the hub provides it (a hub
-    task that died marks the process unhealthy there); a hub without it is
-    taken as healthy.
-    """
-    from realtime.fanout import hub
-
-    probe = getattr(hub, "fanout_failure", None)
-    if probe is None:
-        return None
-    reason = probe()
+    """Why this process's fan-out stopped delivering, or None while it works: a
+    hub task that died marks the process unhealthy (realtime/fanout/hub.py)."""
+    reason = hub.fanout_failure()
     return str(reason) if reason else None
 
 

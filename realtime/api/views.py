@@ -19,7 +19,6 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
-from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,6 +26,7 @@ from rest_framework.views import APIView
 from realtime import services
 from realtime.api import schema, selectors
 from realtime.api.permissions import CanReadRealtime, IsStaffUser
+from realtime.api.renderers import BrowsableAPIRenderer
 from realtime.api.serializers import (
     parse_cache_limit,
     parse_rest_symbol,
