@@ -12,7 +12,12 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from realtime.events import HUBS_GROUP, UpstreamRefusedEvent, UpstreamStatusEvent
+from realtime.events import (
+    HUBS_GROUP,
+    PriceUpdateEvent,
+    UpstreamRefusedEvent,
+    UpstreamStatusEvent,
+)
 from realtime.groups import price_group
 
 logger = logging.getLogger(__name__)
@@ -133,7 +138,7 @@ class LayerPublisher:
                         exc,
                     )
             for symbol, text, tick_ts in batch:
-                event = {
+                event: PriceUpdateEvent = {
                     "type": "price.update",
                     "symbol": symbol,
                     "text": text,

@@ -27,7 +27,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from realtime.events import FEED_CHANNEL, HUBS_GROUP
+from realtime.events import FEED_CHANNEL, HUBS_GROUP, LeaseRequestEvent
 from realtime.feed.cache import get_tick_cache
 from realtime.feed.publishers import build_publisher
 from realtime.feed.service import FeedService
@@ -180,10 +180,9 @@ class FeedRunner:
         self.feed = await self._build_feed()
         await self.feed.start()
         await self._reload_pins()
+        request: LeaseRequestEvent = {"type": "hub.lease_request"}
         with contextlib.suppress(Exception):
-            await self.channel_layer.group_send(
-                HUBS_GROUP, {"type": "hub.lease_request"}
-            )
+            await self.channel_layer.group_send(HUBS_GROUP, request)
         await self.feed.publish_status()
         self.leading.set()
         tasks = [
