@@ -139,12 +139,6 @@ async def resolve_connection(scope) -> tuple[Any, str | None]:
     return user, _principal(user)
 
 
-async def user_for_scope(scope):
-    """The connecting user: token first, then the session cookie, else anonymous."""
-    user, _ = await resolve_connection(scope)
-    return user
-
-
 def _log_value(value: str | None) -> str:
     """A header value fit for a one-line log: bounded, no spaces or controls."""
     if not value:
