@@ -30,9 +30,11 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.frames import Frame, Opcode
 
 from realtime.events import UpstreamState
 from realtime.upstream import protocol
@@ -388,6 +390,7 @@ class FmpClient:
             close_timeout=2.0,
             max_size=2**22,
             logger=self._ws_logger,
+            create_connection=_PongAwareConnection,
         )
         self._ws = ws
         self._last_alive = time.monotonic()
@@ -690,27 +693,32 @@ class FmpClient:
     async def _watchdog(self, ws: ClientConnection) -> None:
         """Replace a silent connection; reset the backoff once it proved stable.
 
-        Frames (ticks, heartbeats, acks) and pongs count as signs of life: when
-        pings are on and nothing arrived for half the idle timeout, one ping is
-        sent and its pong keeps a quiet-but-alive connection (a closed market).
+        Frames (ticks, heartbeats, acks) and the pongs answering the keepalive
+        pings (``ping_interval``, below ``idle_timeout``) count as signs of life,
+        so a quiet-but-alive connection (a closed market) is kept.
         """
         timeout = self.config.idle_timeout
         interval = max(0.01, min(1.0, timeout / 4))
-        probe: asyncio.Future[float] | None = None
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
             self._reset_if_stable()
-            if probe is not None and probe.done():
-                if not probe.cancelled() and probe.exception() is None:
-                    self._last_alive = max(self._last_alive, now)
-                probe = None
-            idle = now - self._last_alive
-            if self.config.pings_enabled and probe is None and idle > timeout / 2:
-                with contextlib.suppress(ConnectionClosed):
-                    probe = await ws.ping()
+            alive = max(self._last_alive, getattr(ws, "last_pong", 0.0))
+            idle = now - alive
             if idle > timeout:
                 logger.warning(
                     "event=upstream_idle idle=%.1f timeout=%.1f", idle, timeout
                 )
                 raise _Reconnect(f"no frame or pong for {idle:.1f}s")
+
+
+class _PongAwareConnection(ClientConnection):
+    """Notes when the last pong arrived, so the idle watchdog counts it as life
+    (``process_event`` is websockets' documented override point)."""
+
+    last_pong = 0.0
+
+    def process_event(self, event: Any) -> None:
+        super().process_event(event)
+        if isinstance(event, Frame) and event.opcode is Opcode.PONG:
+            self.last_pong = time.monotonic()
