@@ -67,13 +67,17 @@ class FeedService:
         cache_max_symbols: int = 10_000,
         callbacks: Iterable[str | TickCallback] = (),
         clock: Callable[[], float] = time.monotonic,
+        asset_class: Callable[[str], str | None] | None = None,
     ) -> None:
+        """``asset_class`` (symbol -> ``stocks``/``crypto``/``forex``/None) lets
+        reference data replace the client's guess by symbol shape."""
         self.client = FmpClient(
             upstream,
             on_tick=self.on_tick,
             on_state_change=self._on_state_change,
             on_event=self._on_upstream_event,
             on_refused=self._on_refused,
+            **({"asset_class": asset_class} if asset_class is not None else {}),
         )
         self.cache = cache
         self.publisher = publisher

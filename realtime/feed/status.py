@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import orjson
@@ -61,6 +62,16 @@ class FeedStatus:
         data = orjson.loads(raw)
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def refusals(status: FeedStatus | None, symbols: Iterable[str]) -> dict[str, str]:
+    """Which of ``symbols`` FMP refused or the configured socket cannot serve,
+    with why: what a subscribe reply needs to send ``upstream_refused`` at once
+    to a client that asks for a symbol already known to get nothing."""
+    if status is None:
+        return {}
+    known = {**status.unservable_symbols, **status.refused_symbols}
+    return {s: known[s] for s in symbols if s in known}
 
 
 class StatusStore:

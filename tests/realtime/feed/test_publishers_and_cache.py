@@ -11,7 +11,7 @@ from realtime.feed.cache import InProcessTickCache, RedisTickCache
 from realtime.feed.publishers import LayerPublisher, LocalPublisher, build_publisher
 from realtime.feed.service import FeedService
 from realtime.feed.state import merge_tick
-from realtime.feed.status import StatusStore
+from realtime.feed.status import FeedStatus, StatusStore, refusals
 from realtime.upstream.config import FmpConfig
 from realtime.upstream.protocol import Tick
 from tests.conftest import async_wait_until
@@ -149,3 +149,28 @@ async def test_redis_cache_trim_removes_evicted_symbols_from_the_hash(redis_pref
         cache.clear()
         await cache.aclose()
         redis.Redis.from_url(url).delete(f"{redis_prefix}:ticks")
+
+
+def test_status_round_trips_refusals_and_names_them_for_a_subscribe():
+    status = FeedStatus(
+        state="connected",
+        source="fmp",
+        is_running=True,
+        api_configured=True,
+        upstream_problem="FMP refused TSLA (not authorized).",
+        refused_symbols={"TSLA": "you are not authorized to access tsla"},
+        refused_streams={},
+        unservable_symbols={"BTCUSD": "BTCUSD looks like crypto"},
+    )
+    back = FeedStatus.from_json(status.to_json())
+    assert back == status
+    assert refusals(back, ["AAPL", "TSLA", "BTCUSD"]) == {
+        "TSLA": "you are not authorized to access tsla",
+        "BTCUSD": "BTCUSD looks like crypto",
+    }
+    assert refusals(None, ["TSLA"]) == {}
+    old = FeedStatus.from_json(
+        b'{"state": "connected", "source": "fmp",'
+        b' "is_running": true, "api_configured": true}'
+    )
+    assert old.upstream_problem is None and old.refused_symbols == {}
