@@ -154,15 +154,26 @@ def _origin_header(scope) -> str | None:
     return None
 
 
-def log_refused(scope, reason: str) -> None:
-    """One line per refused handshake: the reason, the Origin, the peer and path."""
+def origin_for_log(scope) -> str:
+    """The handshake's Origin header as a log field value (``-`` when absent)."""
+    return _log_value(_origin_header(scope))
+
+
+def log_refused(scope, reason: str, **fields: object) -> None:
+    """One line per refused handshake: the reason, the Origin, the peer and path.
+
+    The consumer's own refusals (anonymous, connection cap) can call it too, with
+    their extra fields (``conn=``, ``principal=``), so every refusal reads alike.
+    """
     client = scope.get("client") or ("-", 0)
+    extra = "".join(f" {k}={_log_value(str(v))}" for k, v in fields.items())
     logger.info(
-        "event=ws_refused reason=%s origin=%s client=%s path=%s",
+        "event=ws_refused reason=%s origin=%s client=%s path=%s%s",
         reason,
-        _log_value(_origin_header(scope)),
+        origin_for_log(scope),
         client[0],
         _log_value(scope.get("path")),
+        extra,
     )
 
 

@@ -31,7 +31,12 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.testing import WebsocketCommunicator
 from websockets.exceptions import InvalidStatus
 
-from realtime.fanout.auth import StreamAuthMiddleware, origin_key
+from realtime.fanout.auth import (
+    BrowserOriginValidator,
+    StreamAuthMiddleware,
+    log_refused,
+    origin_key,
+)
 from realtime.tokens import (
     SITE_ISSUER,
     ConnectionTokenError,
@@ -251,6 +256,29 @@ async def test_site_token_resolves_to_the_active_django_user(token_secret):
         is_active=False
     )
     assert await _scope_for(f"?token={token}") is None
+
+
+async def test_refusal_log_is_one_line_whatever_the_origin_holds(settings, caplog):
+    settings.REALTIME_ALLOWED_ORIGINS = [APP_ORIGIN]
+    app = BrowserOriginValidator(_ScopeRecorder.as_asgi())
+    hostile = b"http://evil.test\r\nevent=ws_connected user=admin"
+    comm = WebsocketCommunicator(app, WS_PATH, headers=[(b"origin", hostile)])
+    with caplog.at_level("INFO", logger="realtime.fanout.auth"):
+        connected, _ = await comm.connect()
+    assert not connected
+    (line,) = [r.getMessage() for r in caplog.records if "ws_refused" in r.message]
+    assert line.startswith("event=ws_refused reason=origin_not_allowed origin=")
+    assert "\n" not in line and "\r" not in line and " user=admin" not in line
+
+
+def test_consumer_refusals_can_share_the_line_format(caplog):
+    scope = {"headers": [(b"origin", APP_ORIGIN.encode())], "path": WS_PATH}
+    with caplog.at_level("INFO", logger="realtime.fanout.auth"):
+        log_refused(scope, "connection_cap", conn="ws-7", principal="user:a b")
+    assert caplog.records[-1].getMessage() == (
+        f"event=ws_refused reason=connection_cap origin={APP_ORIGIN} client=- "
+        f"path={WS_PATH} conn=ws-7 principal=user:a?b"
+    )
 
 
 # --- POST connection-token with a session -------------------------------------------
