@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import os
 import re
 import signal
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -353,6 +358,8 @@ async def test_management_command_serves_until_interrupted():
         "cmd-key",
         "--heartbeat",
         "5",
+        "--rest-port",
+        "0",
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -363,6 +370,12 @@ async def test_management_command_serves_until_interrupted():
         line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
         match = re.search(r"ws://127\.0\.0\.1:(\d+)", line)
         assert match, f"no URL in {line!r}"
+        rest = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert rest, f"no REST URL in {line!r}"
+        status, body, _ = await rest_get(
+            rest.group(0), "/stable/quote?symbol=AAPL&apikey=cmd-key"
+        )
+        assert status == 200 and body[0]["name"] == "Apple Inc."
         async with connect(match.group(0)) as ws:
             await ws.send(protocol.login_frame("cmd-key"))
             assert json.loads(await recv(ws))["status"] == 200
@@ -375,3 +388,255 @@ async def test_management_command_serves_until_interrupted():
         if proc.returncode is None:
             os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
+
+
+# --- a market that looks real (issue 16 item 3) and FMP's REST API (issue 13) ------
+
+QUOTE_FIELDS = {
+    "symbol",
+    "name",
+    "price",
+    "changePercentage",
+    "change",
+    "volume",
+    "dayLow",
+    "dayHigh",
+    "yearHigh",
+    "yearLow",
+    "marketCap",
+    "priceAvg50",
+    "priceAvg200",
+    "exchange",
+    "open",
+    "previousClose",
+    "timestamp",
+}
+
+
+async def rest_get(base: str, path: str) -> tuple[int, Any, dict[str, str]]:
+    """GET over a real loopback socket: status, parsed JSON body, headers."""
+
+    def get() -> tuple[int, Any, dict[str, str]]:
+        try:
+            with urllib.request.urlopen(base + path, timeout=30) as response:
+                return (
+                    response.status,
+                    json.loads(response.read()),
+                    dict(response.headers),
+                )
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read()), dict(exc.headers)
+
+    return await asyncio.to_thread(get)
+
+
+@pytest.fixture
+async def market() -> AsyncIterator[FmpSimulator]:
+    """A simulator that, like FMP, knows only its universe of symbols."""
+    sim = FmpSimulator(rate=400.0, seed=3, any_symbol=False)
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+def trade_prices(frames: list[dict]) -> dict[str, list[float]]:
+    prices: dict[str, list[float]] = {}
+    for frame in frames:
+        if frame["type"] == "T":
+            prices.setdefault(frame["s"], []).append(frame["lp"])
+    return prices
+
+
+async def test_prices_sit_at_plausible_levels_that_do_not_depend_on_the_seed():
+    runs = []
+    for seed in (1, 2):
+        sim = FmpSimulator(rate=600.0, seed=seed, any_symbol=False)
+        await sim.start()
+        try:
+            async with session(sim, symbols=("AAPL", "EURUSD", "BTCUSD")) as ws:
+                frames = await collect(ws, 240, within=60)
+        finally:
+            await sim.stop()
+        runs.append(trade_prices(frames))
+        crypto = [f for f in frames if f["s"] == "btcusd" and f["type"] == "T"]
+        assert all(f["e"] == "binance" for f in crypto)
+    for prices in runs:
+        assert set(prices) == {"aapl", "eurusd", "btcusd"}
+        assert all(175 < p < 205 for p in prices["aapl"]), prices["aapl"]
+        assert all(1.0 < p < 1.16 and round(p, 5) == p for p in prices["eurusd"])
+        assert all(55_000 < p < 65_000 for p in prices["btcusd"])
+    # A restart (another seed, another process) starts where the last one was:
+    # both runs open at the day's reference price, so no "crash" in a sparkline.
+    for symbol in ("aapl", "eurusd", "btcusd"):
+        first = [run[symbol][0] for run in runs]
+        assert abs(first[0] / first[1] - 1) < 0.005, (symbol, first)
+
+
+async def test_symbols_outside_the_universe_get_no_ticks_like_fmp(market):
+    async with session(market, symbols=("AAPL", "ZZZZZZ")) as ws:
+        frames = await collect(ws, 60)
+    assert {f["s"] for f in frames} == {"aapl"}
+    assert market.knows("AAPL") and not market.knows("ZZZZZZ")
+
+
+def test_any_symbol_switch_gives_invented_symbols_a_stable_level():
+    levels = {
+        FmpSimulator(seed=seed).rest_quote("ZZZZZZ")["open"] for seed in (1, 2, None)
+    }
+    assert len(levels) == 1
+    (level,) = levels
+    assert 9 < level < 520
+    assert FmpSimulator(any_symbol=False).rest_quote("ZZZZZZ") is None
+
+
+def test_reference_prices_are_stable_per_trading_day_and_roll_with_it():
+    monday, tuesday = date(2026, 11, 30), date(2026, 12, 1)
+    a = FmpSimulator(seed=1, any_symbol=False, trading_day=monday).rest_quote("AAPL")
+    b = FmpSimulator(seed=9, any_symbol=False, trading_day=monday).rest_quote("AAPL")
+    c = FmpSimulator(seed=1, any_symbol=False, trading_day=tuesday).rest_quote("AAPL")
+    assert (a["previousClose"], a["open"]) == (b["previousClose"], b["open"])
+    assert c["previousClose"] != a["previousClose"]
+    assert abs(c["previousClose"] / a["previousClose"] - 1) < 0.07
+
+
+async def test_rest_quote_and_batch_quote_have_fmps_shapes(market):
+    status, body, headers = await rest_get(
+        market.rest_url, "/stable/quote?symbol=AAPL&apikey=k"
+    )
+    assert status == 200 and headers["X-Simulated"] == "true"
+    (quote,) = body
+    assert set(quote) == QUOTE_FIELDS
+    assert (quote["symbol"], quote["name"], quote["exchange"]) == (
+        "AAPL",
+        "Apple Inc.",
+        "NASDAQ",
+    )
+    assert quote["dayLow"] <= quote["price"] <= quote["dayHigh"]
+    assert quote["yearLow"] < quote["price"] < quote["yearHigh"]
+    change = quote["price"] - quote["previousClose"]
+    assert quote["change"] == pytest.approx(change, abs=0.006)
+    assert quote["changePercentage"] == pytest.approx(
+        100 * change / quote["previousClose"], abs=0.01
+    )
+    assert abs(quote["previousClose"] / 190 - 1) < 0.035
+    assert len(str(quote["timestamp"])) == 10
+
+    status, body, _ = await rest_get(
+        market.rest_url,
+        "/stable/batch-quote?symbols=MSFT,ZZZZZZ,btcusd,EURUSD&apikey=k",
+    )
+    assert status == 200
+    assert [q["symbol"] for q in body] == ["MSFT", "BTCUSD", "EURUSD"]
+    assert [q["exchange"] for q in body] == ["NASDAQ", "CRYPTO", "FOREX"]
+    assert all(set(q) == QUOTE_FIELDS for q in body)
+
+    assert (await rest_get(market.rest_url, "/stable/quote?symbol=ZZZZZZ&apikey=k"))[
+        :2
+    ] == (200, [])
+    status, body, _ = await rest_get(
+        market.rest_url, "/api/v3/quote/AAPL,MSFT?apikey=k"
+    )
+    assert status == 200 and [q["symbol"] for q in body] == ["AAPL", "MSFT"]
+
+
+async def test_rest_and_stream_agree_on_the_day_reference(market):
+    async with session(market) as ws:
+        await ws.send(protocol.stream_subscribe_frame("fmp-us-equities-stream"))
+        assert json.loads(await recv(ws))["status"] == 200
+        frames = await collect(ws, 200, within=60)
+    streamed = {f["symbol"]: f for f in frames}
+    assert "AAPL" in streamed and streamed["AAPL"]["name"] == "Apple Inc."
+    _, body, _ = await rest_get(
+        market.rest_url, f"/stable/batch-quote?symbols={','.join(streamed)}&apikey=k"
+    )
+    for quote in body:
+        frame = streamed[quote["symbol"]]
+        assert (quote["previousClose"], quote["open"], quote["name"]) == (
+            frame["previousClose"],
+            frame["open"],
+            frame["name"],
+        )
+
+
+async def test_rest_requires_the_api_key_and_never_records_it():
+    sim = FmpSimulator(api_keys={"good-rest-key"})
+    await sim.start()
+    try:
+        for path in (
+            "/stable/quote?symbol=AAPL",
+            "/stable/quote?symbol=AAPL&apikey=bad-rest-key",
+        ):
+            status, body, _ = await rest_get(sim.rest_url, path)
+            assert status == 401 and "Invalid API KEY" in body["Error Message"]
+        status, body, _ = await rest_get(
+            sim.rest_url, "/stable/quote?symbol=AAPL&apikey=good-rest-key"
+        )
+        assert status == 200 and body[0]["symbol"] == "AAPL"
+        assert len(sim.rest_requests) == 3
+        assert not any("rest-key" in line for line in sim.rest_requests)
+    finally:
+        await sim.stop()
+
+
+async def test_rest_rate_limit_answers_429_then_serves_again():
+    sim = FmpSimulator(rest_rate_limit=3, rest_rate_window=1.0)
+    await sim.start()
+    try:
+        path = "/stable/quote?symbol=AAPL&apikey=k"
+        statuses = [(await rest_get(sim.rest_url, path))[0] for _ in range(3)]
+        assert statuses == [200, 200, 200]
+        status, body, _ = await rest_get(sim.rest_url, path)
+        assert status == 429 and body["Error Message"].startswith("Limit Reach")
+        deadline = time.monotonic() + 60
+        while (await rest_get(sim.rest_url, path))[0] == 429:
+            assert time.monotonic() < deadline, "the window never let requests in again"
+            await asyncio.sleep(0.1)
+    finally:
+        await sim.stop()
+
+
+async def test_rest_search_batch_refusal_keep_alive_and_restart(market):
+    _, body, _ = await rest_get(
+        market.rest_url, "/stable/search-name?query=apple&apikey=k"
+    )
+    assert body[0] == {
+        "symbol": "AAPL",
+        "name": "Apple Inc.",
+        "currency": "USD",
+        "exchangeFullName": "NASDAQ",
+        "exchange": "NASDAQ",
+    }
+    _, body, _ = await rest_get(
+        market.rest_url, "/stable/search-symbol?query=btc&apikey=k"
+    )
+    assert "BTCUSD" in [r["symbol"] for r in body]
+
+    market.rest_batch_status = 402  # some plans: batch endpoints are "Premium"
+    status, body, _ = await rest_get(
+        market.rest_url, "/stable/batch-quote?symbols=AAPL&apikey=k"
+    )
+    assert status == 402 and "Premium" in body["Error Message"]
+    assert (await rest_get(market.rest_url, "/stable/quote?symbol=AAPL&apikey=k"))[
+        0
+    ] == 200
+
+    def two_requests_on_one_connection() -> list[int]:
+        conn = http.client.HTTPConnection("127.0.0.1", market.rest_port, timeout=30)
+        try:
+            statuses = []
+            for _ in range(2):
+                conn.request("GET", "/stable/quote?symbol=MSFT&apikey=k")
+                response = conn.getresponse()
+                assert json.loads(response.read())[0]["symbol"] == "MSFT"
+                statuses.append(response.status)
+            return statuses
+        finally:
+            conn.close()
+
+    assert await asyncio.to_thread(two_requests_on_one_connection) == [200, 200]
+    port = market.rest_port
+    await market.restart()
+    assert market.rest_port == port
+    assert (await rest_get(market.rest_url, "/stable/quote?symbol=AAPL&apikey=k"))[
+        0
+    ] == 200
