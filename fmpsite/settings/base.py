@@ -224,6 +224,19 @@ for _name in (
         raise ImproperlyConfigured(f"{_name}={globals()[_name]}: must be >= 0")
 if FMP_SUBSCRIBE_BATCH < 1:
     raise ImproperlyConfigured(f"FMP_SUBSCRIBE_BATCH={FMP_SUBSCRIBE_BATCH}: >= 1")
+# Reference data (names, previous close, open) from FMP's REST API, same key
+# (realtime/reference/). Without FMP_API_KEY the built-in simulator's REST port is used.
+FMP_REST_ENABLED = env_bool("FMP_REST_ENABLED", True)
+FMP_REST_URL = env_str("FMP_REST_URL", "https://financialmodelingprep.com")
+FMP_REST_TIMEOUT = env_float("FMP_REST_TIMEOUT", 5.0)
+FMP_REST_BATCH = env_int("FMP_REST_BATCH", 50)  # symbols per batch-quote request
+FMP_REST_MAX_PER_MINUTE = env_float("FMP_REST_MAX_PER_MINUTE", 60.0)  # 0: no cap
+FMP_REST_BACKOFF = env_float("FMP_REST_BACKOFF", 30.0)  # after 429/unreachable, x2
+FMP_REST_BACKOFF_CAP = env_float("FMP_REST_BACKOFF_CAP", 600.0)
+if FMP_REST_TIMEOUT <= 0 or FMP_REST_BATCH < 1 or FMP_REST_MAX_PER_MINUTE < 0:
+    raise ImproperlyConfigured(
+        "FMP_REST_TIMEOUT must be > 0, FMP_REST_BATCH >= 1, FMP_REST_MAX_PER_MINUTE >= 0"
+    )
 FMP_LOGIN_TIMEOUT = env_float("FMP_LOGIN_TIMEOUT", 5.0)
 FMP_RECONNECT_BASE = env_float("FMP_RECONNECT_BASE", 1.0)
 FMP_RECONNECT_CAP = env_float("FMP_RECONNECT_CAP", 60.0)
@@ -243,6 +256,9 @@ REALTIME_EMBEDDED_FEED = env_bool("REALTIME_EMBEDDED_FEED", REALTIME_MODE == "em
 # Built-in simulator used when FMP_API_KEY is empty.
 REALTIME_SIMULATOR_RATE = env_float("REALTIME_SIMULATOR_RATE", 20.0)
 REALTIME_SIMULATOR_SEED = env_int("REALTIME_SIMULATOR_SEED", 0) or None
+# Off: like FMP, the simulator only knows its universe (realtime/upstream/universe.py)
+# and unknown symbols get no ticks and an unknown_symbol error. On: any symbol.
+REALTIME_SIMULATOR_ANY_SYMBOL = env_bool("REALTIME_SIMULATOR_ANY_SYMBOL", False)
 REALTIME_UNSUBSCRIBE_GRACE = env_float("REALTIME_UNSUBSCRIBE_GRACE", 30.0)
 REALTIME_LEASE_TTL = env_float("REALTIME_LEASE_TTL", 30.0)
 REALTIME_STATUS_INTERVAL = env_float("REALTIME_STATUS_INTERVAL", 2.0)
