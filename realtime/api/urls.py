@@ -10,6 +10,7 @@ from django.urls import path
 
 from realtime.api import views
 from realtime.api.connection_token import ConnectionTokenView
+from realtime.api.reference import ReferenceView
 
 app_name = "realtime"
 urlpatterns = [
@@ -22,4 +23,5 @@ urlpatterns = [
     # path: symbols may contain "/" (forex such as EUR/USD is a valid symbol).
     path("cache/<path:symbol>", views.CacheSymbolView.as_view(), name="cache-symbol"),
     path("connection-token", ConnectionTokenView.as_view(), name="connection-token"),
+    path("reference/<path:symbol>", ReferenceView.as_view(), name="reference"),
 ]

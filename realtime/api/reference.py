@@ -1,0 +1,144 @@
+"""``GET /api/v2/realtime/reference/{symbol}``: a symbol's reference data.
+
+Name, exchange, asset class, previous close, open and the day's range, from FMP's
+REST quote endpoint (or the simulator's), cached per trading day
+(realtime/reference/). 404 when FMP does not know the symbol, 503 when FMP's REST
+API cannot answer now (no key and no simulator, back-off after a 429, network).
+Same read permission as ``/cache/{symbol}``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework import status as http
+from rest_framework.exceptions import APIException, NotFound, ParseError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from realtime.api.permissions import CanReadRealtime
+from realtime.api.serializers import DetailSerializer
+from realtime.reference import selectors
+from realtime.symbols import InvalidSymbol, normalize_symbol
+
+logger = logging.getLogger(__name__)
+
+ASSET_CLASSES = ("stock", "etf", "index", "crypto", "forex", "commodity", "unknown")
+
+
+class ReferenceUnavailable(APIException):
+    status_code = http.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Reference data is unavailable right now; try again later."
+    default_code = "reference_unavailable"
+
+
+class ReferenceSerializer(serializers.Serializer):
+    symbol = serializers.CharField(help_text="Canonical (upper-case) symbol.")
+    name = serializers.CharField(allow_null=True, help_text="Company or asset name.")
+    exchange = serializers.CharField(
+        allow_null=True, help_text="FMP's exchange: NASDAQ, NYSE, CRYPTO, FOREX ..."
+    )
+    asset_class = serializers.ChoiceField(
+        choices=ASSET_CLASSES, help_text="Derived from the exchange."
+    )
+    previous_close = serializers.FloatField(
+        allow_null=True, help_text="Close of the previous session."
+    )
+    open = serializers.FloatField(allow_null=True, help_text="Session open.")
+    day_high = serializers.FloatField(
+        allow_null=True, help_text="Session high when fetched."
+    )
+    day_low = serializers.FloatField(
+        allow_null=True, help_text="Session low when fetched."
+    )
+    simulated = serializers.BooleanField(
+        help_text="True when the built-in simulator, not FMP, produced it."
+    )
+    trading_day = serializers.CharField(
+        help_text="Trading day (ISO date, New York; rolls at 09:30) it belongs to."
+    )
+
+
+_EXAMPLE = {
+    "symbol": "AAPL",
+    "name": "Apple Inc.",
+    "exchange": "NASDAQ",
+    "asset_class": "stock",
+    "previous_close": 189.84,
+    "open": 190.12,
+    "day_high": 191.05,
+    "day_low": 189.2,
+    "simulated": False,
+    "trading_day": "2026-11-30",
+}
+
+
+def _detail(description: str, example: str, code: str) -> OpenApiResponse:
+    return OpenApiResponse(
+        DetailSerializer,
+        description=description,
+        examples=[
+            OpenApiExample(
+                description,
+                value={"detail": example},
+                response_only=True,
+                status_codes=[code],
+            )
+        ],
+    )
+
+
+class ReferenceView(APIView):
+    permission_classes = [CanReadRealtime]
+
+    @extend_schema(
+        operation_id="realtime_reference_retrieve",
+        summary="Reference data of one symbol (name, previous close, open)",
+        description=(
+            "From FMP's REST quote endpoint with the server's key (or the built-in "
+            "simulator's), cached per symbol per trading day. The symbol is "
+            "normalised (`aapl` finds `AAPL`)."
+        ),
+        responses={
+            200: ReferenceSerializer,
+            400: _detail("Invalid symbol", "Invalid symbol: 'A A'", "400"),
+            403: _detail(
+                "Not allowed",
+                "Authentication credentials were not provided.",
+                "403",
+            ),
+            404: _detail("Unknown symbol", "Unknown symbol: ZZZZZZ", "404"),
+            503: _detail(
+                "FMP's REST API cannot answer now",
+                ReferenceUnavailable.default_detail,
+                "503",
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "AAPL", value=_EXAMPLE, response_only=True, status_codes=["200"]
+            )
+        ],
+        tags=["realtime"],
+    )
+    def get(self, request: Request, symbol: str) -> Response:
+        try:
+            symbol = normalize_symbol(symbol)
+        except InvalidSymbol as exc:
+            raise ParseError(str(exc)) from exc
+        resolution = selectors.resolve_sync([symbol])
+        reference = resolution.references.get(symbol)
+        if reference is not None:
+            return Response(ReferenceSerializer(reference.to_dict()).data)
+        if symbol in resolution.unknown:
+            raise NotFound(f"Unknown symbol: {symbol}")
+        status = selectors.reference_status()
+        logger.info(
+            "event=reference_unavailable symbol=%s error=%s",
+            symbol,
+            status["last_error"],
+        )
+        raise ReferenceUnavailable()
