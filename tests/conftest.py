@@ -102,6 +102,11 @@ class SimulatorThread:
     def url(self) -> str:
         return self.sim.url
 
+    @property
+    def rest_url(self) -> str:
+        """Base URL of the simulator's FMP REST API (FMP_REST_URL)."""
+        return self.sim.rest_url
+
     def stop(self) -> None:
         if self.sim is not None:
             self.call(self.sim.stop())
@@ -185,6 +190,8 @@ def server_env(**overrides: str) -> dict[str, str]:
         REALTIME_STATUS_INTERVAL="0.5",
         REALTIME_FEED_LOCK_TTL="3",
         LOG_LEVEL="INFO",
+        # Tests invent symbols: the built-in simulator prices any of them.
+        REALTIME_SIMULATOR_ANY_SYMBOL="true",
     )
     env.update(overrides)
     return env
@@ -274,6 +281,7 @@ def product_server(
         DATABASE_URL=migrated_sqlite,
         FMP_API_KEY="live-test-key",
         FMP_WS_URL=live_simulator.url,
+        FMP_REST_URL=live_simulator.rest_url,
     )
     server = daphne("daphne-embedded", port, env)
     try:
@@ -318,13 +326,16 @@ def _fresh_realtime_state():
     """Each test starts with an empty in-process cache and no feed status."""
     from realtime.feed.cache import get_tick_cache, reset_tick_cache
     from realtime.feed.status import reset_status_store
+    from realtime.reference.service import reset_reference_service
 
     reset_tick_cache()
     reset_status_store()
+    reset_reference_service()
     yield
     get_tick_cache().clear()
     reset_tick_cache()
     reset_status_store()
+    reset_reference_service()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
