@@ -85,52 +85,56 @@ def merge_tick(previous: PriceState | None, tick: Tick, cached_at: str) -> Price
     and the display falls back to the newest trade left, so no display keeps a
     cancelled price; the break itself is carried alongside (FMP_UPSTREAM.md).
     """
-    trades = previous.trades if previous else ()
-    ask_price = previous.ask_price if previous else None
-    ask_size = previous.ask_size if previous else None
-    bid_price = previous.bid_price if previous else None
-    bid_size = previous.bid_size if previous else None
-    trade_break = None
-    if tick.kind == "B":
-        trade_break = TradeBreak(price=tick.last_price, size=tick.last_size)
-        trades = _without(trades, tick.last_price, tick.last_size)
+    kind = tick.kind
+    if previous is None:
+        trades: tuple[Trade, ...] = ()
+        ask_price = ask_size = bid_price = bid_size = mid = None
     else:
-        if tick.kind == "Q":
+        trades = previous.trades
+        ask_price, ask_size = previous.ask_price, previous.ask_size
+        bid_price, bid_size = previous.bid_price, previous.bid_size
+        mid = previous.mid_price
+    trade_break = None
+    last_price = tick.last_price
+    if kind == "B":
+        trade_break = TradeBreak(price=last_price, size=tick.last_size)
+        trades = _without(trades, last_price, tick.last_size)
+    else:
+        if kind == "Q":
             if tick.ask_price is not None:
-                ask_price = tick.ask_price
-                ask_size = tick.ask_size
+                ask_price, ask_size = tick.ask_price, tick.ask_size
             if tick.bid_price is not None:
-                bid_price = tick.bid_price
-                bid_size = tick.bid_size
-        if tick.last_price is not None:
-            trade = (tick.last_price, tick.last_size)
+                bid_price, bid_size = tick.bid_price, tick.bid_size
+            mid = mid_price(bid_price, ask_price)
+        if last_price is not None:
+            trade = (last_price, tick.last_size)
             # A trade is always a new trade; a quote repeats the newest one.
-            if tick.kind == "T" or not trades or trades[-1] != trade:
-                trades = (*trades, trade)[-TRADE_HISTORY:]
-    mid = mid_price(bid_price, ask_price)
+            if kind == "T" or not trades or trades[-1] != trade:
+                trades = (*trades[1 - TRADE_HISTORY :], trade)
     if trades:
         last_price, last_size = trades[-1]
         source: str | None = "trade"
     else:
-        one_side = bid_price if ask_price is None else ask_price
-        last_price = mid if mid is not None else one_side
+        last_price = (
+            mid if mid is not None else (bid_price if ask_price is None else ask_price)
+        )
         last_size = None
         source = "mid" if last_price is not None else None
     return PriceState(
-        symbol=tick.symbol,
-        timestamp=tick.timestamp,
-        data_type=tick.kind,
-        last_price=last_price,
-        last_size=last_size,
-        ask_price=ask_price,
-        ask_size=ask_size,
-        bid_price=bid_price,
-        bid_size=bid_size,
-        cached_at=cached_at,
-        trade_break=trade_break,
-        mid_price=mid,
-        price_source=source,
-        trades=trades,
+        tick.symbol,
+        tick.timestamp,
+        kind,
+        last_price,
+        last_size,
+        ask_price,
+        ask_size,
+        bid_price,
+        bid_size,
+        cached_at,
+        trade_break,
+        mid,
+        source,
+        trades,
     )
 
 
