@@ -86,73 +86,89 @@ def _number(value: Any) -> float | None:
         return None
 
 
+# How long a page render waits for reference data it does not have yet; the
+# page's JS fetches what is still missing from the reference endpoint.
+REFERENCE_WAIT_SECONDS = 1.0
+
+
+def _reference_source() -> Any:
+    """``realtime.reference.selectors.get_references_sync`` when the realtime
+    reference data exists; ``None`` otherwise (the dashboard then uses its static
+    list of names and shows "—" for the change)."""
+    try:
+        from realtime.reference.selectors import get_references_sync
+    except ImportError:
+        return None
+    return get_references_sync
+
+
+def _directory_source() -> Any:
+    """``realtime.reference.selectors.symbol_directory`` when it exists."""
+    try:
+        from realtime.reference.selectors import symbol_directory
+    except ImportError:
+        return None
+    return symbol_directory
+
+
 def reference_for(symbols: Iterable[str]) -> dict[str, Reference]:
     """Names and previous closes from the realtime reference data when that module
-    exists (``realtime.reference.selectors.get_references``); otherwise names from
-    the dashboard's small static list and no previous close (the page shows "—").
+    exists; otherwise names from the dashboard's small static list and no previous
+    close (the page shows "—").
 
     Never raises: the page must render whatever the reference source does.
     """
     symbols = list(symbols)
     result = {s: Reference(name=KNOWN_SYMBOLS.get(s, "")) for s in symbols}
-    try:
-        from realtime.reference.selectors import get_references
-    except ImportError:
+    source = _reference_source()
+    if source is None or not symbols:
         return result
     try:
-        found = get_references(symbols)
+        found = source(symbols, wait=REFERENCE_WAIT_SECONDS)
+        items = list(found.items()) if isinstance(found, dict) else []
+        for symbol, ref in items:
+            if symbol not in result or ref is None:
+                continue
+            result[symbol] = Reference(
+                name=str(_field(ref, "name") or result[symbol].name),
+                previous_close=_number(_field(ref, "previous_close")),
+                simulated=bool(_field(ref, "simulated")),
+            )
     except Exception as exc:  # noqa: BLE001 - reference data is optional for the page
         logger.warning("event=dashboard_reference_failed error=%r", exc)
-        return result
-    items = (
-        found.items()
-        if isinstance(found, dict)
-        else ((_field(ref, "symbol"), ref) for ref in (found or ()))
-    )
-    for symbol, ref in items:
-        if symbol not in result or ref is None:
-            continue
-        result[symbol] = Reference(
-            name=str(_field(ref, "name") or result[symbol].name),
-            previous_close=_number(_field(ref, "previous_close")),
-            simulated=bool(_field(ref, "simulated")),
-        )
     return result
 
 
+def _directory() -> dict[str, str]:
+    source = _directory_source()
+    if source is None:
+        return KNOWN_SYMBOLS
+    try:
+        entries = {
+            str(_field(e, "symbol")): str(_field(e, "name") or "") for e in source()
+        }
+    except Exception as exc:  # noqa: BLE001 - fall back to the static list
+        logger.warning("event=dashboard_symbol_directory_failed error=%r", exc)
+        return KNOWN_SYMBOLS
+    return {**KNOWN_SYMBOLS, **entries}
+
+
 def symbol_suggestions(query: str, *, limit: int = 10) -> list[dict[str, str]]:
-    """Known symbols whose symbol or name starts with / contains ``query``, with
-    their names, symbol-prefix matches first. Uses
-    ``realtime.reference.selectors.search_symbols(query, limit=...)`` when it exists
-    (a list of ``{"symbol", "name"}``), else the static list."""
+    """Known symbols whose symbol or name contains ``query``, with their names:
+    symbol-prefix matches first, then symbol matches, then name matches. Known
+    means the realtime symbol directory when it exists, plus the static list."""
     query = query.strip()
     if not query:
         return []
-    try:
-        from realtime.reference.selectors import search_symbols
-    except ImportError:
-        search_symbols = None
-    if search_symbols is not None:
-        try:
-            return [
-                {
-                    "symbol": str(_field(r, "symbol")),
-                    "name": str(_field(r, "name") or ""),
-                }
-                for r in search_symbols(query, limit=limit)
-            ][:limit]
-        except Exception as exc:  # noqa: BLE001 - fall back to the static list
-            logger.warning("event=dashboard_symbol_search_failed error=%r", exc)
+    directory = _directory()
     upper = query.upper()
     lower = query.lower()
     ranked = sorted(
-        (
-            (0 if symbol.startswith(upper) else 1 if upper in symbol else 2, symbol)
-            for symbol, name in KNOWN_SYMBOLS.items()
-            if upper in symbol or lower in name.lower()
-        ),
+        (0 if symbol.startswith(upper) else 1 if upper in symbol else 2, symbol)
+        for symbol, name in directory.items()
+        if upper in symbol or lower in name.lower()
     )
-    return [{"symbol": s, "name": KNOWN_SYMBOLS[s]} for _, s in ranked[:limit]]
+    return [{"symbol": s, "name": directory[s]} for _, s in ranked[:limit]]
 
 
 def preference_get(*, user: AbstractBaseUser) -> DashboardPreference:

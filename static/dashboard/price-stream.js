@@ -19,7 +19,7 @@
 //   "state"         {state, attempt, delay, code}  state is one of States
 //   "subscriptions" {symbols: string[], total: number}  what the server confirmed
 //   "price"         the price_update message as received (snapshot ones included)
-//   "servererror"   {message, code}  an `error` message from the server
+//   "servererror"   {message, code, symbols?, symbol?}  an `error` message from the server
 //   "connected"     {message}  the server's greeting
 
 export const States = Object.freeze({
@@ -242,7 +242,12 @@ export class PriceStream extends EventTarget {
       case "pong":
         break;
       case "error":
-        this._emit("servererror", { message: message.message, code: message.code });
+        this._emit("servererror", {
+          message: message.message,
+          code: message.code,
+          symbols: Array.isArray(message.symbols) ? message.symbols : undefined,
+          symbol: message.symbol,
+        });
         break;
       default:
         // Additive protocol: unknown message types are ignored.

@@ -75,6 +75,10 @@ def django_server(transactional_db: None, monkeypatch) -> Iterator[str]:
     # Playwright's sync API keeps an event loop on this thread, which Django's
     # async-safety check mistakes for async code; the ORM here is plain sync use.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # The page's reference data comes from the browser's requests, which each test
+    # answers itself (serve_references); the server-side hook stays out of the way.
+    monkeypatch.setattr("dashboard.selectors._reference_source", lambda: None)
+    monkeypatch.setattr("dashboard.selectors._directory_source", lambda: None)
     server = LiveServer("localhost")
     with server._live_server_modified_settings:
         yield server.url

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.selectors import format_price, format_size, price_card
+from dashboard.selectors import (
+    Reference,
+    format_change,
+    format_price,
+    format_size,
+    price_card,
+    reference_for,
+    symbol_suggestions,
+)
 from realtime.feed.cache import get_tick_cache
 from realtime.feed.state import PriceState
 
@@ -66,3 +74,84 @@ def test_unreachable_cache_renders_the_card_without_a_price(monkeypatch) -> None
     monkeypatch.setattr("dashboard.selectors.get_tick_cache", DownCache)
     card = price_card(symbol="AAPL")
     assert card.state is None and card.last_price_display == "\u2014"
+
+
+@pytest.mark.parametrize(
+    ("value", "percent", "shown"),
+    [
+        (1.25, False, "+1.25"),
+        (-0.0456, False, "-0.0456"),
+        (0.75, False, "+0.7500"),
+        (-12.5, False, "-12.50"),
+        (1.0, True, "+1.00%"),
+        (-0.123, True, "-0.12%"),
+        (None, False, "\u2014"),
+    ],
+)
+def test_format_change_matches_the_js_client(
+    value: float | None, percent: bool, shown: str
+) -> None:
+    assert format_change(value, percent=percent) == shown
+
+
+def test_reference_hook_gives_cards_names_and_change(monkeypatch) -> None:
+    """The realtime reference selectors (H7) feed server-rendered cards."""
+    calls: list[tuple[list[str], float]] = []
+
+    def get_references_sync(symbols: list[str], wait: float) -> dict[str, Reference]:
+        calls.append((symbols, wait))
+        return {
+            "AAPL": Reference(name="Apple Inc.", previous_close=100.0, simulated=True)
+        }
+
+    monkeypatch.setattr(
+        "dashboard.selectors._reference_source", lambda: get_references_sync
+    )
+    get_tick_cache().put(state("AAPL", 101.0))
+    card = price_card(symbol="AAPL")
+    assert calls == [(["AAPL"], 1.0)]
+    assert card.name == "Apple Inc."
+    assert card.change_display == "+1.00"
+    assert card.change_pct_display == "+1.00%"
+    assert card.direction == "up"
+    refs = reference_for(["AAPL", "MSFT"])
+    assert refs["MSFT"] == Reference(name="Microsoft Corporation")
+
+
+def test_reference_hook_failure_leaves_static_names(monkeypatch) -> None:
+    def broken(symbols: list[str], wait: float) -> dict[str, Reference]:
+        raise TimeoutError("FMP is slow")
+
+    monkeypatch.setattr("dashboard.selectors._reference_source", lambda: broken)
+    card = price_card(symbol="MSFT")
+    assert card.name == "Microsoft Corporation"
+    assert card.change_display == "\u2014"
+    assert card.direction == "flat"
+
+
+def test_suggestions_use_the_realtime_directory_when_present(monkeypatch) -> None:
+    monkeypatch.setattr(
+        "dashboard.selectors._directory_source",
+        lambda: (
+            lambda: [{"symbol": "ZTEST", "name": "Zed Test Corp", "asset_class": "x"}]
+        ),
+    )
+    assert symbol_suggestions("zed") == [{"symbol": "ZTEST", "name": "Zed Test Corp"}]
+    monkeypatch.setattr("dashboard.selectors._directory_source", lambda: None)
+    assert symbol_suggestions("zed") == []
+    assert symbol_suggestions("AA")[0] == {"symbol": "AAPL", "name": "Apple Inc."}
+
+
+def state(symbol: str, price: float) -> PriceState:
+    return PriceState(
+        symbol=symbol,
+        timestamp=1_700_000_000_000,
+        data_type="T",
+        last_price=price,
+        last_size=10,
+        ask_price=None,
+        ask_size=None,
+        bid_price=None,
+        bid_size=None,
+        cached_at="2023-11-14T22:13:20.000+00:00",
+    )
