@@ -51,6 +51,7 @@ _CLASS_NAMES: tuple[tuple[str, str], ...] = (
     ("daphne.ws_protocol:WebSocketProtocol", "check_timeouts"),
     ("autobahn.websocket.protocol:WebSocketProtocol", "STATE_OPEN"),
     ("autobahn.websocket.protocol:WebSocketProtocol", "sendClose"),
+    ("autobahn.websocket.protocol:WebSocketProtocol", "sendCloseFrame"),
     ("autobahn.websocket.protocol:WebSocketProtocol", "_max_message_size_exceeded"),
     ("twisted.internet.abstract:FileDescriptor", "dataBuffer"),
     ("twisted.internet.abstract:FileDescriptor", "offset"),
@@ -316,6 +317,16 @@ def prepare_stall_close(protocol: Any, grace: float) -> int:
     dropped = drop_unsent_frames(protocol)
     protocol.closeHandshakeTimeout = grace
     return dropped
+
+
+def close_going_away(protocol: Any) -> None:
+    """Send close code 1001 ("going away": the server shuts down).
+
+    Through ASGI an application may only send 1000 or 3000-4999 (autobahn's
+    ``sendClose`` refuses the rest), yet 1001 is the code RFC 6455 gives a
+    server that goes down, and what clients' reconnect logic looks for.
+    """
+    protocol.sendCloseFrame(code=1001, reasonUtf8=b"server shutting down")
 
 
 # --- oversized client messages --------------------------------------------------------

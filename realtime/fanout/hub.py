@@ -35,7 +35,7 @@ from prometheus_client import Gauge
 from realtime import metrics
 from realtime.events import FEED_CHANNEL, HUBS_GROUP, LeaseEvent
 from realtime.fanout import daphne_io
-from realtime.fanout.closecodes import CLOSE_GOING_AWAY, CLOSE_STALLED
+from realtime.fanout.closecodes import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_STALLED
 from realtime.fanout.slots import ConnectionSlots, make_slots
 from realtime.groups import price_group
 
@@ -307,11 +307,19 @@ class FanoutHub:
         logger.info("event=hub_shutdown owner=%s clients=%d", self.owner, len(outboxes))
         for outbox in outboxes:
             outbox.drop_all()
-            if outbox.close is not None:
-                try:
-                    await outbox.close(CLOSE_GOING_AWAY)
-                except Exception as exc:
-                    logger.debug("event=close_failed error=%r", exc)
+            try:
+                if outbox.protocol is not None:
+                    daphne_io.close_going_away(outbox.protocol)
+                elif outbox.close is not None:
+                    # ASGI allows no 1001 (daphne_io.close_going_away): normal close.
+                    await outbox.close(CLOSE_NORMAL)
+            except Exception as exc:
+                logger.warning(
+                    "event=close_failed conn=%s code=%d error=%r",
+                    outbox.conn_id,
+                    CLOSE_GOING_AWAY,
+                    exc,
+                )
         protocols = [ob.protocol for ob in outboxes if ob.protocol is not None]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):

@@ -4,8 +4,19 @@ for one that does not (PROTOCOL.md, slow readers)."""
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
-from realtime.fanout.hub import Outbox, close_hub, get_hub
+from realtime.fanout import hub as hub_module
+from realtime.fanout.closecodes import CLOSE_STALLED
+from realtime.fanout.daphne_io import text_frame
+from realtime.fanout.hub import (
+    FANOUT_HEALTHY,
+    MAX_HELD_REPLIES,
+    Outbox,
+    close_hub,
+    fanout_failure,
+    get_hub,
+)
 from tests.conftest import async_wait_until
 
 
@@ -61,3 +72,83 @@ async def test_unsubscribing_drops_what_waits_for_the_symbol():
     assert not outbox.has_pending("AAA")
     await outbox.flush()
     assert sent == ["BBB-0"]
+
+
+class FakeTransport:
+    """Twisted's write-buffer fields, holding ``held`` unsent bytes of frames."""
+
+    def __init__(self, held: int) -> None:
+        self.dataBuffer = text_frame("x" * max(0, held - 4))
+        self.offset = 0
+        self._tempDataBuffer: list[bytes] = []
+        self._tempDataLen = 0
+
+
+def backed_up_outbox(hub, closed: list[int]) -> tuple[Outbox, list[str]]:
+    sent: list[str] = []
+
+    async def send_text(text: str) -> None:
+        sent.append(text)
+
+    async def close(code: int) -> None:
+        closed.append(code)
+
+    protocol = SimpleNamespace(transport=FakeTransport(hub.buffer_limit * 2))
+    return Outbox(send_text, "ws-backed-up", close=close, protocol=protocol), sent
+
+
+async def test_replies_to_a_client_that_does_not_read_are_bounded_then_4009():
+    hub = get_hub()
+    closed: list[int] = []
+    try:
+        outbox, sent = backed_up_outbox(hub, closed)
+        hub.attach(outbox)
+        hub.send_reply(outbox, '{"type":"pong"}')
+        await async_wait_until(
+            lambda: outbox.stalled_since is not None, 5, "the stall to be seen"
+        )
+        for _ in range(MAX_HELD_REPLIES + 1):
+            hub.send_reply(outbox, '{"type":"pong"}')
+        await async_wait_until(lambda: closed, 5, "the close")
+        assert closed == [CLOSE_STALLED]
+        assert sent == []  # nothing was written past the limit
+        assert outbox.pending == {} and outbox.closed
+        # Twisted's unsent frames were dropped so the close frame is next.
+        assert outbox.transport.dataBuffer == b""
+        assert outbox.protocol.closeHandshakeTimeout == hub.close_grace
+    finally:
+        await close_hub()
+
+
+async def test_snapshots_of_a_stalled_client_conflate_like_updates():
+    outbox, sent = collecting_outbox()
+    outbox.stalled_since = time.monotonic()
+    outbox.put("AAA", "snapshot")
+    outbox.put("AAA", "update")
+    assert outbox.put_reply("ack")
+    outbox.put_upstream("down")
+    outbox.put_upstream("up")
+    outbox.resume()
+    await outbox.flush()
+    assert sent == ["up", "update", "ack"]
+
+
+async def test_a_crashed_hub_task_marks_the_process_unhealthy(monkeypatch):
+    monkeypatch.setattr(hub_module, "_failure", None)
+    hub = get_hub()
+    try:
+        assert fanout_failure() is None
+        # As if Twisted renamed a field the flush loop reads: the task crashes.
+        broken = Outbox(
+            collecting_outbox()[0].send_text,
+            "ws-broken",
+            protocol=SimpleNamespace(transport=object()),
+        )
+        hub.attach(broken)
+        hub.send_reply(broken, "{}")
+        reason = await async_wait_until(fanout_failure, 5, "the crash to be reported")
+        assert "hub-flush" in reason and "AttributeError" in reason
+        assert FANOUT_HEALTHY._value.get() == 0
+    finally:
+        FANOUT_HEALTHY.set(1)
+        await close_hub()
