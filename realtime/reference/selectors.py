@@ -55,6 +55,37 @@ def resolve_sync(
     return async_to_sync(resolve)(list(symbols), wait)
 
 
+# Legacy cluster sockets serve one market each (FMP_UPSTREAM.md). Only asset classes
+# that certainly belong to another cluster are refused; indices, commodities and
+# unknown classes are let through (no FMP page says which cluster serves them).
+CLUSTER_CLASSES = {
+    "stocks": {"stock", "etf"},
+    "crypto": {"crypto"},
+    "forex": {"forex"},
+}
+DECIDED_CLASSES = {"stock", "etf", "crypto", "forex"}
+
+
+async def cluster_mismatches(
+    symbols: Iterable[str], cluster: str | None, wait: float | None = DEFAULT_WAIT
+) -> dict[str, str]:
+    """``{symbol: asset_class}`` of symbols a legacy ``cluster`` cannot serve.
+
+    ``cluster`` is ``stocks``, ``crypto`` or ``forex`` (H2's ``FmpConfig.cluster()``),
+    None for the standard socket (serves everything: nothing is a mismatch).
+    Unresolved symbols are let through (fail open).
+    """
+    served = CLUSTER_CLASSES.get(cluster or "")
+    if served is None:
+        return {}
+    references = await get_references(symbols, wait)
+    return {
+        symbol: ref.asset_class
+        for symbol, ref in references.items()
+        if ref.asset_class in DECIDED_CLASSES and ref.asset_class not in served
+    }
+
+
 def reference_status() -> dict[str, Any]:
     """For /health: ``available``, ``source``, ``backoff_seconds``, ``last_error``."""
     return get_reference_service().status()

@@ -283,3 +283,35 @@ def test_the_trading_day_rolls_at_the_new_york_open():
     after = datetime(2026, 11, 30, 14, 31, tzinfo=UTC)
     assert universe.trading_day(before) == date(2026, 11, 29)
     assert universe.trading_day(after) == date(2026, 11, 30)
+
+
+async def test_cluster_mismatches_name_symbols_another_legacy_cluster_serves(
+    settings,
+):
+    """Through the product's own path: the registered built-in simulator."""
+    from realtime.reference import selectors
+
+    settings.FMP_API_KEY = ""
+    settings.REDIS_URL = ""
+    fmp = FmpSimulator(rate=0.0, any_symbol=False)  # accepts the product's key
+    await fmp.start()
+    set_rest_base(fmp.rest_url)
+    try:
+        await _check_cluster_mismatches(fmp, selectors)
+    finally:
+        await fmp.stop()
+
+
+async def _check_cluster_mismatches(fmp, selectors):
+    symbols = ["AAPL", "SPY", "BTCUSD", "EURUSD", "^GSPC", "ZZZZZZ"]
+    assert await selectors.cluster_mismatches(symbols, "stocks") == {
+        "BTCUSD": "crypto",
+        "EURUSD": "forex",
+    }
+    assert await selectors.cluster_mismatches(symbols, "crypto") == {
+        "AAPL": "stock",
+        "SPY": "stock",
+        "EURUSD": "forex",
+    }
+    assert await selectors.cluster_mismatches(symbols, None) == {}
+    assert len(requests_to(fmp)) == 1, "one request, then the cache"
