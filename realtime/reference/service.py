@@ -74,6 +74,12 @@ _local_base: str | None = None
 _redis_base: tuple[float, str | None] | None = None
 
 
+_DELETE_IF_OURS = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('del', KEYS[1]) end return 0"
+)
+
+
 def _base_key() -> str:
     return f"{settings.REALTIME_CACHE_PREFIX}:reference:rest_base"
 
@@ -85,7 +91,7 @@ def set_rest_base(url: str | None) -> None:
     the URL is also published in Redis so the web processes find it.
     """
     global _local_base, _redis_base
-    _local_base = url
+    previous, _local_base = _local_base, url
     _redis_base = None
     if settings.REDIS_URL:
         try:
@@ -94,8 +100,9 @@ def set_rest_base(url: str | None) -> None:
             )
             if url:
                 client.set(_base_key(), url)
-            else:
-                client.delete(_base_key())
+            elif previous:
+                # Only our own URL: a new feed leader may have published its own.
+                client.eval(_DELETE_IF_OURS, 1, _base_key(), previous)
             client.close()
         except (redis.RedisError, OSError) as exc:
             logger.warning("event=reference_base_publish_failed error=%r", exc)

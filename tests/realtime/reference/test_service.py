@@ -262,6 +262,12 @@ def test_the_simulator_url_is_published_for_web_processes(settings, redis_prefix
     service_module._local_base = None  # a web process: it did not start the simulator
     service_module._redis_base = None
     assert rest_endpoint() == ("http://127.0.0.1:1234", "simulator", True)
+    # The old leader stepping down must not erase a new leader's URL.
+    service_module._local_base = "http://127.0.0.1:999"
+    set_rest_base(None)
+    service_module._redis_base = None
+    assert rest_endpoint() == ("http://127.0.0.1:1234", "simulator", True)
+    service_module._local_base = "http://127.0.0.1:1234"
     set_rest_base(None)
     assert rest_endpoint() is None
     settings.FMP_API_KEY = "real-key"
