@@ -27,27 +27,49 @@ _URL_KEY = re.compile(r"(?i)(api_?key=)[^&\s\"']+")
 
 class Redactor:
     """Callable that masks ``secret``, any >= ``MIN_FRAGMENT``-char run of it, and
-    ``apikey=...`` URL parameters. Built once per key: the pattern is compiled here,
-    not per log line."""
+    ``apikey=...`` URL parameters.
+
+    Every window of ``MIN_FRAGMENT`` characters of the key is searched (overlapping
+    matches, one compiled pattern built once per key); the union of the windows
+    found is masked, which covers any longer run of the key as a whole.
+    """
 
     def __init__(self, secret: str, min_fragment: int = MIN_FRAGMENT) -> None:
-        self._secret = secret
         self._pattern: re.Pattern[str] | None = None
         if secret:
             size = min(min_fragment, len(secret))
-            fragments = {
-                secret[i:j]
-                for i in range(len(secret))
-                for j in range(i + size, len(secret) + 1)
-            }
-            # Longest first, so a whole key is one mask, not several.
-            ordered = sorted(fragments, key=len, reverse=True)
-            self._pattern = re.compile("|".join(map(re.escape, ordered)))
+            self._size = size
+            grams = sorted(
+                {secret[i : i + size] for i in range(len(secret) - size + 1)}
+            )
+            self._pattern = re.compile(
+                "(?=(?:" + "|".join(map(re.escape, grams)) + "))"
+            )
 
     def __call__(self, text: str) -> str:
         if self._pattern is not None and text:
-            text = self._pattern.sub(MASK, text)
+            text = self._mask(text)
         return _URL_KEY.sub(rf"\1{MASK}", text)
+
+    def _mask(self, text: str) -> str:
+        assert self._pattern is not None
+        spans: list[list[int]] = []
+        for match in self._pattern.finditer(text):
+            start = match.start()
+            end = start + self._size
+            if spans and start <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], end)
+            else:
+                spans.append([start, end])
+        if not spans:
+            return text
+        parts, last = [], 0
+        for start, end in spans:
+            parts.append(text[last:start])
+            parts.append(MASK)
+            last = end
+        parts.append(text[last:])
+        return "".join(parts)
 
 
 def render_frame(frame: Frame, redact: Callable[[str], str]) -> str:
