@@ -46,6 +46,9 @@ async def test_client_gets_snapshot_then_live_updates_for_exactly_its_symbols(
     assert all(not u.get("snapshot") for u in updates)
     second = await open_client(product_server["port"])
     await subscribe(second, ["E2EA"])
+    # The ack, then the connection's full list (docs/protocol.md), then the snapshot.
+    listed = json.loads(await asyncio.wait_for(second.recv(), 5))
+    assert listed == {"type": "subscriptions", "symbols": ["E2EA"]}
     snapshot = json.loads(await asyncio.wait_for(second.recv(), 5))
     assert snapshot["type"] == "price_update" and snapshot["symbol"] == "E2EA"
     assert snapshot["snapshot"] is True and snapshot["last_price"] is not None
