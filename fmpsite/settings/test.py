@@ -21,6 +21,8 @@ from .base import *  # noqa: E402,F403
 
 REALTIME_MODE = "embedded"
 REALTIME_EMBEDDED_FEED = False  # tests start the feed they need
+# Tests invent symbols (AAA, SCLA ...): the built-in simulator prices any of them.
+REALTIME_SIMULATOR_ANY_SYMBOL = True
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver", "[::1]"]
