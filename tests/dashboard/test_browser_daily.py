@@ -16,7 +16,7 @@ import pytest
 from django.contrib.sessions.models import Session
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from dashboard.models import DashboardPreference, Watchlist
+from dashboard.models import DashboardPreference, Watchlist, WatchlistItem
 from dashboard.selectors import watchlist_symbols
 from realtime.feed.cache import get_tick_cache
 from realtime.feed.state import PriceState
@@ -512,3 +512,29 @@ def test_favicon_is_linked_and_no_page_asset_is_missing(
     assert icon.ok and icon.headers["content-type"].startswith("image/svg")
     page.goto(f"{django_server}/demo/")
     assert missing == []
+
+
+def test_admin_refuses_a_51st_symbol(
+    django_server: str, context: BrowserContext, django_user_model: Any, settings
+) -> None:
+    limit = settings.REALTIME_MAX_SYMBOLS_PER_CONNECTION
+    assert limit == 50
+    admin = django_user_model.objects.create_superuser("boss", password=PASSWORD)
+    owner = django_user_model.objects.create_user("trader", password=PASSWORD)
+    watchlist = Watchlist.objects.create(user=owner, name="Everything")
+    watchlist.items.bulk_create(
+        WatchlistItem(watchlist=watchlist, symbol=f"S{i:02d}", position=i)
+        for i in range(limit)
+    )
+    page = context.new_page()
+    page.goto(f"{django_server}/admin/login/?next=/admin/")
+    page.get_by_label("Username").fill(admin.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto(f"{django_server}/admin/dashboard/watchlist/{watchlist.pk}/change/")
+    page.locator(f"#id_items-{limit}-symbol").fill("UNH")
+    page.get_by_role("button", name="Save", exact=True).click()
+    error = page.locator(".errornote, .errorlist.nonform")
+    expect(error.last).to_contain_text("A watchlist holds at most 50 symbols")
+    assert watchlist.items.count() == limit
+    assert not watchlist.items.filter(symbol="UNH").exists()
