@@ -289,6 +289,7 @@ def prepare(stack: Stack) -> dict[str, str]:
 
 
 def run() -> int:
+    started = time.monotonic()
     stack = stack_from_env()
     env = prepare(stack)
     for stale in ("supervisor.sock", "supervisord.pid", "nginx/nginx.pid"):
@@ -313,7 +314,8 @@ def run() -> int:
     signal.signal(signal.SIGTERM, forward)
     if wait_healthy(stack, supervisor, _env.env_float("SCALED_START_TIMEOUT", 90)):
         log(
-            f"ready: {stack.url}/ (nginx -> daphne on 127.0.0.1:{stack.web_ports[0]} "
+            f"ready in {time.monotonic() - started:.0f} s: {stack.url}/ "
+            f"(nginx -> daphne on 127.0.0.1:{stack.web_ports[0]} "
             f"and :{stack.web_ports[1]}, 2 x runworker fmp-feed); logs in "
             f"{stack.run_dir}/logs; Ctrl-C stops everything"
         )
