@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import logging
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework import serializers
 from rest_framework import status as http
-from rest_framework.exceptions import APIException, NotFound, ParseError
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from realtime.api.permissions import CanReadRealtime
-from realtime.api.serializers import DetailSerializer
+from realtime.api.schema import SYMBOL_SCHEMA
+from realtime.api.serializers import DetailSerializer, parse_rest_symbol
 from realtime.reference import selectors
-from realtime.symbols import InvalidSymbol, normalize_symbol
 
 logger = logging.getLogger(__name__)
 
@@ -102,15 +107,29 @@ class ReferenceView(APIView):
             "simulator's), cached per symbol per trading day. The symbol is "
             "normalised (`aapl` finds `AAPL`)."
         ),
+        parameters=[
+            OpenApiParameter(
+                "symbol", SYMBOL_SCHEMA, OpenApiParameter.PATH, required=True
+            )
+        ],
         responses={
             200: ReferenceSerializer,
             400: _detail("Invalid symbol", "Invalid symbol: 'A A'", "400"),
+            401: _detail(
+                "No credentials (anonymous reads are off) or a bad token",
+                "Authentication credentials were not provided.",
+                "401",
+            ),
             403: _detail(
                 "Not allowed",
-                "Authentication credentials were not provided.",
+                "You do not have permission to perform this action.",
                 "403",
             ),
             404: _detail("Unknown symbol", "Unknown symbol: ZZZZZZ", "404"),
+            406: OpenApiResponse(
+                DetailSerializer,
+                description="The Accept header asks for neither JSON nor HTML.",
+            ),
             503: _detail(
                 "FMP's REST API cannot answer now",
                 ReferenceUnavailable.default_detail,
@@ -125,10 +144,7 @@ class ReferenceView(APIView):
         tags=["realtime"],
     )
     def get(self, request: Request, symbol: str) -> Response:
-        try:
-            symbol = normalize_symbol(symbol)
-        except InvalidSymbol as exc:
-            raise ParseError(str(exc)) from exc
+        symbol = parse_rest_symbol(symbol)
         resolution = selectors.resolve_sync([symbol])
         reference = resolution.references.get(symbol)
         if reference is not None:

@@ -95,7 +95,9 @@ def test_the_endpoint_is_in_the_openapi_schema(server):
     assert status == 200
     operation = schema["paths"]["/api/v2/realtime/reference/{symbol}"]["get"]
     assert operation["operationId"] == "realtime_reference_retrieve"
-    assert {"200", "400", "403", "404", "503"} <= set(operation["responses"])
+    assert {"200", "400", "401", "403", "404", "406", "503"} <= set(
+        operation["responses"]
+    )
 
 
 @pytest.mark.django_db
