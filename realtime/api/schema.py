@@ -35,6 +35,7 @@ from realtime.api.serializers import (
 )
 
 TAGS = ["realtime"]
+REQUIRED_BODY_OPERATIONS = {"realtime_subscribe", "realtime_unsubscribe"}
 
 
 class RealtimeAutoSchema(AutoSchema):
@@ -52,6 +53,14 @@ class RealtimeAutoSchema(AutoSchema):
             auths.append({})
         return auths
 
+    def _get_request_body(self, direction: str = "request") -> dict[str, Any] | None:
+        # A body given as a raw JSON Schema is never marked required by
+        # drf-spectacular; the symbol bodies are (an empty body is a 400).
+        body = super()._get_request_body(direction)
+        if body is not None and self.get_operation_id() in REQUIRED_BODY_OPERATIONS:
+            body["required"] = True
+        return body
+
 
 # --- Shared pieces ------------------------------------------------------------------
 
@@ -63,6 +72,10 @@ SYMBOL_SCHEMA: dict[str, Any] = {
     "description": "A ticker such as AAPL, BRK.B, ^GSPC or EUR/USD. Case-insensitive "
     "(normalised to upper case); ASCII only, no surrounding spaces.",
 }
+# ``{symbol}`` in a path: the same pattern (reused by realtime/api/reference.py).
+SYMBOL_PATH_PARAMETER = OpenApiParameter(
+    "symbol", SYMBOL_SCHEMA, OpenApiParameter.PATH, required=True
+)
 _SYMBOL_LIST: dict[str, Any] = {
     "type": "array",
     "items": SYMBOL_SCHEMA,
@@ -142,6 +155,9 @@ _NOT_ACCEPTABLE = OpenApiResponse(
 _UNAVAILABLE = OpenApiResponse(
     DetailSerializer, description="Redis (scaled mode) is unreachable."
 )
+# Public names for other endpoint modules (realtime/api/reference.py ...).
+UNAUTHENTICATED = _UNAUTHENTICATED
+NOT_ACCEPTABLE = _NOT_ACCEPTABLE
 _READ_ERRORS = {401: _UNAUTHENTICATED, 406: _NOT_ACCEPTABLE, 503: _UNAVAILABLE}
 
 
@@ -338,9 +354,7 @@ cache_symbol_schema = extend_schema(
     operation_id="realtime_cache_retrieve",
     summary="Latest cached price of one symbol",
     description="The symbol is normalised (`aapl` finds `AAPL`).",
-    parameters=[
-        OpenApiParameter("symbol", SYMBOL_SCHEMA, OpenApiParameter.PATH, required=True)
-    ],
+    parameters=[SYMBOL_PATH_PARAMETER],
     responses={
         200: CacheSymbolSerializer,
         400: _detail_400("Invalid symbol: 'A A'"),
