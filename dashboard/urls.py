@@ -23,4 +23,5 @@ urlpatterns = [
         name="watchlist-delete",
     ),
     path("demo/", views.guide_demo, name="demo"),
+    path("favicon.ico", views.favicon, name="favicon"),
 ]

@@ -18,6 +18,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -370,6 +371,13 @@ def watchlist_remove(request: HttpRequest) -> HttpResponse:
         )
     (messages.success if removed else messages.info)(request, message)
     return redirect(_home_url(form.cleaned_data["watchlist"]))
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico`` for pages that do not link the icon (the admin, DRF's
+    browsable API) and for tools that ask the root: the static SVG."""
+    return redirect(static("favicon.svg"), permanent=False)
 
 
 @require_GET

@@ -241,6 +241,7 @@ class Dashboard {
     this.sessionTimer = setInterval(() => this.checkSession(), SESSION_CHECK_MS);
     this.stream.start();
     this.loadReferences([...this.cards.keys()]);
+    this.loadHistory([...this.cards.keys()]);
     this.detectSimulator();
   }
 
@@ -324,11 +325,15 @@ class Dashboard {
         timestamp: num(el.dataset.timestamp),
       },
       history: [],
+      seqs: [], // the seq of each history point (null for the server-rendered seed)
       updates: 0,
       flash: "a",
     };
     // Seed the history with the price the server rendered from its cache.
-    if (state.last.last_price !== null) state.history.push(state.last.last_price);
+    if (state.last.last_price !== null) {
+      state.history.push(state.last.last_price);
+      state.seqs.push(null);
+    }
     el.dataset.historyLength = String(state.history.length);
     state.row = this.buildRow(state);
     this.cards.set(symbol, state);
@@ -388,6 +393,7 @@ class Dashboard {
     this.markStale(state);
     this.stream.subscribe([state.symbol]);
     this.loadReferences([state.symbol]);
+    this.loadHistory([state.symbol]);
     return state;
   }
 
@@ -419,7 +425,11 @@ class Dashboard {
       const isTrade = message.data_type === "T" && !message.snapshot;
       if (isTrade || state.history.length === 0 || (message.snapshot && price !== last)) {
         state.history.push(price);
-        if (state.history.length > HISTORY_LENGTH) state.history.shift();
+        state.seqs.push(message.seq ?? null);
+        if (state.history.length > HISTORY_LENGTH) {
+          state.history.shift();
+          state.seqs.shift();
+        }
       }
     }
     state.last = message;
@@ -520,6 +530,48 @@ class Dashboard {
           this.renderStatic(state);
         } catch {
           // Reference data is optional; the change shows "—" without it.
+        }
+      }),
+    );
+  }
+
+  /** The server's recent trades (PROTOCOL.md history endpoint) as the sparkline's
+   * start, so a reload keeps the line; live points newer than them are kept. */
+  async loadHistory(symbols) {
+    const base = this.root.dataset.historyUrl;
+    if (!base) return;
+    await Promise.all(
+      symbols.map(async (symbol) => {
+        try {
+          const url = `${base}${encodeURIComponent(symbol)}?limit=300`;
+          const response = await fetch(url, {
+            headers: { Accept: "application/json" },
+            credentials: "same-origin",
+          });
+          if (!response.ok) return; // 404: no data yet (or no history endpoint)
+          const { updates } = await response.json();
+          const state = this.cards.get(symbol);
+          if (!state || !Array.isArray(updates)) return;
+          const trades = updates.filter(
+            (u) => u.data_type === "T" && isNumber(u.last_price) && !u.snapshot,
+          );
+          if (!trades.length) return;
+          const lastSeq = Math.max(...trades.map((u) => Number(u.seq ?? -Infinity)));
+          const live = state.history
+            .map((price, i) => ({ price, seq: state.seqs[i] }))
+            .filter((p) => p.seq !== null && p.seq > lastSeq);
+          const points = [
+            ...trades.map((u) => ({ price: Number(u.last_price), seq: u.seq ?? null })),
+            ...live,
+          ].slice(-HISTORY_LENGTH);
+          state.history = points.map((p) => p.price);
+          state.seqs = points.map((p) => p.seq);
+          state.el.dataset.historySource = "server";
+          state.el.dataset.historyLength = String(state.history.length);
+          state.el.dataset.trend = sparklineDirection(state.history);
+          state.fields.sparkline.setAttribute("points", sparklinePoints(state.history));
+        } catch {
+          // History is a nicety: the line starts from the live ticks without it.
         }
       }),
     );

@@ -538,3 +538,43 @@ def test_admin_refuses_a_51st_symbol(
     expect(error.last).to_contain_text("A watchlist holds at most 50 symbols")
     assert watchlist.items.count() == limit
     assert not watchlist.items.filter(symbol="UNH").exists()
+
+
+def test_sparkline_starts_from_the_servers_history(
+    django_server: str, context: BrowserContext, browser_user: str
+) -> None:
+    """A reload keeps the line: the page draws the server's recent trades
+    (PROTOCOL.md's history endpoint) and appends live ticks newer than them."""
+    history = {
+        "symbol": "AAPL",
+        "epoch": "e1",
+        "updates": [
+            {"seq": 1, "data_type": "T", "last_price": 103.0, "symbol": "AAPL"},
+            {"seq": 2, "data_type": "Q", "last_price": 103.0, "symbol": "AAPL"},
+            {"seq": 3, "data_type": "T", "last_price": 101.0, "symbol": "AAPL"},
+            {"seq": 4, "data_type": "T", "last_price": 100.0, "symbol": "AAPL"},
+        ],
+    }
+
+    def handle(route: Any) -> None:
+        if route.request.url.split("?")[0].endswith("/AAPL"):
+            route.fulfill(status=200, json=history)
+        else:
+            route.fulfill(status=404, json={"detail": "No data"})
+
+    page = context.new_page()
+    page.route("**/api/v2/realtime/history/*", handle)
+    fake = FakeStream()
+    page.route_web_socket(WS_GLOB, fake.route)
+    serve_references(page, REFERENCES)
+    log_in(page, django_server, "viewer", PASSWORD)
+    aapl = card(page, "AAPL")
+    expect(aapl).to_have_attribute("data-history-source", "server")
+    expect(aapl).to_have_attribute("data-history-length", "3")  # trades only
+    expect(aapl).to_have_attribute("data-trend", "down")  # 103 -> 100
+    assert aapl.locator("polyline").get_attribute("points").count(",") == 3
+    expect(card(page, "MSFT")).not_to_have_attribute("data-history-source", "server")
+    wait_until(page, lambda: fake.actions(0, "subscribe"), "the first subscribe")
+    fake.price("AAPL", 104.0, seq=5)
+    expect(aapl).to_have_attribute("data-history-length", "4")
+    expect(aapl).to_have_attribute("data-trend", "up")  # 103 -> 104

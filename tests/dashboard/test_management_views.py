@@ -179,3 +179,9 @@ def test_pages_link_a_favicon_that_is_served(user_client: Client) -> None:
     assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html
     login = Client().get(reverse("login")).content.decode()
     assert 'rel="icon"' in login
+
+
+def test_favicon_ico_points_at_the_static_icon(client: Client) -> None:
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302
+    assert response["Location"] == "/static/favicon.svg"
