@@ -32,6 +32,7 @@ from realtime.feed.cache import get_tick_cache
 from realtime.feed.publishers import build_publisher
 from realtime.feed.service import FeedService
 from realtime.feed.status import get_status_store
+from realtime.reference.service import set_rest_base
 from realtime.selectors import pinned_symbols
 from realtime.upstream.config import FmpConfig
 
@@ -209,8 +210,12 @@ class FeedRunner:
                 port=0,
                 rate=settings.REALTIME_SIMULATOR_RATE,
                 seed=settings.REALTIME_SIMULATOR_SEED,
+                any_symbol=settings.REALTIME_SIMULATOR_ANY_SYMBOL,
             )
             await self.simulator.start()
+            # Reference data reads the simulator's REST port (published in Redis
+            # for the web processes in scaled mode): blocking I/O, off the loop.
+            await asyncio.to_thread(set_rest_base, self.simulator.rest_url)
             upstream = FmpConfig.from_settings(
                 url=self.simulator.url, api_key="simulator", protocol="legacy"
             )
@@ -234,6 +239,7 @@ class FeedRunner:
             await self.feed.stop()
             self.feed = None
         if self.simulator is not None:
+            await asyncio.to_thread(set_rest_base, None)
             await self.simulator.stop()
             self.simulator = None
 

@@ -244,3 +244,31 @@ async def test_runner_delivers_ticks_from_upstream_to_a_subscribed_client(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await close_hub()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_runner_without_a_key_runs_the_simulator_and_registers_its_rest_api(
+    settings,
+):
+    from realtime.feed.runner import FeedRunner
+    from realtime.reference.service import rest_endpoint
+
+    settings.FMP_API_KEY = ""
+    settings.REALTIME_DEFAULT_SYMBOLS = ["AAPL"]
+    runner = FeedRunner()
+    task = asyncio.create_task(runner.run())
+    try:
+        await asyncio.wait_for(runner.leading.wait(), 30)
+        simulator = runner.simulator
+        assert simulator is not None and runner.feed.source == "simulator"
+        endpoint = rest_endpoint()
+        assert endpoint is not None and endpoint[0] == simulator.rest_url
+        assert endpoint[2] is True  # simulated
+        await async_wait_until(
+            lambda: runner.feed.cache.latest("AAPL") is not None, 30, "AAPL ticks"
+        )
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await close_hub()
+    assert rest_endpoint() is None, "the stopped simulator's URL is still registered"
