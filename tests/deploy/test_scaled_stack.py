@@ -40,11 +40,13 @@ from tests.conftest import (
     free_port,
     wait_until,
 )
+from tests.fmpsite.test_make_run import login
 from tests.realtime.wsclient import WS_PATH, next_update, subscribe
 
 pytestmark = pytest.mark.redis
 REDIS_URL = "redis://127.0.0.1:6379/0"
 MiB = 1024 * 1024
+PASSWORD = "scaled-password-123"
 
 
 class ScaledStack:
@@ -198,6 +200,7 @@ def token(stack: ScaledStack) -> str:
         "from django.contrib.auth.models import User; "
         "from rest_framework.authtoken.models import Token; "
         "u, _ = User.objects.get_or_create(username='scaled'); "
+        f"u.set_password({PASSWORD!r}); u.save(); "
         "print('TOKEN', Token.objects.get_or_create(user=u)[0].key)",
     )
     return re.search(r"TOKEN (\w+)", out).group(1)
@@ -287,6 +290,19 @@ def test_pages_and_their_css_and_js_are_served_through_nginx(stack):
             assert headers["Cache-Control"] == "public, max-age=31536000, immutable"
             seen.add(ext)
     assert {b"css", b"js"} <= seen
+
+
+def test_login_and_the_dashboard_work_through_nginx(stack, token):
+    # Production settings over plain HTTP: CSRF and the session cookie work.
+    opener = login(stack.url, "scaled", PASSWORD)
+    with opener.open(f"{stack.url}/", timeout=30) as response:
+        assert response.url.rstrip("/") == stack.url, "login did not reach /"
+        page = response.read()
+    script = re.search(rb'src="(/static/dashboard/dashboard\.[0-9a-f]{12}\.js)"', page)
+    assert script, page[:800]
+    with opener.open(stack.url + script.group(1).decode(), timeout=30) as response:
+        assert response.status == 200
+        assert "javascript" in response.headers["Content-Type"]
     # The dashboard's module imports its helper by hashed name (storage rewrite).
     dashboard_js = next(
         (stack.run_dir.parent / "static" / "dashboard").glob("dashboard.*.js")
