@@ -41,6 +41,10 @@ const updateConnectionStatus = (connected) => {
 };
 
 // Initial status update
+// ADAPTED: as a separate file this script can run after the socket opened (the
+// browser fetches it while the socket connects), so the current state is shown
+// first and the listeners follow the changes.
+updateConnectionStatus(ws.readyState === WebSocket.OPEN);
 ws.addEventListener('open', () => updateConnectionStatus(true));
 ws.addEventListener('close', () => updateConnectionStatus(false));
 

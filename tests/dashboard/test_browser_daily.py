@@ -578,3 +578,89 @@ def test_sparkline_starts_from_the_servers_history(
     fake.price("AAPL", 104.0, seq=5)
     expect(aapl).to_have_attribute("data-history-length", "4")
     expect(aapl).to_have_attribute("data-trend", "up")  # 103 -> 104
+
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; "
+    "form-action 'self'"
+)
+
+
+def test_pages_work_under_the_content_security_policy(
+    django_server: str, context: BrowserContext, browser_user: str
+) -> None:
+    """No inline script, style or handler: under the product's CSP (added here to
+    every HTML answer, whoever serves it) nothing is refused and the pages work."""
+
+    def with_csp(route: Any) -> None:
+        if route.request.resource_type != "document":
+            route.fallback()
+            return
+        response = route.fetch(max_redirects=0)
+        headers = {**response.headers, "content-security-policy": CSP}
+        route.fulfill(response=response, headers=headers)
+
+    context.route("**/*", with_csp)
+    refused: list[str] = []
+    context.on(
+        "console",
+        lambda m: (
+            refused.append(m.text) if "Content Security Policy" in m.text else None
+        ),
+    )
+    page, fake = open_dashboard(context, django_server)
+    fake.price("AAPL", 101.0)
+    expect(card(page, "AAPL").locator(".card-price")).to_have_text("101.00")
+    page.get_by_role("button", name="Table").click()
+    expect(page.locator("#price-table")).to_be_visible()
+    page.get_by_role("button", name="Cards").click()
+    demo = len(fake.connections)
+    page.goto(f"{django_server}/demo/")
+    expect(page.locator("#status")).to_have_text("✅ Connected")
+    page.locator("#symbolInput").fill("nvda")
+    page.get_by_role("button", name="Add Symbol").click()
+    wait_until(
+        page,
+        lambda: (
+            len(fake.connections) > demo
+            and ["NVDA"] in [m["symbols"] for m in fake.actions(demo, "subscribe")]
+        ),
+        "the demo page to subscribe NVDA",
+    )
+    assert refused == []
+
+
+def test_fifty_symbols_fit_a_phone(
+    django_server: str, browser: Browser, browser_user: str
+) -> None:
+    """Density: 50 symbols made a 16,000 px phone page; the compact cards and the
+    table keep it a few screens long."""
+    from django.contrib.auth.models import User
+
+    from dashboard.known_symbols import KNOWN_SYMBOLS
+    from dashboard.services import watchlist_get_or_create_default
+
+    watchlist = watchlist_get_or_create_default(
+        user=User.objects.get(username="viewer")
+    )
+    watchlist.items.all().delete()
+    watchlist.items.bulk_create(
+        WatchlistItem(watchlist=watchlist, symbol=s, position=i)
+        for i, s in enumerate(list(KNOWN_SYMBOLS)[:50])
+    )
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page, _ = open_dashboard(context, django_server)
+        expect(page.locator(".price-card")).to_have_count(50)
+        cards_height = page.evaluate("document.documentElement.scrollHeight")
+        page.get_by_role("button", name="Table").click()
+        expect(page.locator("#price-table")).to_be_visible()
+        table_height = page.evaluate("document.documentElement.scrollHeight")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        print(f"phone_50_symbols cards_px={cards_height} table_px={table_height}")
+        assert cards_height < 6_000, cards_height
+        assert table_height < 3_000, table_height
+        assert width <= 390, f"the page scrolls sideways ({width} px)"
+    finally:
+        context.close()
