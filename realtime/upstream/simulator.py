@@ -56,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 SLICE = 0.01  # seconds between sends: rate * SLICE ticks per slice, fractions carried
 MAX_BACKLOG = 0.05  # seconds of ticks owed at most after a late wake-up
+MAX_BURST = 500  # frames built per wake-up at most (~20 ms of work), any rate
 MAX_RECEIVED_FRAMES = 10_000
 STREAM_DUPLICATE_PROBABILITY = 0.2
 # Walk: each step moves by a share of the price (per asset class) and is pulled
@@ -759,8 +760,10 @@ class FmpSimulator:
                 symbols = sorted(conn.symbols)
                 if not self.any_symbol:
                     symbols = [s for s in symbols if s in universe.SYMBOLS]
-                owed_legacy = owed_legacy + owed if symbols else 0.0
-                owed_stream = owed_stream + owed if conn.streams else 0.0
+                owed_legacy = min(owed_legacy + owed, MAX_BURST) if symbols else 0.0
+                owed_stream = (
+                    min(owed_stream + owed, MAX_BURST) if conn.streams else 0.0
+                )
                 frames: list[str] = []
                 walks, day = self._walks, self.trading_day()
                 if owed_legacy >= 1.0:
