@@ -304,10 +304,11 @@ REALTIME_STALL_TIMEOUT = env_float("REALTIME_STALL_TIMEOUT", 30.0)
 # Seconds a closed stalled reader gets to read its 4009 close frame before the
 # TCP connection is dropped.
 REALTIME_CLOSE_GRACE = env_float("REALTIME_CLOSE_GRACE", 10.0)
-# Unread bytes held for one client before its updates are conflated instead.
+# Unread bytes held for one client before its updates are conflated instead (and
+# its replies held, at most 64, then it is closed 4009).
 REALTIME_SEND_BUFFER_LIMIT = env_int("REALTIME_SEND_BUFFER_LIMIT", 256 * 1024)
 # Write price updates as ready-made frames straight to the socket under daphne
-# (realtime/fanout/directwrite.py); false sends every update through ASGI.
+# (realtime/fanout/daphne_io.py); false sends every update through ASGI.
 REALTIME_DIRECT_WRITE = env_bool("REALTIME_DIRECT_WRITE", True)
 REALTIME_CACHE_MAX_SYMBOLS = env_int("REALTIME_CACHE_MAX_SYMBOLS", 10000)
 REALTIME_CACHE_PREFIX = env_str("REALTIME_CACHE_PREFIX", "fmpsite")

@@ -7,13 +7,22 @@ process is the member instead. The hub receives one message per tick, whose text
 the feed encoded once, and hands it to the local connections' outboxes; a single
 flusher task writes the pending texts to the sockets.
 
-A client that keeps up gets every update, in order. One that cannot (its socket
-holds more than ``REALTIME_SEND_BUFFER_LIMIT`` unread bytes) gets conflated
-updates: its outbox keeps at most one pending update per symbol (the newest), so
-memory stays bounded by its subscriptions, whatever the tick rate.
+Every message to a client goes through its outbox (the consumer's replies and
+snapshots too), so one bound covers them all. A client that keeps up gets every
+message, in order. One that cannot (its socket holds more than
+``REALTIME_SEND_BUFFER_LIMIT`` unread bytes) gets conflated updates: its outbox
+keeps at most one pending update per symbol (the newest) and at most
+``MAX_HELD_REPLIES`` replies, so memory stays bounded whatever the tick rate and
+whatever the client sends. Past that, or past ``REALTIME_STALL_TIMEOUT``, it is
+closed with 4009.
+
+Every reach-in into daphne, Twisted and autobahn is in realtime/fanout/daphne_io.py.
+Each long-running task has a done-callback: a crash is logged and marks the
+process unhealthy (``fanout_failure()``, gauge ``fmpsite_fanout_healthy``).
 
 The hub also aggregates its connections' symbols into one lease for the feed
-(ARCHITECTURE.md, "Subscription bookkeeping"), sent on change and every ttl/3 s.
+(docs/architecture.md), sent on change and every ttl/3 s, and refreshes its
+connections' per-user slots (realtime/fanout/slots.py) on the same beat.
 """
 
 from __future__ import annotations
@@ -356,9 +365,6 @@ class FanoutHub:
         self._lease_wakeup.set()
         if outbox.user_key is not None:
             await self.slots.release(outbox.user_key, outbox.conn_id)
-
-    def connections_of(self, user_key: str) -> int:
-        return sum(1 for ob in self.outboxes if ob.user_key == user_key)
 
     async def subscribe(self, outbox: Outbox, symbols: Iterable[str]) -> None:
         """Deliver ``symbols`` to ``outbox`` from now on.
