@@ -19,6 +19,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import resource
 import secrets
 import shutil
 import signal
@@ -222,8 +223,13 @@ def write_nginx_config(stack: Stack) -> Path:
         # the checkout (root here); the distribution's nginx uses www-data.
         owner = pwd.getpwuid(ROOT.stat().st_uid)
         user_line = f"user {owner.pw_name} {grp.getgrgid(owner.pw_gid).gr_name};"
+    # As many descriptors as this user may open (up to 8192), so nginx never
+    # promises connections it cannot accept.
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nofile = 8192 if hard == resource.RLIM_INFINITY else min(8192, hard)
     main = render(
-        "nginx.conf.template", {"RUN_DIR": str(stack.run_dir), "USER_LINE": user_line}
+        "nginx.conf.template",
+        {"RUN_DIR": str(stack.run_dir), "USER_LINE": user_line, "NOFILE": str(nofile)},
     )
     path = conf_dir / "nginx.conf"
     path.write_text(main)
