@@ -18,11 +18,11 @@ venv: $(STAMP)
 
 ## Run the whole product in embedded mode (SQLite, in-memory layer, simulator).
 ## manage.py runs the development settings (DEBUG on); static files come from
-## WhiteNoise in the middleware chain (--nostatic: not Django's static handler).
+## WhiteNoise in the middleware chain (fmpsite's runserver leaves Django's out).
 run: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_demo_user
-	$(PY) manage.py runserver $(HOST):$(PORT) --noreload --nostatic
+	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
 ## The production shape on this machine: nginx on PORT in front of two daphne web
 ## processes and two feed workers, under supervisor, on Redis and PostgreSQL

@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     # realtime first: its runworker command (which hosts the feed) overrides
     # channels' one; daphne before staticfiles so its runserver serves ASGI.
     "realtime",
+    # fmpsite's runserver (daphne's, minus Django's static handler) wins over daphne's.
+    "fmpsite",
     "daphne",
     "django.contrib.admin",
     "django.contrib.auth",

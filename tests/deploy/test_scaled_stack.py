@@ -321,7 +321,9 @@ async def test_clients_on_both_web_processes_get_ticks(stack, token):
         await ws.close()
 
 
-def test_a_200_mib_body_gets_413_from_nginx_and_daphne_never_holds_it(stack):
+def test_a_200_mib_body_gets_413_from_nginx_and_daphne_never_holds_it(
+    stack, record_property
+):
     pids = [stack.pid("web:web1"), stack.pid("web:web2")]
     before = [rss_kib(pid) for pid in pids]
     total = 200 * MiB
@@ -351,6 +353,11 @@ def test_a_200_mib_body_gets_413_from_nginx_and_daphne_never_holds_it(stack):
             pass
     assert response.startswith(b"HTTP/1.1 413"), response[:200]
     after = [rss_kib(pid) for pid in pids]
+    record_property(
+        "web_rss_growth_kib_after_200mib_post",
+        max(new - old for old, new in zip(before, after, strict=True)),
+    )
+    record_property("bytes_sent_before_413", sent)
     for pid, old, new in zip(pids, before, after, strict=True):
         # Flat: well under the body (200 MiB); daphne saw no byte of it.
         assert new - old < 10 * 1024, f"web pid {pid} RSS {old} -> {new} KiB"
