@@ -161,6 +161,16 @@ def _daphne_protocol(send: Callable[..., Any]) -> Any | None:
     return send.args[0]
 
 
+def _under_daphne() -> bool:
+    loop = server_loop()
+    if loop is None:
+        return False
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
 def protocol_for(send: Callable[..., Any]) -> Any | None:
     """The daphne WebSocket protocol behind an ASGI ``send``, if it may be used.
 
@@ -168,7 +178,14 @@ def protocol_for(send: Callable[..., Any]) -> Any | None:
     internal: the caller then keeps to the plain ASGI path.
     """
     protocol = _daphne_protocol(send)
-    if protocol is None or not usable():
+    if protocol is None:
+        if _under_daphne() and not _probe.warned:
+            # daphne runs this loop but its ``send`` is no longer the partial
+            # we know: say so once instead of switching off silently.
+            _probe.instance_missing = ["daphne send=partial(Server.handle_reply)"]
+            _warn_once(_probe.instance_missing)
+        return None
+    if not usable():
         return None
     if _probe.instance_missing is None:
         _probe.instance_missing = check_protocol(protocol)

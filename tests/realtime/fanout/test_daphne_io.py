@@ -8,6 +8,7 @@ ASGI path) instead of stopping delivery.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import socket
@@ -145,3 +146,18 @@ def test_server_loop_is_none_outside_daphne(monkeypatch):
     )
     assert daphne_io.server_loop() is None
     assert not daphne_io.on_server_shutdown(lambda: None, bound=1)
+
+
+async def test_an_unrecognised_send_under_daphne_is_warned_once(monkeypatch, caplog):
+    # As if daphne changed the callable it hands applications as ``send``.
+    loop = asyncio.get_running_loop()
+    monkeypatch.setattr(daphne_io, "server_loop", lambda: loop)
+
+    async def send(message):
+        return None
+
+    with caplog.at_level(logging.WARNING, logger="realtime.fanout.daphne_io"):
+        assert daphne_io.protocol_for(send) is None
+        assert daphne_io.protocol_for(send) is None
+    warnings = [r for r in caplog.records if "server_internals_missing" in r.message]
+    assert len(warnings) == 1 and "Server.handle_reply" in warnings[0].message
