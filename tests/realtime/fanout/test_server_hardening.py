@@ -13,6 +13,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -360,9 +361,15 @@ async def test_connection_cap_holds_across_two_web_processes_on_redis(
         )
         await open_on(1)
         assert await refused_on(1)
-        # A stopped process (SIGTERM) releases its slots at once.
+        # A stopped process (SIGTERM) releases its slots at once and leaves its
+        # channel-layer groups (channels-redis keeps a group as a sorted set).
+        channel = re.search(r"event=hub_registered \S+ channel=(\S+)", webs[1].log())
+        assert channel, webs[1].log()
+        hubs_group = f"{redis_prefix}:group:realtime.hubs"
+        assert channel[1].encode() in store.zrange(hubs_group, 0, -1)
         webs[1].stop()
         assert store.zcard(key) == 0, store.zrange(key, 0, -1)
+        assert channel[1].encode() not in store.zrange(hubs_group, 0, -1)
     finally:
         for ws in opened:
             await ws.close()
