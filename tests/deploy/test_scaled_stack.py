@@ -292,7 +292,7 @@ def test_pages_and_their_css_and_js_are_served_through_nginx(stack):
     assert {b"css", b"js"} <= seen
 
 
-def test_login_and_the_dashboard_work_through_nginx(stack, token):
+async def test_login_and_the_dashboard_work_through_nginx(stack, token):
     # Production settings over plain HTTP: CSRF and the session cookie work.
     opener = login(stack.url, "scaled", PASSWORD)
     with opener.open(f"{stack.url}/", timeout=30) as response:
@@ -303,6 +303,23 @@ def test_login_and_the_dashboard_work_through_nginx(stack, token):
     with opener.open(stack.url + script.group(1).decode(), timeout=30) as response:
         assert response.status == 200
         assert "javascript" in response.headers["Content-Type"]
+    # The page's WebSocket: same origin, the session cookie, no token.
+    jar = next(
+        h.cookiejar
+        for h in opener.handlers
+        if isinstance(h, urllib.request.HTTPCookieProcessor)
+    )
+    cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+    ws = await websockets.connect(
+        f"ws://127.0.0.1:{stack.port}{WS_PATH}",
+        origin=stack.url,
+        additional_headers={"Cookie": cookie},
+    )
+    greeting = json.loads(await asyncio.wait_for(ws.recv(), 15))
+    assert greeting["type"] == "connected", greeting
+    await subscribe(ws, ["NVDA"])
+    assert (await next_update(ws, "NVDA", 60))["symbol"] == "NVDA"
+    await ws.close()
     # The dashboard's module imports its helper by hashed name (storage rewrite).
     dashboard_js = next(
         (stack.run_dir.parent / "static" / "dashboard").glob("dashboard.*.js")
