@@ -55,13 +55,17 @@ def format_size(value: float | None) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,}"
 
 
-def format_change(value: float | None, *, percent: bool = False) -> str:
-    """Signed, like every watchlist people know: +1.23 / -0.45%."""
+def format_change(
+    value: float | None, *, percent: bool = False, price: float | None = None
+) -> str:
+    """Signed, like every watchlist people know: +1.23 / -0.45%; an amount has the
+    precision of its price (``format_price``: four decimals below 10)."""
     if value is None:
         return EMPTY
     if percent:
         return f"{value:+,.2f}%"
-    return f"{value:+,.2f}" if abs(value) >= 1 else f"{value:+,.4f}"
+    small = price is not None and abs(price) < 10
+    return f"{value:+,.4f}" if small else f"{value:+,.2f}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +219,7 @@ class PriceCard:
 
     @property
     def change_display(self) -> str:
-        return format_change(self.change)
+        return format_change(self.change, price=self.last_price)
 
     @property
     def change_pct_display(self) -> str:

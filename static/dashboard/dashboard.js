@@ -59,11 +59,12 @@ export function formatSize(value) {
   return Number(value).toLocaleString("en-US", { maximumFractionDigits: 8 });
 }
 
-/** Signed like the server's format_change: +1.23, -0.0456, +0.45%. */
-export function formatChange(value, percent = false) {
+/** Signed like the server's format_change: +1.23, +0.45%; an amount has the
+ * precision of its price (four decimals below 10, like formatPrice). */
+export function formatChange(value, percent = false, price = null) {
   if (!isNumber(value)) return EMPTY;
   const v = Number(value);
-  const digits = percent || Math.abs(v) >= 1 ? 2 : 4;
+  const digits = !percent && isNumber(price) && Math.abs(Number(price)) < 10 ? 4 : 2;
   const text = Math.abs(v).toLocaleString("en-US", {
     minimumFractionDigits: digits,
     maximumFractionDigits: digits,
@@ -464,10 +465,10 @@ class Dashboard {
       target.classList.toggle("up", direction === "up");
       target.classList.toggle("down", direction === "down");
     }
-    fields.change.textContent = formatChange(change);
+    fields.change.textContent = formatChange(change, false, m.last_price);
     fields.changePct.textContent = formatChange(pct, true);
     fields.changeLine.className = `card-change ${direction}`;
-    cells.change.textContent = formatChange(change);
+    cells.change.textContent = formatChange(change, false, m.last_price);
     cells.change_pct.textContent = formatChange(pct, true);
     for (const cell of [cells.change, cells.change_pct]) {
       cell.classList.toggle("up", direction === "up");

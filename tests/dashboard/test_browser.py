@@ -79,7 +79,7 @@ def test_dashboard_flow_against_fake_stream(
     expect(aapl.locator('[data-field="change"]')).to_have_text("+1.25")
     expect(aapl.locator('[data-field="change_pct"]')).to_have_text("+1.25%")
     fake.price("AAPL", 100.75)
-    expect(aapl.locator('[data-field="change"]')).to_have_text("+0.7500")
+    expect(aapl.locator('[data-field="change"]')).to_have_text("+0.75")
     expect(aapl.locator(".card-price")).to_have_class("card-price up")
     expect(aapl).to_have_attribute("data-direction", "up")
     # The sparkline's colour follows the line (last point vs first), not the tick.
@@ -268,6 +268,15 @@ def test_client_helpers(django_server: str, page: Page) -> None:
             sizes: [d.formatSize(5000), d.formatSize(0.25), d.formatSize(null)],
             flat: s && d.sparklinePoints([5]),
             spark: d.sparklinePoints([1, 3, 2]),
+            changes: [[1.25, false, 101.25], [0.75, false, 409.13],
+                      [-0.0456, false, 1.0845], [-1234.5, false, 60000],
+                      [1.0, true, 1.0845], [-0.123, true, null], [null, false, 100]]
+                     .map(([v, p, price]) => d.formatChange(v, p, price)),
+            dirs: [d.sparklineDirection([1, 3, 2]), d.sparklineDirection([3, 1, 2]),
+                   d.sparklineDirection([2]), d.sparklineDirection([2, 5, 2])],
+            day: d.dayChange(101, 100),
+            noClose: d.dayChange(101, null),
+            clock: d.formatClock(new Date(2023, 10, 9, 7, 5, 3)),
           };
         }"""
     )
@@ -278,6 +287,21 @@ def test_client_helpers(django_server: str, page: Page) -> None:
     assert result["sizes"] == ["5,000", "0.25", "\u2014"]
     assert result["flat"] == ""
     assert result["spark"] == "0.00,30.00 50.00,2.00 100.00,16.00"
+    # The same table as the server's format_change (tests/dashboard/test_selectors.py).
+    assert result["changes"] == [
+        "+1.25",
+        "+0.75",
+        "-0.0456",
+        "-1,234.50",
+        "+1.00%",
+        "-0.12%",
+        "\u2014",
+    ]
+    # The sparkline's direction: last point against the first, not the last tick.
+    assert result["dirs"] == ["up", "down", "flat", "flat"]
+    assert result["day"] == {"change": 1, "pct": 1, "direction": "up"}
+    assert result["noClose"] == {"change": None, "pct": None, "direction": "flat"}
+    assert result["clock"] == "07:05:03"
 
 
 def test_guide_demo_page_speaks_the_protocol(django_server: str, page: Page) -> None:

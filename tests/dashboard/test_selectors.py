@@ -77,21 +77,21 @@ def test_unreachable_cache_renders_the_card_without_a_price(monkeypatch) -> None
 
 
 @pytest.mark.parametrize(
-    ("value", "percent", "shown"),
+    ("value", "percent", "price", "shown"),
     [
-        (1.25, False, "+1.25"),
-        (-0.0456, False, "-0.0456"),
-        (0.75, False, "+0.7500"),
-        (-12.5, False, "-12.50"),
-        (1.0, True, "+1.00%"),
-        (-0.123, True, "-0.12%"),
-        (None, False, "\u2014"),
+        (1.25, False, 101.25, "+1.25"),
+        (0.75, False, 409.13, "+0.75"),
+        (-0.0456, False, 1.0845, "-0.0456"),
+        (-1234.5, False, 60000.0, "-1,234.50"),
+        (1.0, True, 1.0845, "+1.00%"),
+        (-0.123, True, None, "-0.12%"),
+        (None, False, 100.0, "\u2014"),
     ],
 )
 def test_format_change_matches_the_js_client(
-    value: float | None, percent: bool, shown: str
+    value: float | None, percent: bool, price: float | None, shown: str
 ) -> None:
-    assert format_change(value, percent=percent) == shown
+    assert format_change(value, percent=percent, price=price) == shown
 
 
 def test_reference_hook_gives_cards_names_and_change(monkeypatch) -> None:
