@@ -146,6 +146,9 @@ class Fmpsite(Target):
             DJANGO_SECRET_KEY="x",
             FMP_API_KEY="bench",
             FMP_WS_URL=sim_url,
+            # The bench's symbols (S000...) are invented and FMP's REST API is out
+            # of reach: no reference lookups (they are per subscribe, never per tick).
+            FMP_REST_ENABLED="false",
             DATABASE_URL=f"sqlite:///{self.db_dir / 'db.sqlite3'}",
         )
         if self.scaled:

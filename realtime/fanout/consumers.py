@@ -18,17 +18,25 @@ import orjson
 from django.conf import settings
 
 from realtime.fanout import daphne_io
+from realtime.fanout.auth import log_refused
 from realtime.fanout.closecodes import CLOSE_FLOODING, CLOSE_MESSAGE_TOO_BIG
 from realtime.fanout.hub import FanoutHub, Outbox, get_hub
 from realtime.fanout.limits import RateLimiter
 from realtime.fanout.nodb import NoDatabaseJsonWebsocketConsumer
 from realtime.feed.cache import get_tick_cache
-from realtime.feed.state import encode_price_update
+from realtime.feed.state import encode_upstream_refused, to_price_update
+from realtime.reference.selectors import (
+    get_references,
+    snapshot_fields,
+    unknown_symbols,
+)
 from realtime.symbols import InvalidSymbol, SymbolParse, parse_symbols
 
 logger = logging.getLogger(__name__)
 
 _conn_ids = itertools.count(1)
+# How long a subscribe waits for FMP's reference data before going on without it.
+REFERENCE_WAIT = 2.0
 
 
 class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
@@ -50,7 +58,7 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
         user = self.scope.get("user")
         authenticated = bool(user is not None and user.is_authenticated)
         if not authenticated and not settings.REALTIME_ALLOW_ANONYMOUS:
-            logger.info("event=ws_refused conn=%s reason=anonymous", self.conn_id)
+            log_refused(self.scope, "anonymous", conn=self.conn_id)
             await self.close()  # before accept: the handshake gets HTTP 403
             return
         principal = self.scope.get("realtime_principal") or (
@@ -67,11 +75,12 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
             direct=settings.REALTIME_DIRECT_WRITE,
         )
         if not await self.hub.admit(outbox, principal):
-            logger.info(
-                "event=ws_refused conn=%s reason=connection_cap principal=%s cap=%d",
-                self.conn_id,
-                principal,
-                settings.REALTIME_MAX_CONNECTIONS_PER_USER,
+            log_refused(
+                self.scope,
+                "connection_cap",
+                conn=self.conn_id,
+                principal=principal,
+                cap=settings.REALTIME_MAX_CONNECTIONS_PER_USER,
             )
             await self.close()
             return
@@ -201,6 +210,16 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
             return
         room = settings.REALTIME_MAX_SYMBOLS_PER_CONNECTION - len(self.symbols)
         new = [s for s in parsed.valid if s not in self.symbols]
+        if new:
+            # Cached per trading day; fails open when FMP's REST API is unreachable.
+            unknown = set(await unknown_symbols(new, wait=REFERENCE_WAIT))
+            if unknown:
+                self.send_error(
+                    "unknown_symbol",
+                    f"Unknown symbols: {', '.join(sorted(unknown))} (FMP does not "
+                    "list them); not subscribed",
+                )
+                new = [s for s in new if s not in unknown]
         added, refused = new[: max(room, 0)], new[max(room, 0) :]
         if refused:
             self.send_error(
@@ -209,10 +228,20 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
                 f"{settings.REALTIME_MAX_SYMBOLS_PER_CONNECTION} symbols per "
                 f"connection; not subscribed: {', '.join(refused)}",
             )
+        upstream_refused = self.hub.refusals_for(added)
+        for message in sorted(set(upstream_refused.values())):
+            names = sorted(s for s, m in upstream_refused.items() if m == message)
+            self.hub.send_reply(self.outbox, encode_upstream_refused(names, message))
         for symbol in added:
             self.symbols[symbol] = None
         await self.hub.subscribe(self.outbox, added)
         snapshots = await get_tick_cache().aget_many(added) if added else {}
+        # A cache hit after the unknown-symbol check: names, previous close, open.
+        references = (
+            await get_references(list(snapshots), wait=REFERENCE_WAIT)
+            if snapshots
+            else {}
+        )
         self.reply(
             {
                 "type": "subscription",
@@ -226,8 +255,10 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
             state = snapshots.get(symbol)
             # A live update already pending is at least as new as the snapshot.
             if state is not None and not self.outbox.has_pending(symbol):
+                update = to_price_update(state, snapshot=True)
+                update.update(snapshot_fields(references.get(symbol)))
                 self.hub.send_snapshot(
-                    self.outbox, symbol, encode_price_update(state, snapshot=True)
+                    self.outbox, symbol, orjson.dumps(update).decode()
                 )
         if added:
             logger.info(

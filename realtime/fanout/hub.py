@@ -46,6 +46,7 @@ from realtime.events import FEED_CHANNEL, HUBS_GROUP, LeaseEvent
 from realtime.fanout import daphne_io
 from realtime.fanout.closecodes import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_STALLED
 from realtime.fanout.slots import ConnectionSlots, make_slots
+from realtime.feed.state import encode_upstream_refused
 from realtime.groups import price_group
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ logger = logging.getLogger(__name__)
 # is backed up. Past this many the client is a stalled reader and is closed 4009:
 # replies cannot be conflated, so they must not queue without bound.
 MAX_HELD_REPLIES = 64
+# Refusals are rare (one per refused stream or ticker); never an unbounded map.
+MAX_REMEMBERED_REFUSALS = 10_000
 
 FANOUT_HEALTHY = Gauge(
     "fmpsite_fanout_healthy",
@@ -249,6 +252,9 @@ class FanoutHub:
         # The feed's last upstream_status message, for clients that connect while
         # the upstream is down (None while it is connected).
         self.upstream_down_text: str | None = None
+        # Symbols FMP refused (or the configured socket cannot serve), with why: a
+        # client subscribing to one later is told at once (``refusals_for``).
+        self.refused: dict[str, str] = {}
 
     # --- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -447,6 +453,8 @@ class FanoutHub:
 
     # --- tick path -----------------------------------------------------------------
     def deliver(self, symbol: str, text: str, tick_ts: int) -> None:
+        if self.refused:  # rare: FMP now serves a symbol it had refused
+            self.refused.pop(symbol, None)
         members = self.by_symbol.get(symbol)
         if not members:
             return
@@ -461,6 +469,32 @@ class FanoutHub:
         self._dirty.update(members)
         self._flush_wakeup.set()
         metrics.TICK_TO_SEND.observe(max(0.0, time.time() - tick_ts / 1000))
+
+    def deliver_refused(self, symbols: list[str], message: str) -> None:
+        """Tell each client subscribed to a refused symbol, naming only its own.
+
+        FMP refusing a ticker or a stream (a plan without that market) means those
+        symbols will get nothing: an ``upstream_refused`` error says so instead of
+        silence after ``subscribed``.
+        """
+        if len(self.refused) < MAX_REMEMBERED_REFUSALS:
+            self.refused.update(dict.fromkeys(symbols, message))
+        wanted = set(symbols)
+        for outbox in list(self.outboxes):
+            mine = sorted(wanted & outbox.symbols)
+            if mine:
+                self.send_reply(outbox, encode_upstream_refused(mine, message))
+        logger.warning(
+            "event=upstream_refused_delivered symbols=%s message=%r",
+            ",".join(sorted(wanted)),
+            message,
+        )
+
+    def refusals_for(self, symbols: list[str]) -> dict[str, str]:
+        """Which of ``symbols`` the feed reported refused, with FMP's message."""
+        if not self.refused:
+            return {}
+        return {s: self.refused[s] for s in symbols if s in self.refused}
 
     def deliver_upstream(self, status: str, text: str) -> None:
         """Queue the feed's ``upstream_status`` for every client (latest wins)."""
@@ -573,6 +607,8 @@ class FanoutHub:
                 self.deliver(message["symbol"], message["text"], message["tick_ts"])
             elif kind == "hub.upstream":
                 self.deliver_upstream(message["status"], message["text"])
+            elif kind == "hub.refused":
+                self.deliver_refused(list(message["symbols"]), message["message"])
             elif kind == "hub.lease_request":
                 self._lease_wakeup.set()
             else:

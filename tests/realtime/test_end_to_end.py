@@ -22,6 +22,7 @@ from websockets.exceptions import InvalidStatus
 from tests.conftest import daphne, free_port, server_env, wait_until
 from tests.realtime.wsclient import (
     collect_updates,
+    next_update,
     open_client,
     subscribe,
     subscriptions,
@@ -157,3 +158,65 @@ async def test_refused_connection_gets_http_403_at_handshake(closed_server):
     with pytest.raises(InvalidStatus) as foreign:
         await websockets.connect(url, origin="http://evil.example")
     assert foreign.value.response.status_code == 403
+
+
+@pytest.fixture(scope="module")
+def strict_product(migrated_sqlite):
+    """A product whose simulator knows only real symbols, as FMP does."""
+    from tests.conftest import SimulatorThread
+
+    sim = SimulatorThread(rate=20.0, seed=3, any_symbol=False).start()
+    port = free_port()
+    env = server_env(
+        DATABASE_URL=migrated_sqlite,
+        FMP_API_KEY="strict-test-key",
+        FMP_WS_URL=sim.url,
+        FMP_REST_URL=sim.rest_url,
+        REALTIME_SIMULATOR_ANY_SYMBOL="false",
+    )
+    server = daphne("daphne-strict", port, env)
+    try:
+        server.wait_port(port)
+        yield {"port": port, "process": server}
+    finally:
+        server.stop()
+        sim.stop()
+
+
+async def next_reply(ws) -> dict:
+    """The next message that is not an ``upstream_status`` (a server that has just
+    started tells its first clients that the feed is still connecting)."""
+    while True:
+        message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        if message["type"] != "upstream_status":
+            return message
+
+
+async def test_unknown_symbol_is_an_error_and_snapshots_carry_reference_data(
+    strict_product,
+):
+    client = await open_client(strict_product["port"])
+    await client.send(
+        json.dumps({"action": "subscribe", "symbols": ["AAPL", "ZZZZZZ"]})
+    )
+    # Errors about a request come before its acknowledgement (docs/protocol.md).
+    error = await next_reply(client)
+    assert error["type"] == "error" and error["code"] == "unknown_symbol", error
+    assert "ZZZZZZ" in error["message"] and "AAPL" not in error["message"]
+    ack = await next_reply(client)
+    assert ack["type"] == "subscription" and ack["symbols"] == ["AAPL"], ack
+    assert await next_reply(client) == {
+        "type": "subscriptions",
+        "symbols": ["AAPL"],
+    }
+    await next_update(client, "AAPL", within=60)  # AAPL is cached now
+    second = await open_client(strict_product["port"])
+    await subscribe(second, ["AAPL"])
+    assert (await next_reply(second))["type"] == "subscriptions"
+    snapshot = await next_reply(second)
+    assert snapshot["snapshot"] is True and snapshot["symbol"] == "AAPL"
+    assert snapshot["name"] == "Apple Inc."
+    assert isinstance(snapshot["previous_close"], float)
+    assert isinstance(snapshot["open"], float)
+    await client.close()
+    await second.close()

@@ -359,3 +359,30 @@ async def test_per_user_connection_cap_refuses_one_more_until_one_closes(setting
     await assert_still_open(fourth)
     for comm in (second, fourth, anonymous):
         await comm.disconnect()
+
+
+async def test_refused_symbols_reach_subscribers_and_later_subscribers_at_once():
+    """FMP refusing a ticker is an ``upstream_refused`` error naming the client's own
+    symbols, not ``subscribed`` then silence; a later subscriber hears it first."""
+    first = await connect()
+    await first.send_json_to({"action": "subscribe", "symbols": ["RFA", "RFB"]})
+    await receive_ack(first)
+    hub = current_hub()
+    assert hub is not None
+    hub.deliver_refused(["RFA", "RFZ"], "you are not authorized to access RFA")
+    error = await first.receive_json_from()
+    assert error["type"] == "error" and error["code"] == "upstream_refused"
+    assert error["symbols"] == ["RFA"]
+    assert "RFA" in error["message"] and "not authorized" in error["message"]
+    second = await connect()
+    await second.send_json_to({"action": "subscribe", "symbols": ["RFZ", "RFB"]})
+    early = await second.receive_json_from()
+    assert early["code"] == "upstream_refused" and early["symbols"] == ["RFZ"]
+    ack = await receive_ack(second)
+    assert ack["symbols"] == ["RFZ", "RFB"]  # still subscribed: FMP may allow it later
+    # A tick for a refused symbol means FMP serves it now: no more early errors.
+    hub.deliver("RFZ", encode_price_update(seed("RFZ", 1.0)), 1_699_564_800_000)
+    await second.receive_json_from()
+    assert hub.refusals_for(["RFZ"]) == {}
+    await first.disconnect()
+    await second.disconnect()
