@@ -112,8 +112,11 @@ def secret_key(run_dir: Path) -> str:
         return path.read_text().strip()
     run_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(50)
-    path.write_text(key + "\n")
-    path.chmod(0o600)
+    # Readable by its owner only, from the first byte.
+    with os.fdopen(
+        os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w"
+    ) as f:
+        f.write(key + "\n")
     return key
 
 
