@@ -148,7 +148,6 @@ STATIC_ROOT = env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
-
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:home"
 LOGOUT_REDIRECT_URL = "login"
@@ -200,14 +199,24 @@ else:
 # --- Upstream: Financial Modeling Prep (FMP_*) --------------------------------------
 
 FMP_API_KEY = env_str("FMP_API_KEY")
-# First wait after FMP says the account's one connection slot is taken; doubles up
-# to FMP_FATAL_BACKOFF, starts again after a stable session.
-FMP_SLOT_BACKOFF = env_float("FMP_SLOT_BACKOFF", 15.0)
 FMP_WS_URL = env_str("FMP_WS_URL", "wss://websockets.financialmodelingprep.com")
 FMP_PROTOCOL = env_str("FMP_PROTOCOL", "legacy")
 if FMP_PROTOCOL not in {"legacy", "stream"}:
     raise ImproperlyConfigured(f"FMP_PROTOCOL={FMP_PROTOCOL!r}: use legacy or stream")
 FMP_STREAMS = env_list("FMP_STREAMS", "fmp-us-equities-stream")
+FMP_LOGIN_TIMEOUT = env_float("FMP_LOGIN_TIMEOUT", 5.0)
+FMP_RECONNECT_BASE = env_float("FMP_RECONNECT_BASE", 1.0)
+FMP_RECONNECT_CAP = env_float("FMP_RECONNECT_CAP", 60.0)
+FMP_RECONNECT_MAX_ATTEMPTS = env_int("FMP_RECONNECT_MAX_ATTEMPTS", 0)  # 0: forever
+FMP_FATAL_BACKOFF = env_float("FMP_FATAL_BACKOFF", 300.0)
+# First wait after FMP says the account's one connection slot is taken; doubles up
+# to FMP_FATAL_BACKOFF, starts again after a stable session.
+FMP_SLOT_BACKOFF = env_float("FMP_SLOT_BACKOFF", 15.0)
+FMP_STABLE_AFTER = env_float("FMP_STABLE_AFTER", 30.0)
+FMP_IDLE_TIMEOUT = env_float("FMP_IDLE_TIMEOUT", 90.0)
+FMP_PING_INTERVAL = env_float("FMP_PING_INTERVAL", 20.0)  # 0: no WebSocket pings
+FMP_PING_TIMEOUT = env_float("FMP_PING_TIMEOUT", 20.0)
+FMP_SUBSCRIBE_BATCH = env_int("FMP_SUBSCRIBE_BATCH", 100)
 # PEM file of extra CA certificates/intermediates trusted on top of certifi's bundle
 # (and SSL_CERT_FILE); verification is never turned off.
 FMP_CA_BUNDLE = env_str("FMP_CA_BUNDLE")
@@ -237,18 +246,9 @@ FMP_REST_BACKOFF = env_float("FMP_REST_BACKOFF", 30.0)  # after 429/unreachable,
 FMP_REST_BACKOFF_CAP = env_float("FMP_REST_BACKOFF_CAP", 600.0)
 if FMP_REST_TIMEOUT <= 0 or FMP_REST_BATCH < 1 or FMP_REST_MAX_PER_MINUTE < 0:
     raise ImproperlyConfigured(
-        "FMP_REST_TIMEOUT must be > 0, FMP_REST_BATCH >= 1, FMP_REST_MAX_PER_MINUTE >= 0"
+        "FMP_REST_TIMEOUT must be > 0, FMP_REST_BATCH >= 1, "
+        "FMP_REST_MAX_PER_MINUTE >= 0"
     )
-FMP_LOGIN_TIMEOUT = env_float("FMP_LOGIN_TIMEOUT", 5.0)
-FMP_RECONNECT_BASE = env_float("FMP_RECONNECT_BASE", 1.0)
-FMP_RECONNECT_CAP = env_float("FMP_RECONNECT_CAP", 60.0)
-FMP_RECONNECT_MAX_ATTEMPTS = env_int("FMP_RECONNECT_MAX_ATTEMPTS", 0)  # 0: forever
-FMP_FATAL_BACKOFF = env_float("FMP_FATAL_BACKOFF", 300.0)
-FMP_STABLE_AFTER = env_float("FMP_STABLE_AFTER", 30.0)
-FMP_IDLE_TIMEOUT = env_float("FMP_IDLE_TIMEOUT", 90.0)
-FMP_PING_INTERVAL = env_float("FMP_PING_INTERVAL", 20.0)  # 0: no WebSocket pings
-FMP_PING_TIMEOUT = env_float("FMP_PING_TIMEOUT", 20.0)
-FMP_SUBSCRIBE_BATCH = env_int("FMP_SUBSCRIBE_BATCH", 100)
 
 # --- Gateway (REALTIME_*) -----------------------------------------------------------
 
@@ -291,7 +291,8 @@ REALTIME_CONNECTION_TOKEN_SECRET = env_str("REALTIME_CONNECTION_TOKEN_SECRET")
 if 0 < len(REALTIME_CONNECTION_TOKEN_SECRET.encode()) < 32:
     raise ImproperlyConfigured(
         "REALTIME_CONNECTION_TOKEN_SECRET must be at least 32 bytes (HS256 key); "
-        "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        "generate one with: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
     )
 REALTIME_CONNECTION_TOKEN_TTL = env_int("REALTIME_CONNECTION_TOKEN_TTL", 300)
 if REALTIME_CONNECTION_TOKEN_TTL < 1:
