@@ -143,9 +143,11 @@ def schemathesis(url: str, *headers: str) -> subprocess.CompletedProcess[str]:
     ]
     for header in headers:
         args += ["--header", header]
-    return subprocess.run(
-        args, capture_output=True, text=True, timeout=900, env=clean_env()
-    )
+    # In a scratch directory: schemathesis keeps a .schemathesis/ cache in its cwd.
+    with tempfile.TemporaryDirectory(prefix="fmpsite-st-run-") as cwd:
+        return subprocess.run(
+            args, capture_output=True, text=True, timeout=900, env=clean_env(), cwd=cwd
+        )
 
 
 @pytest.mark.redis
