@@ -32,6 +32,7 @@ from realtime.api.serializers import (
     parse_rest_symbol,
     parse_symbols_body,
 )
+from realtime.fanout.routing import PRICES_PATH
 
 # --- API roots ----------------------------------------------------------------------
 
@@ -72,7 +73,7 @@ class ApiRootView(APIView):
         return Response(
             {
                 "realtime": request.build_absolute_uri(reverse("realtime:root")),
-                "websocket": f"{scheme}://{request.get_host()}/api/v2/realtime/ws/prices",
+                "websocket": f"{scheme}://{request.get_host()}/{PRICES_PATH}",
                 "schema": request.build_absolute_uri(reverse("schema")),
                 "docs": request.build_absolute_uri(reverse("swagger-ui")),
                 "health": request.build_absolute_uri(reverse("health")),
