@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -23,6 +22,7 @@ from realtime.events import FEED_CHANNEL, PinsChangedEvent
 from realtime.feed.status import read_feed_status
 from realtime.models import PinnedSubscription
 from realtime.selectors import pinned_symbols
+from realtime.stores import STORE_ERRORS
 from realtime.symbols import normalize_symbol
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def subscribed_total() -> int:
     """
     try:
         status = read_feed_status()
-    except (redis.RedisError, OSError) as exc:
+    except STORE_ERRORS as exc:
         logger.warning("event=status_read_failed error=%r", exc)
         status = None
     upstream = set(status.subscribed_symbols) if status is not None else set()

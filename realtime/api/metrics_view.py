@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -117,7 +117,7 @@ def _refresh_process_gauges() -> None:
         logger.warning("event=metrics_cache_failed error=%r", exc)
 
 
-@require_GET
+@require_safe
 def metrics_view(request: HttpRequest) -> HttpResponse:
     _refresh_process_gauges()
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

@@ -24,6 +24,7 @@ import redis.asyncio as aredis
 from django.conf import settings
 
 from realtime.feed.state import PriceState, from_cache_entry, to_cache_entry
+from realtime.stores import STORE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class RedisTickCache:
             await asyncio.sleep(FLUSH_INTERVAL)
             try:
                 await self.flush()
-            except (redis.RedisError, OSError) as exc:
+            except STORE_ERRORS as exc:
                 # Keep the dirty set: the next batch retries once Redis is back.
                 logger.warning("event=cache_flush_failed error=%r", exc)
 
@@ -162,7 +163,7 @@ class RedisTickCache:
             self._flusher = None
             try:
                 await self.flush()
-            except (redis.RedisError, OSError):
+            except STORE_ERRORS:
                 logger.warning("event=cache_final_flush_failed")
         if self._async is not None:
             await self._async.aclose()

@@ -268,3 +268,10 @@ def test_fuzz_cache_symbol_gets_documented_answers(schema):
         assert response.status_code in codes | {404}, (symbol, response.content)
 
     check()
+
+
+def test_metrics_answers_head_for_probes(client):
+    # Load balancers and uptime checks probe with HEAD; 405 would read as down.
+    response = client.head("/metrics")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
