@@ -325,15 +325,18 @@ def redis_prefix() -> str:
 def _fresh_realtime_state():
     """Each test starts with an empty in-process cache and no feed status."""
     from realtime.feed.cache import get_tick_cache, reset_tick_cache
+    from realtime.feed.history import reset_history
     from realtime.feed.status import reset_status_store
     from realtime.reference.service import reset_reference_service
 
     reset_tick_cache()
+    reset_history()
     reset_status_store()
     reset_reference_service()
     yield
     get_tick_cache().clear()
     reset_tick_cache()
+    reset_history()
     reset_status_store()
     reset_reference_service()
 

@@ -315,6 +315,10 @@ REALTIME_SEND_BUFFER_LIMIT = env_int("REALTIME_SEND_BUFFER_LIMIT", 256 * 1024)
 REALTIME_DIRECT_WRITE = env_bool("REALTIME_DIRECT_WRITE", True)
 REALTIME_CACHE_MAX_SYMBOLS = env_int("REALTIME_CACHE_MAX_SYMBOLS", 10000)
 REALTIME_CACHE_PREFIX = env_str("REALTIME_CACHE_PREFIX", "fmpsite")
+# Per-symbol history for recovery on reconnect (docs/protocol.md): the last N
+# updates of each symbol, no older than this many seconds (memory or Redis).
+REALTIME_HISTORY_SIZE = env_int("REALTIME_HISTORY_SIZE", 1000)
+REALTIME_HISTORY_SECONDS = env_float("REALTIME_HISTORY_SECONDS", 600.0)
 # Server processes: garbage-collector thresholds, applied with gc.freeze() once
 # the application is loaded (fmpsite/gctune.py); "off" keeps CPython's 700,10,10.
 try:

@@ -10,6 +10,7 @@ from django.urls import path
 
 from realtime.api import views
 from realtime.api.connection_token import ConnectionTokenView
+from realtime.api.history import HistoryView
 from realtime.api.reference import ReferenceView
 
 app_name = "realtime"
@@ -24,4 +25,5 @@ urlpatterns = [
     path("cache/<path:symbol>", views.CacheSymbolView.as_view(), name="cache-symbol"),
     path("connection-token", ConnectionTokenView.as_view(), name="connection-token"),
     path("reference/<path:symbol>", ReferenceView.as_view(), name="reference"),
+    path("history/<path:symbol>", HistoryView.as_view(), name="history"),
 ]

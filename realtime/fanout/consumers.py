@@ -24,19 +24,68 @@ from realtime.fanout.hub import FanoutHub, Outbox, get_hub
 from realtime.fanout.limits import RateLimiter
 from realtime.fanout.nodb import NoDatabaseJsonWebsocketConsumer
 from realtime.feed.cache import get_tick_cache
+from realtime.feed.history import HistoryPage, get_history
 from realtime.feed.state import encode_upstream_refused, to_price_update
 from realtime.reference.selectors import (
     get_references,
     snapshot_fields,
     unknown_symbols,
 )
-from realtime.symbols import InvalidSymbol, SymbolParse, parse_symbols
+from realtime.symbols import (
+    InvalidSymbol,
+    SymbolParse,
+    normalize_symbol,
+    parse_symbols,
+)
 
 logger = logging.getLogger(__name__)
 
 _conn_ids = itertools.count(1)
 # How long a subscribe waits for FMP's reference data before going on without it.
 REFERENCE_WAIT = 2.0
+# The marker a replayed update carries: appended to the stored text, no re-encode.
+_RECOVERED_SUFFIX = ',"recovered":true}'
+
+
+def mark_recovered(text: str) -> str:
+    """A stored ``price_update`` text with ``"recovered": true`` added."""
+    return text[:-1] + _RECOVERED_SUFFIX
+
+
+def parse_recover(raw: object) -> tuple[dict[str, tuple[str, int]], list[str]]:
+    """``recover`` of a subscribe -> ({symbol: (epoch, seq)}, problems).
+
+    Valid entries are kept even when others are bad, so one malformed position
+    costs only that symbol its recovery (it gets a snapshot instead).
+    """
+    if not isinstance(raw, dict):
+        kind = {list: "array", str: "string"}.get(type(raw), "scalar")
+        return {}, [
+            f"'recover' must be an object of symbol -> {{epoch, seq}}, got {kind}"
+        ]
+    wanted: dict[str, tuple[str, int]] = {}
+    problems: list[str] = []
+    for key, position in list(raw.items())[:200]:
+        try:
+            symbol = normalize_symbol(key)
+        except InvalidSymbol:
+            problems.append(f"{str(key)[:40]!r}: invalid symbol")
+            continue
+        epoch = position.get("epoch") if isinstance(position, dict) else None
+        seq = position.get("seq") if isinstance(position, dict) else None
+        if (
+            not isinstance(epoch, str)
+            or not 0 < len(epoch) <= 64
+            or not isinstance(seq, int)
+            or isinstance(seq, bool)
+            or seq < 0
+        ):
+            problems.append(
+                f'{symbol}: expected {{"epoch": string, "seq": integer >= 0}}'
+            )
+            continue
+        wanted[symbol] = (epoch, seq)
+    return wanted, problems
 
 
 class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
@@ -232,41 +281,99 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
         for message in sorted(set(upstream_refused.values())):
             names = sorted(s for s, m in upstream_refused.items() if m == message)
             self.hub.send_reply(self.outbox, encode_upstream_refused(names, message))
+        recover: dict[str, tuple[str, int]] | None = None
+        if "recover" in content:
+            recover, problems = parse_recover(content["recover"])
+            if problems:
+                self.send_error(
+                    "bad_request", "Invalid 'recover': " + "; ".join(problems[:10])
+                )
         for symbol in added:
             self.symbols[symbol] = None
+        # Live updates of the new symbols wait in the hub until each symbol's
+        # replay or snapshot is queued (FanoutHub.hold): no gap, no duplicate.
+        self.hub.hold(self.outbox, added)
+        try:
+            await self._send_initial(added, recover)
+        finally:
+            for symbol in added:  # a no-op for the released ones
+                self.hub.drop_hold(self.outbox, symbol)
+        if added:
+            logger.info(
+                "event=ws_subscribed conn=%s symbols=%s total=%d recovered=%d",
+                self.conn_id,
+                ",".join(added),
+                len(self.symbols),
+                len(recover or {}),
+            )
+
+    async def _send_initial(
+        self, added: list[str], recover: dict[str, tuple[str, int]] | None
+    ) -> None:
+        """Ack, list, then per symbol the replay (recovered) or the snapshot, then
+        the held live updates after it."""
         await self.hub.subscribe(self.outbox, added)
-        snapshots = await get_tick_cache().aget_many(added) if added else {}
+        history = get_history()
+        pages: dict[str, HistoryPage | None] = {}
+        for symbol in added:
+            if recover and symbol in recover:
+                _, seq = recover[symbol]
+                try:
+                    pages[symbol] = await history.aread(symbol, seq, history.size)
+                except Exception as exc:  # Redis down: a snapshot instead
+                    logger.warning(
+                        "event=history_read_failed symbol=%s error=%r", symbol, exc
+                    )
+                    pages[symbol] = None
+        recovered = [
+            s
+            for s, page in pages.items()
+            if page is not None and page.recovers(*recover[s])  # type: ignore[index]
+        ]
+        rest = [s for s in added if s not in recovered]
+        snapshots = await get_tick_cache().aget_many(rest) if rest else {}
+        try:
+            epoch = await history.aepoch() if added else None
+        except Exception as exc:
+            logger.warning("event=history_epoch_failed error=%r", exc)
+            epoch = None
         # A cache hit after the unknown-symbol check: names, previous close, open.
         references = (
             await get_references(list(snapshots), wait=REFERENCE_WAIT)
             if snapshots
             else {}
         )
-        self.reply(
-            {
-                "type": "subscription",
-                "action": "subscribed",
-                "symbols": added,
-                "subscribed_total": len(self.symbols),
-            }
-        )
+        ack: dict[str, Any] = {
+            "type": "subscription",
+            "action": "subscribed",
+            "symbols": added,
+            "subscribed_total": len(self.symbols),
+        }
+        if epoch is not None:
+            ack["epoch"] = epoch
+        if recover is not None:
+            ack["recovered"] = recovered
+            ack["not_recovered"] = [s for s in pages if s not in recovered]
+        self.reply(ack)
         self.reply({"type": "subscriptions", "symbols": list(self.symbols)})
-        for symbol in added:
-            state = snapshots.get(symbol)
-            # A live update already pending is at least as new as the snapshot.
-            if state is not None and not self.outbox.has_pending(symbol):
-                update = to_price_update(state, snapshot=True)
-                update.update(snapshot_fields(references.get(symbol)))
-                self.hub.send_snapshot(
-                    self.outbox, symbol, orjson.dumps(update).decode()
-                )
-        if added:
-            logger.info(
-                "event=ws_subscribed conn=%s symbols=%s total=%d",
-                self.conn_id,
-                ",".join(added),
-                len(self.symbols),
+        for symbol in recovered:
+            page = pages[symbol]
+            assert page is not None
+            self.hub.send_updates(
+                self.outbox, symbol, [mark_recovered(text) for _, text in page.updates]
             )
+            self.hub.release(self.outbox, symbol, page.last_seq)
+        for symbol in rest:
+            state = snapshots.get(symbol)
+            if state is None:
+                self.hub.release(self.outbox, symbol, None)
+                continue
+            update = to_price_update(state, snapshot=True)
+            update.update(snapshot_fields(references.get(symbol)))
+            if epoch is not None:
+                update["epoch"] = epoch
+            self.hub.send_snapshot(self.outbox, symbol, orjson.dumps(update).decode())
+            self.hub.release(self.outbox, symbol, state.seq)
 
     async def _unsubscribe(self, content: dict[str, Any]) -> None:
         parsed = self._parse_symbols(content)

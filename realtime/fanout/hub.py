@@ -37,6 +37,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import orjson
 from channels.layers import get_channel_layer
 from django.conf import settings
 from prometheus_client import Gauge
@@ -57,6 +58,9 @@ logger = logging.getLogger(__name__)
 MAX_HELD_REPLIES = 64
 # Refusals are rare (one per refused stream or ticker); never an unbounded map.
 MAX_REMEMBERED_REFUSALS = 10_000
+# Live updates held for one subscribe while it reads history (``FanoutHub.hold``);
+# past this the newest are dropped and the client sees a gap in ``seq``.
+MAX_HELD_UPDATES = 5_000
 
 FANOUT_HEALTHY = Gauge(
     "fmpsite_fanout_healthy",
@@ -255,6 +259,9 @@ class FanoutHub:
         # Symbols FMP refused (or the configured socket cannot serve), with why: a
         # client subscribing to one later is told at once (``refusals_for``).
         self.refused: dict[str, str] = {}
+        # Live updates held per symbol for outboxes whose subscribe is reading the
+        # history or the snapshot (``hold``/``release``); empty almost always.
+        self._holds: dict[str, dict[Outbox, list[str]]] = {}
 
     # --- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -401,6 +408,8 @@ class FanoutHub:
         for symbol in symbols:
             outbox.symbols.discard(symbol)
             outbox.discard(symbol)
+            if self._holds:
+                self.drop_hold(outbox, symbol)
             members = self.by_symbol.get(symbol)
             if members is None:
                 continue
@@ -451,6 +460,54 @@ class FanoutHub:
         self._dirty.add(outbox)
         self._flush_wakeup.set()
 
+    # --- recovery (docs/protocol.md, sequence numbers) -------------------------------
+    def hold(self, outbox: Outbox, symbols: Iterable[str]) -> None:
+        """Hold ``outbox``'s live updates of ``symbols`` until ``release``.
+
+        Called before ``subscribe``, so every update delivered from then on is
+        either held here or was published before the history/snapshot read that
+        follows (realtime/feed/history.py): the consumer can replay, then release
+        only the held updates after what it replayed, with no gap and no duplicate.
+        """
+        for symbol in symbols:
+            self._holds.setdefault(symbol, {})[outbox] = []
+
+    def drop_hold(self, outbox: Outbox, symbol: str) -> list[str] | None:
+        """Stop holding (nothing is sent); the held texts, or None."""
+        holders = self._holds.get(symbol)
+        if holders is None:
+            return None
+        held = holders.pop(outbox, None)
+        if not holders:
+            del self._holds[symbol]
+        return held
+
+    def release(self, outbox: Outbox, symbol: str, after_seq: int | None) -> int:
+        """Queue the held updates of ``symbol`` whose seq is above ``after_seq``
+        (all of them for None) and deliver live again; returns how many."""
+        held = self.drop_hold(outbox, symbol)
+        if not held or outbox.closed or symbol not in outbox.symbols:
+            return 0
+        sent = 0
+        for text in held:
+            if after_seq is not None:
+                seq = orjson.loads(text).get("seq")
+                if isinstance(seq, int) and seq <= after_seq:
+                    continue
+            outbox.put(symbol, outbox.encode(text))
+            sent += 1
+        if sent:
+            self._wake(outbox)
+        return sent
+
+    def send_updates(self, outbox: Outbox, symbol: str, texts: Iterable[str]) -> None:
+        """Queue replayed updates (already marked ``recovered``), in order."""
+        if outbox.closed:
+            return
+        for text in texts:
+            outbox.put(symbol, outbox.encode(text))
+        self._wake(outbox)
+
     # --- tick path -----------------------------------------------------------------
     def deliver(self, symbol: str, text: str, tick_ts: int) -> None:
         if self.refused:  # rare: FMP now serves a symbol it had refused
@@ -458,8 +515,13 @@ class FanoutHub:
         members = self.by_symbol.get(symbol)
         if not members:
             return
+        holds = self._holds.get(symbol) if self._holds else None
         frame: bytes | None = None
         for outbox in members:
+            if holds is not None and outbox in holds:
+                if len(held := holds[outbox]) < MAX_HELD_UPDATES:
+                    held.append(text)
+                continue
             if outbox.direct:
                 if frame is None:
                     frame = daphne_io.text_frame(text)  # once per tick

@@ -27,6 +27,7 @@ from django.utils.module_loading import import_string
 from realtime import metrics
 from realtime.events import UPSTREAM_STATES, UpstreamState
 from realtime.feed.cache import TickCache
+from realtime.feed.history import History, get_history
 from realtime.feed.publishers import Publisher
 from realtime.feed.state import (
     PriceState,
@@ -68,9 +69,12 @@ class FeedService:
         callbacks: Iterable[str | TickCallback] = (),
         clock: Callable[[], float] = time.monotonic,
         asset_class: Callable[[str], str | None] | None = None,
+        history: History | None = None,
     ) -> None:
         """``asset_class`` (symbol -> ``stocks``/``crypto``/``forex``/None) lets
-        reference data replace the client's guess by symbol shape."""
+        reference data replace the client's guess by symbol shape. ``history``
+        (default: the process's, realtime/feed/history.py) numbers and keeps each
+        symbol's updates; in scaled mode it publishes each update once written."""
         self.client = FmpClient(
             upstream,
             on_tick=self.on_tick,
@@ -81,6 +85,9 @@ class FeedService:
         )
         self.cache = cache
         self.publisher = publisher
+        self.history = history if history is not None else get_history()
+        # True: the history hands each update to the publisher after writing it.
+        self._history_publishes = self.history.gate(publisher.publish)
         self.status_store = status_store
         self.source = source
         self.api_configured = api_configured
@@ -120,9 +127,14 @@ class FeedService:
     def on_tick(self, tick: Tick) -> None:
         if tick.symbol not in self._upstream:
             return  # a late tick for a symbol already dropped upstream
-        state = merge_tick(self.cache.latest(tick.symbol), tick, utc_now_iso())
+        symbol = tick.symbol
+        seq = self.history.next_seq(symbol)
+        state = merge_tick(self.cache.latest(symbol), tick, utc_now_iso(), seq)
         self.cache.put(state)
-        self.publisher.publish(tick.symbol, encode_price_update(state), tick.timestamp)
+        text = encode_price_update(state)  # the one encode, seq included
+        self.history.record(symbol, seq, text, tick.timestamp)
+        if not self._history_publishes:
+            self.publisher.publish(symbol, text, tick.timestamp)
         self.ticks_received += 1
         self.last_tick_at = time.time()
         metrics.TICKS_RECEIVED.labels(tick.kind).inc()
@@ -223,6 +235,7 @@ class FeedService:
     async def start(self) -> None:
         self.running = True
         await self.cache.start()
+        await self.history.start()
         await self.publisher.start()
         await self.client.start()
         logger.info("event=feed_started source=%s owner=%s", self.source, self.owner)
@@ -230,6 +243,7 @@ class FeedService:
     async def stop(self) -> None:
         self.running = False
         await self.client.stop()
+        await self.history.aclose()  # its last batch still reaches the publisher
         await self.publisher.aclose()
         await self.cache.aclose()
         for task in [*self._callback_tasks, *self._status_tasks]:

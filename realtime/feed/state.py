@@ -52,6 +52,8 @@ class PriceState:
     mid_price: float | None = None
     price_source: str | None = None  # "trade" | "mid" | None (no price yet)
     trades: tuple[Trade, ...] = field(default=(), compare=False, repr=False)
+    # **Extension**: the feed's per-symbol sequence number (realtime/feed/history.py).
+    seq: int | None = field(default=None, compare=False)
 
 
 def utc_now_iso() -> str:
@@ -75,7 +77,9 @@ def _without(trades: tuple[Trade, ...], price: float | None, size: float | None)
     return trades
 
 
-def merge_tick(previous: PriceState | None, tick: Tick, cached_at: str) -> PriceState:
+def merge_tick(
+    previous: PriceState | None, tick: Tick, cached_at: str, seq: int | None = None
+) -> PriceState:
     """Apply one tick to the previous state of its symbol.
 
     A quote changes the quote fields; a trade the trade fields. ``lp``/``ls`` are
@@ -135,6 +139,7 @@ def merge_tick(previous: PriceState | None, tick: Tick, cached_at: str) -> Price
         mid,
         source,
         trades,
+        seq,
     )
 
 
@@ -177,6 +182,8 @@ def to_price_update(state: PriceState, *, snapshot: bool = False) -> dict[str, A
     if state.trade_break:
         message["break"] = _break(state)
     _extensions(state, message)
+    if state.seq is not None:
+        message["seq"] = state.seq
     if snapshot:
         message["snapshot"] = True
     return message
@@ -198,6 +205,8 @@ def to_cache_entry(state: PriceState) -> dict[str, Any]:
     if state.trade_break:
         entry["break"] = _break(state)
     _extensions(state, entry)
+    if state.seq is not None:
+        entry["seq"] = state.seq
     return entry
 
 
@@ -218,6 +227,7 @@ def from_cache_entry(entry: dict[str, Any]) -> PriceState:
         mid_price=entry.get("mid_price"),
         price_source=entry.get("price_source")
         or ("trade" if entry.get("last_price") is not None else None),
+        seq=entry.get("seq"),
     )
 
 

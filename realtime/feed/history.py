@@ -1,0 +1,423 @@
+"""Sequence numbers and bounded per-symbol history (PROTOCOL.md, "Extension,
+sequence numbers, history and recovery").
+
+The feed numbers each symbol's published updates (``seq`` grows by exactly 1 per
+update) inside an **epoch**, a short random name of the sequence space, and keeps
+each symbol's recent update texts so a client that reconnects can be sent what it
+missed. One history write per tick, in the feed, never per client.
+
+Embedded mode: ``InMemoryHistory``, a ring per symbol in the process (count
+``REALTIME_HISTORY_SIZE``, age ``REALTIME_HISTORY_SECONDS``); a restart is a new
+epoch.
+
+Scaled mode: ``RedisHistory``. The epoch, the per-symbol counters and one stream
+per symbol live in Redis under ``REALTIME_CACHE_PREFIX``, so the standby feed that
+takes over after a failover loads them and continues the sequence in the same
+epoch; the epoch changes only when Redis lost it. The feed's writes are queued and
+sent from a task in one pipeline per batch (never a round trip per tick on the
+read loop), and each batch is handed to the publisher only *after* it is in
+Redis: whatever a fan-out hub has seen, a history read already finds. That is
+what lets a consumer replay history and then live updates with no gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+import redis.asyncio as aredis
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+# (symbol, text, tick_ts): what a publisher's ``publish`` takes.
+PublishFn = Callable[[str, str, int], None]
+# Redis history writes that wait longer than this are failed, and the batch is
+# published anyway: live prices never wait on a hung Redis.
+REDIS_TIMEOUT = 2.0
+SWEEP_INTERVAL = 30.0
+
+
+def new_epoch() -> str:
+    """A short random name for a new sequence space (8 url-safe characters)."""
+    return secrets.token_urlsafe(6)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """What a read found: ``updates`` are ``(seq, text)``, oldest first."""
+
+    symbol: str
+    epoch: str
+    updates: list[tuple[int, str]]
+    last_seq: int  # the symbol's newest published seq (0: none yet)
+
+    def recovers(self, epoch: object, seq: int) -> bool:
+        """True when this page is exactly what a client at (epoch, seq) missed:
+        same epoch, nothing in the future, and every seq after ``seq`` present."""
+        if epoch != self.epoch or seq > self.last_seq:
+            return False
+        expected = seq + 1
+        for got, _ in self.updates:
+            if got != expected:
+                return False
+            expected += 1
+        return expected == self.last_seq + 1
+
+
+class History(Protocol):
+    size: int
+    seconds: float
+
+    def next_seq(self, symbol: str) -> int: ...
+    def record(self, symbol: str, seq: int, text: str, tick_ts: int) -> None: ...
+    def gate(self, publish: PublishFn) -> bool: ...
+    async def start(self) -> None: ...
+    async def aclose(self) -> None: ...
+    async def aepoch(self) -> str | None: ...
+    async def aread(
+        self, symbol: str, after_seq: int | None, limit: int
+    ) -> HistoryPage | None: ...
+    def read(
+        self, symbol: str, after_seq: int | None, limit: int
+    ) -> HistoryPage | None: ...
+    def clear(self) -> None: ...
+
+
+def _select(
+    entries: list[tuple[int, str]], after_seq: int | None, limit: int
+) -> list[tuple[int, str]]:
+    """The first ``limit`` entries after ``after_seq``; the last ``limit`` without."""
+    if after_seq is None:
+        return entries[-limit:] if limit > 0 else []
+    return [e for e in entries if e[0] > after_seq][:limit]
+
+
+class InMemoryHistory:
+    """Embedded mode: one bounded deque of ``(seq, monotonic time, text)`` per symbol.
+
+    The feed and the consumers share the event loop, so a consumer that registers
+    for live updates and then reads the ring (without awaiting in between) can
+    never miss or repeat an update.
+    """
+
+    def __init__(
+        self, size: int, seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.size = size
+        self.seconds = seconds
+        self.clock = clock
+        self.epoch = new_epoch()
+        self._seq: dict[str, int] = {}
+        self._rings: dict[str, deque[tuple[int, float, str]]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def next_seq(self, symbol: str) -> int:
+        seq = self._seq.get(symbol, 0) + 1
+        self._seq[symbol] = seq
+        return seq
+
+    def gate(self, publish: PublishFn) -> bool:
+        return False  # the feed publishes itself: the ring is written synchronously
+
+    def record(self, symbol: str, seq: int, text: str, tick_ts: int) -> None:
+        ring = self._rings.get(symbol)
+        if ring is None:
+            ring = self._rings[symbol] = deque(maxlen=self.size)
+        now = self.clock()
+        ring.append((seq, now, text))
+        cutoff = now - self.seconds
+        while ring[0][1] < cutoff:
+            ring.popleft()
+
+    def sweep(self) -> int:
+        """Drop entries past the age bound (and empty rings); returns how many."""
+        cutoff = self.clock() - self.seconds
+        dropped = 0
+        for symbol in list(self._rings):
+            ring = self._rings[symbol]
+            while ring and ring[0][1] < cutoff:
+                ring.popleft()
+                dropped += 1
+            if not ring:
+                del self._rings[symbol]
+        return dropped
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(SWEEP_INTERVAL, max(self.seconds, 0.1)))
+            self.sweep()
+
+    async def start(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_loop(), name="history")
+
+    async def aclose(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+
+    async def aepoch(self) -> str | None:
+        return self.epoch
+
+    async def aread(
+        self, symbol: str, after_seq: int | None, limit: int
+    ) -> HistoryPage | None:
+        return self.read(symbol, after_seq, limit)
+
+    def read(
+        self, symbol: str, after_seq: int | None, limit: int
+    ) -> HistoryPage | None:
+        last = self._seq.get(symbol)
+        if last is None:
+            return None
+        ring = self._rings.get(symbol)
+        # list() of a deque runs in C under the GIL: safe from a view's thread.
+        items = list(ring) if ring is not None else []
+        cutoff = self.clock() - self.seconds
+        entries = [(seq, text) for seq, at, text in items if at >= cutoff]
+        return HistoryPage(symbol, self.epoch, _select(entries, after_seq, limit), last)
+
+    def clear(self) -> None:
+        self._seq.clear()
+        self._rings.clear()
+
+
+class RedisHistory:
+    """Scaled mode: the epoch, counters and streams in Redis.
+
+    Keys (``P`` = ``REALTIME_CACHE_PREFIX``): ``P:history:epoch`` (string),
+    ``P:history:<epoch>:seq`` (hash symbol -> last seq) and
+    ``P:history:<epoch>:s:<symbol>`` (stream of ``{s: seq, d: text}``, capped at
+    ``size`` entries, trimmed by age on every write and expiring when idle).
+    Putting the epoch in the key names means a new epoch never mixes with the
+    streams of an old one.
+    """
+
+    def __init__(self, url: str, prefix: str, size: int, seconds: float) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.size = size
+        self.seconds = seconds
+        self.epoch_key = f"{prefix}:history:epoch"
+        self.epoch = ""
+        self._seq: dict[str, int] = {}
+        self._queue: list[tuple[str, int, str, int]] = []
+        self._publish: PublishFn | None = None
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._sync: redis.Redis | None = None
+        self._async: aredis.Redis | None = None
+        self.batches_written = 0
+
+    def _seq_key(self, epoch: str) -> str:
+        return f"{self.prefix}:history:{epoch}:seq"
+
+    def _stream_key(self, epoch: str, symbol: str) -> str:
+        return f"{self.prefix}:history:{epoch}:s:{symbol}"
+
+    def _aclient(self) -> aredis.Redis:
+        if self._async is None:
+            self._async = aredis.Redis.from_url(
+                self.url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=2.0
+            )
+        return self._async
+
+    def _client(self) -> redis.Redis:
+        if self._sync is None:
+            self._sync = redis.Redis.from_url(
+                self.url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=2.0
+            )
+        return self._sync
+
+    # --- writer side (the feed leader) -----------------------------------------------
+    def next_seq(self, symbol: str) -> int:
+        seq = self._seq.get(symbol, 0) + 1
+        self._seq[symbol] = seq
+        return seq
+
+    def gate(self, publish: PublishFn) -> bool:
+        """Publish each update only once its batch is written: see the module doc."""
+        self._publish = publish
+        return True
+
+    def record(self, symbol: str, seq: int, text: str, tick_ts: int) -> None:
+        self._queue.append((symbol, seq, text, tick_ts))
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        """Continue the sequence held in Redis, or start a new epoch if it is lost."""
+        try:
+            await self._load()
+        except (redis.RedisError, OSError) as exc:
+            # No way to continue the old sequence: a fresh one, written (and made
+            # the current epoch) by the first batch once Redis answers.
+            self.epoch, self._seq = new_epoch(), {}
+            logger.warning(
+                "event=history_load_failed epoch=%s error=%r", self.epoch, exc
+            )
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._run(), name="history-writer")
+
+    async def _load(self) -> None:
+        client = self._aclient()
+        raw = await client.get(self.epoch_key)
+        if raw is None:
+            candidate = new_epoch()
+            if await client.set(self.epoch_key, candidate, nx=True):
+                self.epoch, self._seq = candidate, {}
+                logger.info("event=history_epoch_new epoch=%s", candidate)
+                return
+            raw = await client.get(self.epoch_key)
+        self.epoch = raw.decode() if isinstance(raw, bytes) else str(raw)
+        counters = await client.hgetall(self._seq_key(self.epoch))
+        self._seq = {k.decode(): int(v) for k, v in counters.items()}
+        logger.info(
+            "event=history_continued epoch=%s symbols=%d", self.epoch, len(self._seq)
+        )
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            await self._write_batch()
+
+    async def _write_batch(self) -> None:
+        batch, self._queue = self._queue, []
+        if not batch:
+            return
+        try:
+            await self._write(batch)
+            self.batches_written += 1
+        except (redis.RedisError, OSError) as exc:
+            # Those updates are not replayable; clients still get them live, and a
+            # recovery over them finds the hole and falls back to a snapshot.
+            logger.warning(
+                "event=history_write_failed updates=%d error=%r", len(batch), exc
+            )
+        publish = self._publish
+        if publish is not None:
+            for symbol, _, text, tick_ts in batch:
+                publish(symbol, text, tick_ts)
+
+    async def _write(self, batch: list[tuple[str, int, str, int]]) -> None:
+        epoch = self.epoch
+        pipe = self._aclient().pipeline(transaction=False)
+        # Always set (only the leader writes): a Redis that was flushed meanwhile
+        # gets the current epoch back, and readers follow the writer.
+        pipe.set(self.epoch_key, epoch)
+        last: dict[str, int] = {}
+        for symbol, seq, text, _ in batch:
+            pipe.xadd(
+                self._stream_key(epoch, symbol),
+                {"s": seq, "d": text},
+                maxlen=self.size,
+                approximate=False,
+            )
+            last[symbol] = seq
+        min_id = max(0, int((time.time() - self.seconds) * 1000))
+        ttl_ms = int((self.seconds + 60) * 1000)
+        for symbol in last:
+            key = self._stream_key(epoch, symbol)
+            pipe.xtrim(key, minid=min_id, approximate=False)
+            pipe.pexpire(key, ttl_ms)
+        pipe.hset(self._seq_key(epoch), mapping=last)
+        await pipe.execute()
+
+    async def aclose(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
+            await self._write_batch()  # what was queued still goes out, in order
+        if self._async is not None:
+            await self._async.aclose()
+            self._async = None
+
+    # --- reader side (any process) ----------------------------------------------------
+    async def aepoch(self) -> str | None:
+        raw = await self._aclient().get(self.epoch_key)
+        return raw.decode() if raw is not None else None
+
+    async def aread(
+        self, symbol: str, after_seq: int | None, limit: int
+    ) -> HistoryPage | None:
+        client = self._aclient()
+        raw = await client.get(self.epoch_key)
+        if raw is None:
+            return None
+        epoch = raw.decode()
+        pipe = client.pipeline(transaction=False)
+        pipe.hget(self._seq_key(epoch), symbol)
+        pipe.xrange(self._stream_key(epoch, symbol))
+        last, entries = await pipe.execute()
+        return self._page(symbol, epoch, last, entries, after_seq, limit)
+
+    def read(
+        self, symbol: str, after_seq: int | None, limit: int
+    ) -> HistoryPage | None:
+        client = self._client()
+        raw = client.get(self.epoch_key)
+        if raw is None:
+            return None
+        epoch = raw.decode()
+        pipe = client.pipeline(transaction=False)
+        pipe.hget(self._seq_key(epoch), symbol)
+        pipe.xrange(self._stream_key(epoch, symbol))
+        last, entries = pipe.execute()
+        return self._page(symbol, epoch, last, entries, after_seq, limit)
+
+    def _page(
+        self,
+        symbol: str,
+        epoch: str,
+        last: bytes | None,
+        entries: list[tuple[bytes, dict[bytes, bytes]]],
+        after_seq: int | None,
+        limit: int,
+    ) -> HistoryPage | None:
+        if last is None:
+            return None
+        cutoff_ms = (time.time() - self.seconds) * 1000
+        kept = [
+            (int(fields[b"s"]), fields[b"d"].decode())
+            for entry_id, fields in entries
+            if int(entry_id.split(b"-", 1)[0]) >= cutoff_ms
+        ]
+        return HistoryPage(symbol, epoch, _select(kept, after_seq, limit), int(last))
+
+    def clear(self) -> None:
+        self._seq.clear()
+        self._queue.clear()
+
+
+_history: History | None = None
+
+
+def get_history() -> History:
+    """The process's history, chosen by configuration (REDIS_URL or not)."""
+    global _history
+    if _history is None:
+        size = settings.REALTIME_HISTORY_SIZE
+        seconds = settings.REALTIME_HISTORY_SECONDS
+        if settings.REDIS_URL:
+            _history = RedisHistory(
+                settings.REDIS_URL, settings.REALTIME_CACHE_PREFIX, size, seconds
+            )
+        else:
+            _history = InMemoryHistory(size, seconds)
+    return _history
+
+
+def reset_history() -> None:
+    """Forget the process's history (tests switch configurations)."""
+    global _history
+    _history = None

@@ -1,0 +1,231 @@
+"""Sequence numbers and bounded history, in memory and in real Redis (issue 15)."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+import redis
+
+from realtime.feed.cache import InProcessTickCache
+from realtime.feed.history import HistoryPage, InMemoryHistory, RedisHistory
+from realtime.feed.service import FeedService
+from realtime.feed.status import StatusStore
+from realtime.upstream.config import FmpConfig
+from realtime.upstream.protocol import Tick
+from tests.conftest import async_wait_until
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fill(history, symbol: str, count: int) -> list[int]:
+    seqs = []
+    for _ in range(count):
+        seq = history.next_seq(symbol)
+        history.record(symbol, seq, orjson.dumps({"seq": seq}).decode(), 0)
+        seqs.append(seq)
+    return seqs
+
+
+def test_memory_seq_grows_by_one_per_symbol_and_reads_page_forward():
+    history = InMemoryHistory(size=100, seconds=600)
+    assert fill(history, "AAPL", 5) == [1, 2, 3, 4, 5]
+    assert fill(history, "MSFT", 2) == [1, 2]
+    page = history.read("AAPL", after_seq=2, limit=2)
+    assert [s for s, _ in page.updates] == [3, 4] and page.last_seq == 5
+    assert [s for s, _ in history.read("AAPL", None, 3).updates] == [3, 4, 5]
+    assert history.read("NONE", None, 10) is None
+    assert page.epoch == history.epoch and len(history.epoch) >= 6
+
+
+def test_memory_history_is_bounded_by_count_and_age():
+    clock = Clock()
+    history = InMemoryHistory(size=10, seconds=60, clock=clock)
+    fill(history, "AAPL", 25)
+    page = history.read("AAPL", None, 1000)
+    assert [s for s, _ in page.updates] == list(range(16, 26))  # the last 10
+    clock.now += 61
+    fill(history, "AAPL", 1)  # a write trims what aged out
+    assert [s for s, _ in history.read("AAPL", None, 1000).updates] == [26]
+    fill(history, "MSFT", 3)
+    clock.now += 61
+    # Reads never serve aged entries; the sweep frees idle symbols' rings.
+    assert history.read("MSFT", None, 1000).updates == []
+    assert history.sweep() == 4 and history._rings == {}
+    assert history.next_seq("MSFT") == 4  # the sequence itself goes on
+
+
+def test_page_recovers_only_a_contiguous_tail_of_the_same_epoch():
+    page = HistoryPage("A", "e1", [(5, "x"), (6, "y")], 6)
+    assert page.recovers("e1", 4)
+    assert HistoryPage("A", "e1", [], 6).recovers("e1", 6)  # nothing missed
+    assert not page.recovers("e2", 4)  # another epoch
+    assert not page.recovers("e1", 3)  # seq 4 no longer held
+    assert not page.recovers("e1", 7)  # a seq from the future
+    assert not HistoryPage("A", "e1", [(5, "x"), (7, "y")], 7).recovers("e1", 4)
+
+
+def tick(symbol: str, price: float) -> Tick:
+    return Tick(
+        symbol=symbol,
+        timestamp=int(time.time() * 1000),
+        kind="T",
+        last_price=price,
+        last_size=1.0,
+    )
+
+
+class Collecting:
+    def __init__(self) -> None:
+        self.texts: list[tuple[str, dict]] = []
+
+    def publish(self, symbol: str, text: str, tick_ts: int) -> None:
+        self.texts.append((symbol, orjson.loads(text)))
+
+    def publish_upstream(self, status, text):
+        pass
+
+    def publish_refused(self, symbols, message):
+        pass
+
+    async def start(self):
+        pass
+
+    async def aclose(self):
+        pass
+
+
+def feed_with(history, publisher) -> FeedService:
+    service = FeedService(
+        upstream=FmpConfig(url="ws://127.0.0.1:9", api_key="k"),
+        cache=InProcessTickCache(),
+        publisher=publisher,
+        status_store=StatusStore(),
+        source="fmp",
+        api_configured=True,
+        owner="test",
+        history=history,
+    )
+    service._upstream = frozenset({"AAPL", "MSFT"})
+    return service
+
+
+def test_feed_puts_seq_in_the_one_encoded_text_and_records_it():
+    history = InMemoryHistory(size=100, seconds=600)
+    publisher = Collecting()
+    feed = feed_with(history, publisher)
+    for i in range(3):
+        feed.on_tick(tick("AAPL", 100 + i))
+    feed.on_tick(tick("MSFT", 400))
+    assert [(s, m["seq"]) for s, m in publisher.texts] == [
+        ("AAPL", 1),
+        ("AAPL", 2),
+        ("AAPL", 3),
+        ("MSFT", 1),
+    ]
+    stored = history.read("AAPL", None, 10).updates
+    assert [orjson.loads(t) for _, t in stored] == [m for s, m in publisher.texts[:3]]
+    assert feed.cache.latest("AAPL").seq == 3
+
+
+@pytest.fixture
+def redis_history(redis_prefix):
+    client = redis.Redis.from_url(REDIS_URL)
+    client.ping()
+    made: list[RedisHistory] = []
+
+    def make(size: int = 100, seconds: float = 600) -> RedisHistory:
+        history = RedisHistory(REDIS_URL, redis_prefix, size, seconds)
+        made.append(history)
+        return history
+
+    yield make
+    for key in client.scan_iter(f"{redis_prefix}*"):
+        client.delete(key)
+
+
+@pytest.mark.redis
+async def test_redis_feed_publishes_only_what_redis_holds_and_failover_continues(
+    redis_history,
+):
+    history = redis_history()
+    seen_in_redis: list[bool] = []
+    publisher = Collecting()
+    collect = publisher.publish
+    reader = redis_history()
+
+    def publish(symbol, text, tick_ts):
+        # Write-then-publish: a reader at this instant already finds the update.
+        seq = orjson.loads(text)["seq"]
+        page = reader.read(symbol, seq - 1, 10)
+        seen_in_redis.append(page is not None and page.updates[0][0] == seq)
+        collect(symbol, text, tick_ts)
+
+    publisher.publish = publish  # type: ignore[method-assign]
+    feed = feed_with(history, publisher)
+    await history.start()
+    epoch = history.epoch
+    for i in range(30):
+        feed.on_tick(tick("AAPL", 100 + i))
+    await async_wait_until(lambda: len(publisher.texts) == 30, 60, "30 publishes")
+    assert all(seen_in_redis) and len(seen_in_redis) == 30
+    assert [m["seq"] for _, m in publisher.texts] == list(range(1, 31))
+    assert history.batches_written < 30  # batched: not one round trip per tick
+    await history.aclose()
+    # The standby (a new process: a new instance) continues in the same epoch.
+    standby = redis_history()
+    await standby.start()
+    assert standby.epoch == epoch
+    assert standby.next_seq("AAPL") == 31
+    await standby.aclose()
+    page = await reader.aread("AAPL", 25, 100)
+    assert [s for s, _ in page.updates] == [26, 27, 28, 29, 30]
+    assert page.recovers(epoch, 25)
+    await reader.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_history_lost_means_a_new_epoch(redis_history, redis_prefix):
+    first = redis_history()
+    await first.start()
+    first.record("AAPL", first.next_seq("AAPL"), '{"seq":1}', 0)
+    await first.aclose()
+    redis.Redis.from_url(REDIS_URL).delete(f"{redis_prefix}:history:epoch")
+    second = redis_history()
+    await second.start()
+    assert second.epoch != first.epoch
+    assert second.next_seq("AAPL") == 1  # a new sequence space
+    await second.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_history_is_bounded_by_count_and_age(redis_history, redis_prefix):
+    history = redis_history(size=10, seconds=2)
+    await history.start()
+    for _ in range(25):
+        history.record("AAPL", history.next_seq("AAPL"), '{"x":1}', 0)
+    await async_wait_until(lambda: not history._queue, 60, "the batch written")
+    await history.aclose()
+    client = redis.Redis.from_url(REDIS_URL)
+    key = f"{redis_prefix}:history:{history.epoch}:s:AAPL"
+    assert client.xlen(key) == 10  # count bound in Redis itself
+    assert 0 < client.pttl(key) <= (2 + 60) * 1000  # an idle symbol expires
+    page = history.read("AAPL", None, 1000)
+    assert [s for s, _ in page.updates] == list(range(16, 26))
+    # Age: once 2 s passed, reads serve nothing and the next write trims Redis.
+    await async_wait_until(
+        lambda: history.read("AAPL", None, 1000).updates == [], 60, "entries to age"
+    )
+    await history.start()
+    history.record("AAPL", history.next_seq("AAPL"), '{"x":2}', 0)
+    await async_wait_until(lambda: client.xlen(key) == 1, 60, "the age trim")
+    await history.aclose()
