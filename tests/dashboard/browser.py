@@ -131,7 +131,7 @@ def serve_references(page: Page, references: dict[str, dict[str, Any]]) -> None:
     page.route(REFERENCE_GLOB, handle)
 
 
-def wait_until(page: Page, predicate: Any, message: str, timeout: float = 10) -> None:
+def wait_until(page: Page, predicate: Any, message: str, timeout: float = 60) -> None:
     """Poll a Python condition while letting Playwright deliver events."""
     for _ in range(int(timeout * 20)):
         if predicate():

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from pytest_django.live_server_helper import LiveServer
 
 from tests.dashboard.browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD
@@ -43,6 +43,10 @@ def plain_http(settings) -> None:
 
 
 # --- browser tests (Debian's chromium through Playwright) --------------------------
+
+# The machine is shared and slow: wait for what the page should show for up to
+# 20 s (Playwright's default is 5 s); a check that fails still fails, later.
+expect.set_options(timeout=20_000)
 
 
 @pytest.fixture(scope="session")

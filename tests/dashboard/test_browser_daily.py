@@ -360,9 +360,28 @@ def test_disconnect_marks_cards_stale_with_reconnect_now_and_plain_errors(
     expect(button).to_be_hidden()
     expect(root).not_to_have_attribute("data-stale", "true")
 
+    page.evaluate(
+        """() => {
+          window.__dropAt = null;
+          window.__staleAt = null;
+          window.fmpsiteDashboard.stream.addEventListener('state', (e) => {
+            if (e.detail.state !== 'connected' && window.__dropAt === null) {
+              window.__dropAt = Date.now();
+            }
+          });
+          const root = document.getElementById('dashboard');
+          new MutationObserver(() => {
+            if (root.dataset.stale === 'true' && window.__staleAt === null) {
+              window.__staleAt = Date.now();
+            }
+          }).observe(root, {attributes: true});
+        }"""
+    )
     fake.accept = False
     fake.connections[0].close(code=1006)
-    expect(root).to_have_attribute("data-stale", "true", timeout=2_000)
+    expect(root).to_have_attribute("data-stale", "true", timeout=60_000)
+    # Measured in the page: from the socket's drop to the stale marking.
+    assert page.evaluate("window.__staleAt - window.__dropAt") < 2_000
     for symbol in DEFAULT_SYMBOLS:
         expect(card(page, symbol)).to_have_attribute("data-stale", "true")
     label = aapl.locator('[data-field="stale"]')
