@@ -7,7 +7,7 @@ senders and handlers agree on the payload (STYLE.md).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 
 class UpstreamState(StrEnum):
@@ -38,14 +38,27 @@ class PriceUpdateEvent(TypedDict):
     tick_ts: int  # upstream tick timestamp (ms), for latency metrics
 
 
+class PriceBatchEvent(TypedDict):
+    """Feed -> one web process's hub channel: every update of one feed flush that
+    this process's lease asks for, in order, as ``[symbol, text, tick_ts]``."""
+
+    type: Literal["price.batch"]
+    updates: list[tuple[str, str, int]]
+
+
 class LeaseEvent(TypedDict):
-    """Web process -> feed: the symbols its clients need, valid for ``ttl`` s."""
+    """Web process -> feed: the symbols its clients need, valid for ``ttl`` s.
+
+    ``channel`` is the hub's channel-layer channel: the feed sends it the
+    ``price.batch`` messages of those symbols and, when the lease expires, takes
+    it out of every group."""
 
     type: Literal["feed.lease"]
     owner: str
     symbols: list[str]
     clients: int
     ttl: float
+    channel: NotRequired[str]
 
 
 class LeaseReleaseEvent(TypedDict):

@@ -35,3 +35,55 @@ TICK_TO_SEND = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 CACHE_SYMBOLS = Gauge("fmpsite_cache_symbols", "Symbols in the tick cache")
+LAYER_DROPPED = Counter(
+    "fmpsite_layer_dropped_total",
+    "Price updates the channel layer refused for a web process (channel full, "
+    "Redis down); each affected symbol is re-sent to that process afterwards",
+    ["reason"],
+)
+FEED_STALE = Gauge(
+    "fmpsite_feed_stale",
+    "1 while this web process sees the feed leader's status older than the lock TTL",
+)
+
+
+# Counters the feed counts in its own process. In scaled mode that is the feed
+# worker: it publishes them in its status (realtime/feed/status.py) and each web
+# process copies them into its own counters of the same names before /metrics
+# renders (``adopt_feed_counters``), so a scrape of any web process shows them.
+def _feed_counter_items() -> list[tuple[str, Counter, tuple[str, ...]]]:
+    items: list[tuple[str, Counter, tuple[str, ...]]] = []
+    for kind in ("T", "Q", "B"):
+        items.append((f"ticks_received:{kind}", TICKS_RECEIVED, (kind,)))
+    items.append(("upstream_malformed", UPSTREAM_MALFORMED, ()))
+    items.append(("upstream_reconnects", UPSTREAM_RECONNECTS, ()))
+    for reason in ("channel_full", "error"):
+        items.append((f"layer_dropped:{reason}", LAYER_DROPPED, (reason,)))
+    return items
+
+
+def _value(counter: Counter, labels: tuple[str, ...]) -> float:
+    child = counter.labels(*labels) if labels else counter
+    return float(child._value.get())
+
+
+def feed_counters() -> dict[str, float]:
+    """This process's feed-side counter values, by a stable key (for its status)."""
+    return {
+        key: _value(counter, labels) for key, counter, labels in _feed_counter_items()
+    }
+
+
+def adopt_feed_counters(values: dict[str, float]) -> None:
+    """A web process in scaled mode: show the feed worker's counters as ours.
+
+    The web process never reads upstream, so its own copies of these counters
+    would stay 0; the worker's values (monotonic while one leader runs) replace
+    them. Keys this version does not know are ignored.
+    """
+    for key, counter, labels in _feed_counter_items():
+        value = values.get(key)
+        if value is None:
+            continue
+        child = counter.labels(*labels) if labels else counter
+        child._value.set(float(value))

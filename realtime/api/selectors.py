@@ -59,6 +59,8 @@ def _health_body(
             "heartbeat_at": None,
             "stale": True,
             "updated_at": None,
+            "leader": None,
+            "last_failover": None,
         }, False
     fresh = feed.is_fresh()
     running = feed.is_running and fresh
@@ -76,8 +78,12 @@ def _health_body(
         "total_clients": feed.total_clients,
         "last_tick_at": feed.last_tick_at,
         "heartbeat_at": feed.heartbeat_at,
+        # Stale: older than the leader lock's TTL in scaled mode (a dead feed
+        # worker), REALTIME_STATUS_STALE_AFTER in embedded mode.
         "stale": not fresh,
         "updated_at": feed.updated_at,
+        "leader": feed.owner or None,
+        "last_failover": feed.last_failover,
     }, running
 
 

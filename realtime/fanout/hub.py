@@ -43,11 +43,12 @@ from django.conf import settings
 from prometheus_client import Gauge
 
 from realtime import metrics
-from realtime.events import FEED_CHANNEL, HUBS_GROUP, LeaseEvent
+from realtime.events import FEED_CHANNEL, HUBS_GROUP, LeaseEvent, UpstreamState
 from realtime.fanout import daphne_io
 from realtime.fanout.closecodes import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_STALLED
 from realtime.fanout.slots import ConnectionSlots, make_slots
-from realtime.feed.state import encode_upstream_refused
+from realtime.feed.state import encode_upstream_refused, encode_upstream_status
+from realtime.feed.status import get_status_store
 from realtime.groups import price_group
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ MAX_REMEMBERED_REFUSALS = 10_000
 # Live updates held for one subscribe while it reads history (``FanoutHub.hold``);
 # past this the newest are dropped and the client sees a gap in ``seq``.
 MAX_HELD_UPDATES = 5_000
+# Scaled mode: how often a hub reads the feed leader's status to notice a dead feed.
+FEED_WATCH_INTERVAL = 1.0
 
 FANOUT_HEALTHY = Gauge(
     "fmpsite_fanout_healthy",
@@ -262,6 +265,8 @@ class FanoutHub:
         # Live updates held per symbol for outboxes whose subscribe is reading the
         # history or the snapshot (``hold``/``release``); empty almost always.
         self._holds: dict[str, dict[Outbox, list[str]]] = {}
+        # Scaled mode: the feed leader's status went stale (``_watch_feed``).
+        self.feed_stale = False
 
     # --- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -665,7 +670,11 @@ class FanoutHub:
                 await asyncio.sleep(1.0)
                 continue
             kind = message.get("type")
-            if kind == "price.update":
+            if kind == "price.batch":
+                deliver = self.deliver
+                for symbol, text, tick_ts in message["updates"]:
+                    deliver(symbol, text, tick_ts)
+            elif kind == "price.update":  # a feed of the previous release
                 self.deliver(message["symbol"], message["text"], message["tick_ts"])
             elif kind == "hub.upstream":
                 self.deliver_upstream(message["status"], message["text"])
@@ -691,20 +700,75 @@ class FanoutHub:
         logger.info("event=hub_registered owner=%s channel=%s", self.owner, channel)
 
     async def _lease_loop(self) -> None:
+        """Send the lease on change and every ttl/3 s; in scaled mode also watch
+        the feed leader's status once a second (``_watch_feed``)."""
         interval = max(0.5, self.lease_ttl / 3)
+        watch = self._feed_watched()
+        tick = min(interval, FEED_WATCH_INTERVAL) if watch else interval
+        loop = asyncio.get_running_loop()
+        next_lease = loop.time()
         while True:
             # asyncio.timeout, not wait_for: cancelling wait_for's inner task
             # could leave aclose() waiting forever on 3.11 (seen in the fuzz test).
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
+                async with asyncio.timeout(tick):
                     await self._lease_wakeup.wait()
+            woken = self._lease_wakeup.is_set()
             self._lease_wakeup.clear()
+            if watch:
+                await self._watch_feed()
+            if not woken and loop.time() < next_lease:
+                continue
+            next_lease = loop.time() + interval
             await self.send_lease()
             await self.slots.refresh(
                 (ob.user_key, ob.conn_id)
                 for ob in self.outboxes
                 if ob.user_key is not None
             )
+
+    def _feed_watched(self) -> bool:
+        """Scaled mode only: in embedded mode the feed lives and dies with us."""
+        return bool(settings.REDIS_URL) and settings.REALTIME_MODE == "scaled"
+
+    async def _watch_feed(self) -> None:
+        """Tell clients when the feed leader stops reporting, and when it is back.
+
+        A killed feed worker sends nothing: without this, clients would see a
+        silent stream and no ``upstream_status`` for the whole outage. Stale means
+        older than the leader lock's TTL (``FeedStatus.is_fresh``), the time a
+        standby needs to take over.
+        """
+        try:
+            status = await get_status_store().aread()
+        except Exception as exc:  # Redis restarting: the receive loop says so
+            logger.debug("event=feed_watch_failed error=%r", exc)
+            return
+        fresh = status is not None and status.is_fresh()
+        if not fresh and not self.feed_stale:
+            self.feed_stale = True
+            metrics.FEED_STALE.set(1)
+            logger.warning(
+                "event=feed_status_stale owner=%s leader=%s age=%s",
+                self.owner,
+                status.owner if status else "-",
+                f"{time.time() - status.updated_at:.1f}" if status else "-",
+            )
+            state = UpstreamState.RECONNECTING
+            self.deliver_upstream(state, encode_upstream_status(state))
+        elif fresh and self.feed_stale:
+            assert status is not None
+            self.feed_stale = False
+            metrics.FEED_STALE.set(0)
+            logger.info(
+                "event=feed_status_fresh owner=%s leader=%s state=%s",
+                self.owner,
+                status.owner,
+                status.state,
+            )
+            self.deliver_upstream(status.state, encode_upstream_status(status.state))
+        if status is not None and fresh:
+            metrics.adopt_feed_counters(status.counters)
 
     async def send_lease(self) -> None:
         lease: LeaseEvent = {
@@ -714,6 +778,8 @@ class FanoutHub:
             "clients": len(self.outboxes),
             "ttl": self.lease_ttl,
         }
+        if self.channel_name is not None:
+            lease["channel"] = self.channel_name
         try:
             await self.channel_layer.send(FEED_CHANNEL, lease)
         except Exception as exc:  # feed absent (channel full) or Redis down

@@ -8,19 +8,26 @@ that sends over the channel layer. ``build_publisher`` picks one by mode.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
+from channels.exceptions import ChannelFull
+
+from realtime import metrics
 from realtime.events import (
     HUBS_GROUP,
-    PriceUpdateEvent,
+    PriceBatchEvent,
     UpstreamRefusedEvent,
     UpstreamStatusEvent,
 )
 from realtime.groups import price_group
 
 logger = logging.getLogger(__name__)
+
+# One update on the wire: (symbol, encoded client message, upstream tick ms).
+Update = tuple[str, str, int]
 
 
 class Publisher(Protocol):
@@ -78,23 +85,85 @@ class LocalPublisher:
 
 
 class LayerPublisher:
-    """Scaled mode: one ``group_send`` per update to the symbol's group.
+    """Scaled mode: one channel-layer message per web process per flush.
 
     ``publish`` is called from the read loop and must not wait on Redis, so updates
-    queue here in order. If Redis falls more than ``backlog_limit`` updates behind,
-    the backlog is conflated to the latest update per symbol (each carries the full
-    state): hubs then get fewer, newer updates instead of an unbounded queue.
+    queue here in order. Each flush groups the queued updates by destination and
+    sends every web process's hub ONE ``price.batch`` message carrying its
+    updates in order: a flush costs one Redis round trip to read who needs what
+    plus one send per web process, instead of one ``group_send`` per tick
+    (docs/scaling.md). Who needs what is still the per-symbol group each hub joins
+    (``price.<symbol>``, a sorted set in channels-redis), read once per flush for
+    the flush's symbols in one pipeline per Redis shard: a hub that joined a
+    group before a flush gets that flush's updates, exactly as with
+    ``group_send``, so a subscribe that reads the history after joining sees no
+    gap.
+
+    Nothing is lost silently: a send the layer refuses (the hub's channel is at
+    capacity, Redis down) is counted in ``fmpsite_layer_dropped_total``, logged
+    once per burst, and the latest update of every affected symbol is re-sent to
+    that hub on a later flush (retried every ``resync_delay`` s until it gets
+    through), so no client keeps a stale price.
+
+    If Redis falls more than ``backlog_limit`` updates behind, the backlog is
+    conflated to the latest update per symbol (each carries the full state).
     """
 
-    def __init__(self, channel_layer: Any, backlog_limit: int = 10_000) -> None:
+    def __init__(
+        self,
+        channel_layer: Any,
+        backlog_limit: int = 10_000,
+        resync_delay: float = 0.25,
+    ) -> None:
         self.channel_layer = channel_layer
         self.backlog_limit = backlog_limit
-        self._queue: list[tuple[str, str, int]] = []
+        self.resync_delay = resync_delay
+        self._queue: list[Update] = []
         self._upstream: UpstreamStatusEvent | None = None
         self._refused: list[UpstreamRefusedEvent] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # The last update published per symbol somebody needs: what a resync sends.
+        self._latest: dict[str, Update] = {}
+        # hub channel -> symbols to re-send after a loss.
+        self._resync: dict[str, set[str]] = {}
+        # hub channel -> updates dropped in its current burst of losses.
+        self._dropping: dict[str, int] = {}
 
+    def forget_channel(self, channel: str) -> None:
+        """``channel``'s hub is gone (its lease expired): no resync for it."""
+        self._resync.pop(channel, None)
+        self._dropping.pop(channel, None)
+
+    async def _members(self, symbols: Iterable[str]) -> dict[str, list[str]]:
+        """The hub channels in each symbol's group: one pipeline per Redis shard.
+
+        Reads channels-redis's group sorted sets directly (``_group_key``,
+        ``consistent_hash``, ``connection``: the same calls its ``group_send``
+        makes); another layer falls back to its ``group_channels`` if it has one.
+        """
+        layer = self.channel_layer
+        groups = {symbol: price_group(symbol) for symbol in symbols}
+        members: dict[str, list[str]] = {}
+        if not hasattr(layer, "_group_key"):
+            lookup = getattr(layer, "groups", {})
+            for symbol, group in groups.items():
+                members[symbol] = list(lookup.get(group, ()))
+            return members
+        by_shard: dict[int, list[str]] = {}
+        for symbol, group in groups.items():
+            by_shard.setdefault(layer.consistent_hash(group), []).append(symbol)
+        for index, shard_symbols in by_shard.items():
+            connection = layer.connection(index)
+            async with connection.pipeline(transaction=False) as pipe:
+                for symbol in shard_symbols:
+                    pipe.zrange(layer._group_key(groups[symbol]), 0, -1)
+                results = await pipe.execute()
+            for symbol, channels in zip(shard_symbols, results, strict=True):
+                members[symbol] = [c.decode() for c in channels]
+        return members
+
+    # --- publishing ----------------------------------------------------------------
     def publish(self, symbol: str, text: str, tick_ts: int) -> None:
         self._queue.append((symbol, text, tick_ts))
         if len(self._queue) > self.backlog_limit:
@@ -123,33 +192,104 @@ class LayerPublisher:
 
     async def _run(self) -> None:
         while True:
-            await self._wakeup.wait()
+            if self._resync and not self._wakeup.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.resync_delay):
+                        await self._wakeup.wait()
+            else:
+                await self._wakeup.wait()
             self._wakeup.clear()
-            batch, self._queue = self._queue, []
-            upstream, self._upstream = self._upstream, None
-            refused, self._refused = self._refused, []
-            for control in [*([upstream] if upstream else []), *refused]:
-                try:
-                    await self.channel_layer.group_send(HUBS_GROUP, control)
-                except Exception as exc:
-                    logger.warning(
-                        "event=publish_control_failed type=%s error=%r",
-                        control["type"],
-                        exc,
-                    )
-            for symbol, text, tick_ts in batch:
-                event: PriceUpdateEvent = {
-                    "type": "price.update",
-                    "symbol": symbol,
-                    "text": text,
-                    "tick_ts": tick_ts,
-                }
-                try:
-                    await self.channel_layer.group_send(price_group(symbol), event)
-                except Exception as exc:  # Redis restarting: drop, next tick re-sends
-                    logger.warning(
-                        "event=publish_failed symbol=%s error=%r", symbol, exc
-                    )
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Send what is queued: control messages first, then one batch per hub."""
+        batch, self._queue = self._queue, []
+        upstream, self._upstream = self._upstream, None
+        refused, self._refused = self._refused, []
+        for control in [*([upstream] if upstream else []), *refused]:
+            try:
+                await self.channel_layer.group_send(HUBS_GROUP, control)
+            except Exception as exc:
+                logger.warning(
+                    "event=publish_control_failed type=%s error=%r",
+                    control["type"],
+                    exc,
+                )
+        resync, self._resync = self._resync, {}
+        if not batch and not resync:
+            return
+        symbols = {item[0] for item in batch}
+        for wanted in resync.values():
+            symbols |= wanted
+        try:
+            members = await self._members(symbols)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # Redis restarting: hubs register again after it
+            metrics.LAYER_DROPPED.labels("error").inc(len(batch))
+            for channel, wanted in resync.items():
+                self._resync.setdefault(channel, set()).update(wanted)
+            logger.warning("event=publish_failed updates=%d error=%r", len(batch), exc)
+            return
+        latest = self._latest
+        per_hub: dict[str, list[Update]] = {}
+        for item in batch:
+            channels = members.get(item[0])
+            if not channels:
+                latest.pop(item[0], None)
+                continue
+            latest[item[0]] = item
+            for channel in channels:
+                updates = per_hub.get(channel)
+                if updates is None:
+                    per_hub[channel] = [item]
+                else:
+                    updates.append(item)
+        for channel, wanted in resync.items():
+            updates = per_hub.get(channel, [])
+            present = {item[0] for item in updates}
+            stale = [
+                latest[s]
+                for s in sorted(wanted - present)
+                if s in latest and channel in members.get(s, ())
+            ]
+            if stale:
+                per_hub[channel] = stale + updates
+        if len(per_hub) == 1:
+            channel, updates = next(iter(per_hub.items()))
+            await self._send(channel, updates)
+        elif per_hub:
+            await asyncio.gather(*(self._send(c, u) for c, u in per_hub.items()))
+
+    async def _send(self, channel: str, updates: list[Update]) -> None:
+        event: PriceBatchEvent = {"type": "price.batch", "updates": updates}
+        try:
+            await self.channel_layer.send(channel, event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # ChannelFull, or Redis restarting
+            self._lost(channel, updates, exc)
+            return
+        dropped = self._dropping.pop(channel, None)
+        if dropped is not None:
+            logger.warning(
+                "event=layer_resynced channel=%s dropped=%d", channel, dropped
+            )
+
+    def _lost(self, channel: str, updates: list[Update], exc: Exception) -> None:
+        reason = "channel_full" if isinstance(exc, ChannelFull) else "error"
+        metrics.LAYER_DROPPED.labels(reason).inc(len(updates))
+        if channel not in self._dropping:
+            self._dropping[channel] = 0
+            logger.warning(
+                "event=layer_dropped channel=%s reason=%s updates=%d error=%r",
+                channel,
+                reason,
+                len(updates),
+                exc,
+            )
+        self._dropping[channel] += len(updates)
+        self._resync.setdefault(channel, set()).update(u[0] for u in updates)
 
     async def aclose(self) -> None:
         if self._task is not None:

@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import socket
+import time
 import uuid
 from typing import Any
 
@@ -32,6 +33,7 @@ from realtime.feed.cache import get_tick_cache
 from realtime.feed.publishers import build_publisher
 from realtime.feed.service import FeedService
 from realtime.feed.status import get_status_store
+from realtime.groups import price_group
 from realtime.reference.service import set_rest_base
 from realtime.selectors import pinned_symbols
 from realtime.upstream.config import FmpConfig
@@ -160,8 +162,12 @@ class FeedRunner:
             )
         self.lock = lock
         self.feed: FeedService | None = None
+        self.publisher: Any = None
         self.simulator: Any = None
         self.leading = asyncio.Event()
+        # Lease owner -> (hub channel, symbols of its last lease): where the
+        # publisher sends, and which groups to clean when the lease expires.
+        self.hubs: dict[str, tuple[str, frozenset[str]]] = {}
 
     async def run(self) -> None:
         """Lead when possible, step down when the lock is lost; until cancelled."""
@@ -178,6 +184,8 @@ class FeedRunner:
             await self.lock.release()
 
     async def _lead(self) -> None:
+        await self._record_leadership()
+        self.hubs = {}
         self.feed = await self._build_feed()
         await self.feed.start()
         await self._reload_pins()
@@ -221,10 +229,11 @@ class FeedRunner:
             )
             source = "simulator"
             logger.info("event=simulator_started url=%s", self.simulator.url)
+        self.publisher = build_publisher(settings.REALTIME_MODE, self.channel_layer)
         return FeedService(
             upstream=upstream,
             cache=get_tick_cache(),
-            publisher=build_publisher(settings.REALTIME_MODE, self.channel_layer),
+            publisher=self.publisher,
             status_store=get_status_store(),
             source=source,
             api_configured=bool(settings.FMP_API_KEY),
@@ -263,14 +272,82 @@ class FeedRunner:
                         int(message["clients"]),
                         float(message["ttl"]),
                     )
+                    self._route(message)
                 elif kind == "feed.release":
                     self.feed.release(message["owner"])
+                    self._unroute(message["owner"])
                 elif kind == "feed.pins":
                     await self._reload_pins()
                 else:
                     logger.warning("event=feed_unknown_message type=%r", kind)
             except (KeyError, TypeError, ValueError) as exc:
                 logger.warning("event=feed_bad_message type=%r error=%r", kind, exc)
+
+    def _route(self, lease: dict[str, Any]) -> None:
+        """Remember the lease's hub channel: where to clean up if it expires."""
+        channel = lease.get("channel")
+        if not isinstance(channel, str):
+            return  # a hub of the previous release, or not registered yet
+        self.hubs[lease["owner"]] = (channel, frozenset(lease["symbols"]))
+
+    def _unroute(self, owner: str) -> tuple[str, frozenset[str]] | None:
+        hub = self.hubs.pop(owner, None)
+        forget = getattr(self.publisher, "forget_channel", None)
+        if hub is not None and forget is not None:
+            forget(hub[0])
+        return hub
+
+    async def _forget_expired_hubs(self) -> None:
+        """A web process whose lease expired was killed (a stopped one releases
+        its lease and leaves its groups itself): take its channel out of every
+        group and stop sending to it, so nothing queues for a dead inbox."""
+        assert self.feed is not None
+        for owner in [o for o in self.hubs if o not in self.feed.leases]:
+            hub = self._unroute(owner)
+            if hub is None:
+                continue
+            channel, symbols = hub
+            groups = [HUBS_GROUP, *(price_group(s) for s in sorted(symbols))]
+            for group in groups:
+                try:
+                    await self.channel_layer.group_discard(group, channel)
+                except Exception as exc:  # Redis restarting: its expiry cleans up
+                    logger.warning(
+                        "event=group_discard_failed group=%s error=%r", group, exc
+                    )
+                    break
+            logger.info(
+                "event=hub_forgotten owner=%s channel=%s groups=%d",
+                owner,
+                channel,
+                len(groups),
+            )
+
+    async def _record_leadership(self) -> None:
+        """Name this leader in the status, and the hand-over if it took over from
+        another one (how long no leader reported)."""
+        store = get_status_store()
+        now = time.time()
+        try:
+            previous = await store.aread()
+        except Exception as exc:
+            logger.warning("event=feed_previous_status_failed error=%r", exc)
+            previous = None
+        failover = previous.last_failover if previous is not None else None
+        if previous is not None and previous.owner and previous.owner != self.owner:
+            failover = {
+                "from": previous.owner,
+                "to": self.owner,
+                "at": now,
+                "gap_seconds": round(max(0.0, now - previous.updated_at), 3),
+            }
+            logger.warning(
+                "event=feed_failover from=%s to=%s gap_seconds=%.3f",
+                previous.owner,
+                self.owner,
+                failover["gap_seconds"],
+            )
+        store.extra = {"leader_since": now, "last_failover": failover}
 
     async def _housekeeping_loop(self) -> None:
         assert self.feed is not None
@@ -279,6 +356,7 @@ class FeedRunner:
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
             self.feed.reconcile()
+            await self._forget_expired_hubs()
             now = loop.time()
             if now >= next_status:
                 await self.feed.publish_status()

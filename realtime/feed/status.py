@@ -11,11 +11,14 @@ import dataclasses
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import redis
 import redis.asyncio as aredis
 from django.conf import settings
+
+from realtime import metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +52,22 @@ class FeedStatus:
     refused_symbols: dict[str, str] = field(default_factory=dict)
     refused_streams: dict[str, str] = field(default_factory=dict)
     unservable_symbols: dict[str, str] = field(default_factory=dict)
+    # Set by the feed host (realtime/feed/runner.py) through ``StatusStore.extra``:
+    # when this leader took the lock, and the last hand-over between leaders
+    # (``{"from", "to", "at", "gap_seconds"}``: gap from the old leader's last
+    # status to the new leader holding the lock).
+    leader_since: float | None = None
+    last_failover: dict[str, Any] | None = None
+    # The feed process's own counters (realtime.metrics.feed_counters), so that
+    # the web processes' /metrics can export them in scaled mode.
+    counters: dict[str, float] = field(default_factory=dict)
 
     def is_fresh(self, now: float | None = None) -> bool:
+        """Scaled mode: a leader that has not reported for the lock's TTL is gone
+        (its lock has expired too: a standby may take over); embedded mode keeps
+        ``REALTIME_STATUS_STALE_AFTER``."""
         now = time.time() if now is None else now
-        return now - self.updated_at <= settings.REALTIME_STATUS_STALE_AFTER
+        return now - self.updated_at <= stale_after()
 
     def to_json(self) -> bytes:
         return orjson.dumps(dataclasses.asdict(self))
@@ -62,6 +77,14 @@ class FeedStatus:
         data = orjson.loads(raw)
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def stale_after() -> float:
+    """Seconds after which the feed's last status means the feed is down."""
+    limit = settings.REALTIME_STATUS_STALE_AFTER
+    if settings.REDIS_URL and settings.REALTIME_MODE == "scaled":
+        return min(limit, settings.REALTIME_FEED_LOCK_TTL)
+    return limit
 
 
 def refusals(status: FeedStatus | None, symbols: Iterable[str]) -> dict[str, str]:
@@ -83,8 +106,13 @@ class StatusStore:
         self._local: FeedStatus | None = None
         self._sync: redis.Redis | None = None
         self._async: aredis.Redis | None = None
+        # Fields the feed host adds to every status it publishes (leadership).
+        self.extra: dict[str, Any] = {}
 
     async def publish(self, status: FeedStatus) -> None:
+        status = dataclasses.replace(
+            status, **self.extra, counters=metrics.feed_counters()
+        )
         self._local = status
         if self.url:
             if self._async is None:
@@ -98,6 +126,15 @@ class StatusStore:
         if self._sync is None:
             self._sync = redis.Redis.from_url(self.url)
         raw = self._sync.get(self.key)
+        return FeedStatus.from_json(raw) if raw else None
+
+    async def aread(self) -> FeedStatus | None:
+        """``read`` without blocking the event loop (hubs, the feed host)."""
+        if not self.url:
+            return self._local
+        if self._async is None:
+            self._async = aredis.Redis.from_url(self.url)
+        raw = await self._async.get(self.key)
         return FeedStatus.from_json(raw) if raw else None
 
     async def aclose(self) -> None:

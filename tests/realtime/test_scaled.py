@@ -36,8 +36,10 @@ def start_scaled(
     redis_url: str = REDIS_URL,
     workers: int = 1,
     webs: int = 2,
+    **env_overrides: str,
 ) -> dict:
-    """Start a simulator, ``workers`` feed workers and ``webs`` web processes."""
+    """Start a simulator, ``workers`` feed workers and ``webs`` web processes
+    (``env_overrides``: settings of this stack, e.g. ``REALTIME_LEASE_TTL``)."""
     redis.Redis.from_url(redis_url).ping()  # fail loudly: CI must provide Redis
     sim = SimulatorThread(rate=40.0, seed=11, heartbeat_interval=1.0).start()
     env = server_env(
@@ -47,6 +49,7 @@ def start_scaled(
         REALTIME_CACHE_PREFIX=redis_prefix,
         FMP_API_KEY="scaled-key",
         FMP_WS_URL=sim.url,
+        **env_overrides,
     )
     feed_workers = [
         ServerProcess(
