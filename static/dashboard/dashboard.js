@@ -137,9 +137,21 @@ export function describeServerError({ message, code }) {
     return `${text} Check the spelling, or remove it from the list.`;
   }
   if (code === "upstream_refused") {
-    return `The market data provider refused the server's connection: ${text} Prices cannot update until an operator fixes it.`;
+    return `The market data provider refused: ${text}. These symbols get no prices until that changes.`;
   }
   return text;
+}
+
+/** The watchlist symbols an error is about: its `symbols` field, else the ones its
+ * text names (the unknown_symbol message lists them in words). */
+export function symbolsNamed(detail, known) {
+  if (Array.isArray(detail.symbols)) return detail.symbols;
+  if (detail.symbol) return [detail.symbol];
+  const text = detail.message || "";
+  return known.filter((symbol) => {
+    const escaped = symbol.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    return new RegExp(`(^|[^A-Z0-9.^=-])${escaped}($|[^A-Z0-9.^=-])`).test(text);
+  });
 }
 
 class SessionEnded extends Error {
@@ -722,12 +734,16 @@ class Dashboard {
 
   onServerError(detail) {
     this.showBanner(describeServerError(detail));
-    const symbols = detail.symbols || (detail.symbol ? [detail.symbol] : []);
-    for (const symbol of symbols) {
+    const labels = {
+      unknown_symbol: "Unknown symbol: no prices",
+      upstream_refused: "Refused by the data provider: no prices",
+    };
+    const label = labels[detail.code];
+    if (!label) return;
+    for (const symbol of symbolsNamed(detail, [...this.cards.keys()])) {
       const state = this.cards.get(symbol);
-      if (!state) continue;
-      state.el.dataset.unknown = "true";
-      state.fields.stale.textContent = "Unknown symbol: no prices";
+      state.el.dataset.refused = detail.code;
+      state.fields.stale.textContent = label;
       state.fields.stale.hidden = false;
     }
   }

@@ -284,6 +284,10 @@ def test_client_helpers(django_server: str, page: Page) -> None:
             day: d.dayChange(101, 100),
             noClose: d.dayChange(101, null),
             clock: d.formatClock(new Date(2023, 10, 9, 7, 5, 3)),
+            named: d.symbolsNamed(
+              {message: "Unknown symbols: BRK.B, ZZ (FMP does not list them)"},
+              ["BRK", "BRK.B", "ZZ", "Z", "AAPL"]),
+            field: d.symbolsNamed({message: "AAPL", symbols: ["MSFT"]}, ["AAPL"]),
           };
         }"""
     )
@@ -309,6 +313,8 @@ def test_client_helpers(django_server: str, page: Page) -> None:
     assert result["day"] == {"change": 1, "pct": 1, "direction": "up"}
     assert result["noClose"] == {"change": None, "pct": None, "direction": "flat"}
     assert result["clock"] == "07:05:03"
+    assert result["named"] == ["BRK.B", "ZZ"]
+    assert result["field"] == ["MSFT"]
 
 
 def test_guide_demo_page_speaks_the_protocol(django_server: str, page: Page) -> None:

@@ -424,15 +424,30 @@ def test_server_errors_are_worded_for_a_person(
 ) -> None:
     page, fake = open_dashboard(context, django_server)
     banner = page.locator("#error-banner")
-    fake.error("Unknown symbol: TSLA", code="unknown_symbol", symbols=["TSLA"])
-    expect(banner).to_contain_text("Unknown symbol: TSLA")
+    # The consumer's wording (realtime/fanout/consumers.py): symbols in the text.
+    fake.error(
+        "Unknown symbols: TSLA (FMP does not list them); not subscribed",
+        code="unknown_symbol",
+    )
+    expect(banner).to_contain_text("Unknown symbols: TSLA")
     expect(banner).to_contain_text("Check the spelling, or remove it from the list.")
-    expect(card(page, "TSLA").locator('[data-field="stale"]')).to_have_text(
+    tsla = card(page, "TSLA")
+    expect(tsla.locator('[data-field="stale"]')).to_have_text(
         "Unknown symbol: no prices"
     )
-    fake.error("Invalid API key", code="upstream_refused")
+    expect(tsla).to_have_attribute("data-refused", "unknown_symbol")
+    expect(card(page, "AAPL").locator('[data-field="stale"]')).to_be_hidden()
+    # upstream_refused names its symbols in a field (realtime/feed/state.py).
+    fake.error(
+        "FMP does not send MSFT: not in your plan",
+        code="upstream_refused",
+        symbols=["MSFT"],
+    )
     expect(banner).to_contain_text(
-        "The market data provider refused the server's connection: Invalid API key"
+        "The market data provider refused: FMP does not send MSFT: not in your plan."
+    )
+    expect(card(page, "MSFT").locator('[data-field="stale"]')).to_have_text(
+        "Refused by the data provider: no prices"
     )
 
 
