@@ -31,6 +31,7 @@ def summary(results: dict[str, Any]) -> dict[str, float | None]:
     naive_values = [v for v in (sat(n) for n in NAIVE) if v is not None]
     naive = max(naive_values) if naive_values else None
     half = (targets.get("fmpsite-embedded") or {}).get("half_load") or {}
+    floor = results.get("scenario", {}).get("share_floor", 0.95)
     return {
         "fmpsite": fmpsite,
         "plain": plain,
@@ -38,7 +39,47 @@ def summary(results: dict[str, Any]) -> dict[str, float | None]:
         "ratio_plain": fmpsite / plain if fmpsite and plain else None,
         "ratio_naive": fmpsite / naive if fmpsite and naive else None,
         "p99_ms": half.get("p99_ms"),
+        "scaled": sat("fmpsite-scaled"),
+        "scaled_cpu_ratio": scaled_cpu_ratio(
+            targets.get("fmpsite-embedded"), targets.get("fmpsite-scaled"), floor
+        ),
     }
+
+
+def cpu_per_message(step: dict[str, Any]) -> float | None:
+    """Server CPU seconds per delivered message, Redis's CPU included (scaled
+    mode's server is its web processes, the feed worker and redis-server)."""
+    delivered = step.get("delivered") or 0.0
+    if delivered <= 0:
+        return None
+    cores = step.get("server_cpu_util", 0.0) + (step.get("redis_cpu_util") or 0.0)
+    return cores / delivered
+
+
+def scaled_cpu_ratio(
+    embedded: dict[str, Any] | None, scaled: dict[str, Any] | None, floor: float
+) -> float | None:
+    """Scaled CPU per message / embedded CPU per message, at the same offered load.
+
+    Per-message cost falls as batches fill, so both are read at one load: the
+    highest offered rate both delivered in full (share >= ``floor``); failing
+    that, the lowest rate both ran.
+    """
+    if not (embedded and embedded.get("ok") and scaled and scaled.get("ok")):
+        return None
+    e_steps = {round(s["offered"]): s for s in embedded.get("steps", [])}
+    s_steps = {round(s["offered"]): s for s in scaled.get("steps", [])}
+    common = sorted(set(e_steps) & set(s_steps))
+    if not common:
+        return None
+    full = [
+        o
+        for o in common
+        if e_steps[o]["share"] >= floor and s_steps[o]["share"] >= floor
+    ]
+    at = full[-1] if full else common[0]
+    e, s = cpu_per_message(e_steps[at]), cpu_per_message(s_steps[at])
+    return s / e if e and s else None
 
 
 def summary_line(s: dict[str, float | None]) -> str:
@@ -48,7 +89,9 @@ def summary_line(s: dict[str, float | None]) -> str:
     return (
         f"fmpsite={n(s['fmpsite'], '.0f')} plain={n(s['plain'], '.0f')} "
         f"naive={n(s['naive'], '.0f')} ratio_plain={n(s['ratio_plain'], '.2f')} "
-        f"ratio_naive={n(s['ratio_naive'], '.1f')} p99_ms={n(s['p99_ms'], 'g')}"
+        f"ratio_naive={n(s['ratio_naive'], '.1f')} p99_ms={n(s['p99_ms'], 'g')} "
+        f"scaled={n(s.get('scaled'), '.0f')} "
+        f"scaled_cpu_ratio={n(s.get('scaled_cpu_ratio'), '.2f')}"
     )
 
 

@@ -74,7 +74,7 @@ class Scenario:
             factor=4.0,
             bisect=0,
             max_steps=4,
-            targets=["plain", "naive-inmemory", "fmpsite-embedded"],
+            targets=["plain", "naive-inmemory", "fmpsite-embedded", "fmpsite-scaled"],
         )
 
     def symbol_names(self) -> list[str]:
