@@ -49,7 +49,9 @@ def plain_http(settings) -> None:
 expect.set_options(timeout=20_000)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: another test module may start its own Playwright,
+# and two sync Playwright instances cannot run at once in one thread.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(
