@@ -295,9 +295,10 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
         self.hub.hold(self.outbox, added)
         try:
             await self._send_initial(added, recover)
-        finally:
-            for symbol in added:  # a no-op for the released ones
+        except BaseException:
+            for symbol in added:  # never leave a symbol held
                 self.hub.drop_hold(self.outbox, symbol)
+            raise
         if added:
             logger.info(
                 "event=ws_subscribed conn=%s symbols=%s total=%d recovered=%d",

@@ -37,7 +37,6 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-import orjson
 from channels.layers import get_channel_layer
 from django.conf import settings
 from prometheus_client import Gauge
@@ -71,6 +70,19 @@ FANOUT_HEALTHY = Gauge(
 )
 FANOUT_HEALTHY.set(1)
 _failure: str | None = None
+
+
+def seq_of(text: str) -> int:
+    """The ``seq`` of an encoded ``price_update`` (-1 without one), without
+    decoding it: the feed writes ``"seq":N`` near the end (realtime/feed/state.py)."""
+    at = text.rfind('"seq":')
+    if at < 0:
+        return -1
+    start = at + 6
+    end = start
+    while end < len(text) and text[end].isdigit():
+        end += 1
+    return int(text[start:end]) if end > start else -1
 
 
 def fanout_failure() -> str | None:
@@ -262,9 +274,11 @@ class FanoutHub:
         # Symbols FMP refused (or the configured socket cannot serve), with why: a
         # client subscribing to one later is told at once (``refusals_for``).
         self.refused: dict[str, str] = {}
-        # Live updates held per symbol for outboxes whose subscribe is reading the
-        # history or the snapshot (``hold``/``release``); empty almost always.
-        self._holds: dict[str, dict[Outbox, list[str]]] = {}
+        # Per symbol, for outboxes whose subscribe is reading the history or the
+        # snapshot: the live updates held meanwhile (a list), then, once released,
+        # the seq already sent (an int) below which updates still in flight are
+        # dropped (``hold``/``release``). Empty almost always.
+        self._holds: dict[str, dict[Outbox, list[str] | int]] = {}
         # Scaled mode: the feed leader's status went stale (``_watch_feed``).
         self.feed_stale = False
 
@@ -477,8 +491,8 @@ class FanoutHub:
         for symbol in symbols:
             self._holds.setdefault(symbol, {})[outbox] = []
 
-    def drop_hold(self, outbox: Outbox, symbol: str) -> list[str] | None:
-        """Stop holding (nothing is sent); the held texts, or None."""
+    def drop_hold(self, outbox: Outbox, symbol: str) -> list[str] | int | None:
+        """Stop holding or filtering (nothing is sent)."""
         holders = self._holds.get(symbol)
         if holders is None:
             return None
@@ -489,18 +503,27 @@ class FanoutHub:
 
     def release(self, outbox: Outbox, symbol: str, after_seq: int | None) -> int:
         """Queue the held updates of ``symbol`` whose seq is above ``after_seq``
-        (all of them for None) and deliver live again; returns how many."""
-        held = self.drop_hold(outbox, symbol)
-        if not held or outbox.closed or symbol not in outbox.symbols:
+        (all of them for None) and deliver live again; returns how many.
+
+        In scaled mode an update the history read already returned may still be
+        on its way to this hub: until one above ``after_seq`` arrives, live
+        updates at or below it are dropped as the duplicates they are.
+        """
+        holders = self._holds.get(symbol)
+        held = holders.get(outbox) if holders is not None else None
+        if not isinstance(held, list):
             return 0
         sent = 0
-        for text in held:
-            if after_seq is not None:
-                seq = orjson.loads(text).get("seq")
-                if isinstance(seq, int) and seq <= after_seq:
+        if not outbox.closed and symbol in outbox.symbols:
+            for text in held:
+                if after_seq is not None and seq_of(text) <= after_seq:
                     continue
-            outbox.put(symbol, outbox.encode(text))
-            sent += 1
+                outbox.put(symbol, outbox.encode(text))
+                sent += 1
+        if sent or after_seq is None or outbox.closed:
+            self.drop_hold(outbox, symbol)  # what comes next is newer
+        else:
+            holders[outbox] = after_seq  # type: ignore[index]
         if sent:
             self._wake(outbox)
         return sent
@@ -524,9 +547,14 @@ class FanoutHub:
         frame: bytes | None = None
         for outbox in members:
             if holds is not None and outbox in holds:
-                if len(held := holds[outbox]) < MAX_HELD_UPDATES:
-                    held.append(text)
-                continue
+                held = holds[outbox]
+                if isinstance(held, list):
+                    if len(held) < MAX_HELD_UPDATES:
+                        held.append(text)
+                    continue
+                if seq_of(text) <= held:
+                    continue  # replayed already, was still in flight
+                self.drop_hold(outbox, symbol)
             if outbox.direct:
                 if frame is None:
                     frame = daphne_io.text_frame(text)  # once per tick

@@ -310,7 +310,8 @@ class RedisHistory:
 
     async def _write(self, batch: list[tuple[str, int, str, int]]) -> None:
         epoch = self.epoch
-        pipe = self._aclient().pipeline(transaction=False)
+        # MULTI/EXEC: a reader never sees the streams and the counters apart.
+        pipe = self._aclient().pipeline(transaction=True)
         # Always set (only the leader writes): a Redis that was flushed meanwhile
         # gets the current epoch back, and readers follow the writer.
         pipe.set(self.epoch_key, epoch)
@@ -344,7 +345,14 @@ class RedisHistory:
 
     # --- reader side (any process) ----------------------------------------------------
     async def aepoch(self) -> str | None:
-        raw = await self._aclient().get(self.epoch_key)
+        """The current epoch; one is created if none exists yet (a client that
+        subscribes before the feed's first start still gets one to recover in:
+        the feed continues it)."""
+        client = self._aclient()
+        raw = await client.get(self.epoch_key)
+        if raw is None:
+            await client.set(self.epoch_key, new_epoch(), nx=True)
+            raw = await client.get(self.epoch_key)
         return raw.decode() if raw is not None else None
 
     async def aread(
@@ -355,7 +363,7 @@ class RedisHistory:
         if raw is None:
             return None
         epoch = raw.decode()
-        pipe = client.pipeline(transaction=False)
+        pipe = client.pipeline(transaction=True)
         pipe.hget(self._seq_key(epoch), symbol)
         pipe.xrange(self._stream_key(epoch, symbol))
         last, entries = await pipe.execute()
@@ -369,7 +377,7 @@ class RedisHistory:
         if raw is None:
             return None
         epoch = raw.decode()
-        pipe = client.pipeline(transaction=False)
+        pipe = client.pipeline(transaction=True)
         pipe.hget(self._seq_key(epoch), symbol)
         pipe.xrange(self._stream_key(epoch, symbol))
         last, entries = pipe.execute()
@@ -392,7 +400,8 @@ class RedisHistory:
             for entry_id, fields in entries
             if int(entry_id.split(b"-", 1)[0]) >= cutoff_ms
         ]
-        return HistoryPage(symbol, epoch, _select(kept, after_seq, limit), int(last))
+        newest = max(int(last), kept[-1][0] if kept else 0)
+        return HistoryPage(symbol, epoch, _select(kept, after_seq, limit), newest)
 
     def clear(self) -> None:
         self._seq.clear()
