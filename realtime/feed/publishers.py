@@ -135,8 +135,11 @@ class LayerPublisher:
         channel_layer: Any,
         backlog_limit: int = 10_000,
         resync_delay: float = 0.25,
+        min_interval: float = 0.005,
     ) -> None:
         self.channel_layer = channel_layer
+        self.min_interval = min_interval
+        self._last_flush = 0.0
         self.backlog_limit = backlog_limit
         self.resync_delay = resync_delay
         self._queue: list[Update] = []
@@ -218,6 +221,7 @@ class LayerPublisher:
         self._task = asyncio.create_task(self._run(), name="feed-publisher")
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             if self._resync and not self._wakeup.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -225,7 +229,14 @@ class LayerPublisher:
                         await self._wakeup.wait()
             else:
                 await self._wakeup.wait()
+            # At most one flush per ``min_interval``: under load each web process
+            # gets fewer, fuller batches instead of more messages than its
+            # channel-layer receive (a few Redis round trips each) can take.
+            wait = self._last_flush + self.min_interval - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
             self._wakeup.clear()
+            self._last_flush = loop.time()
             await self.flush()
 
     async def flush(self) -> None:

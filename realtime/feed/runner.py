@@ -42,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 PIN_RELOAD_INTERVAL = 60.0
 HOUSEKEEPING_INTERVAL = 1.0
+# A new leader's first status waits for the hubs' leases this long at most, and
+# this long after the first one for the others.
+FIRST_STATUS_WAIT = 1.0
+LEASE_SETTLE = 0.1
 
 
 class LocalLock:
@@ -168,6 +172,7 @@ class FeedRunner:
         # Lease owner -> (hub channel, symbols of its last lease): where the
         # publisher sends, and which groups to clean when the lease expires.
         self.hubs: dict[str, tuple[str, frozenset[str]]] = {}
+        self._lease_seen = asyncio.Event()
 
     async def run(self) -> None:
         """Lead when possible, step down when the lock is lost; until cancelled."""
@@ -192,14 +197,19 @@ class FeedRunner:
         request: LeaseRequestEvent = {"type": "hub.lease_request"}
         with contextlib.suppress(Exception):
             await self.channel_layer.group_send(HUBS_GROUP, request)
-        await self.feed.publish_status()
+        scaled = settings.REALTIME_MODE == "scaled"
+        if not scaled:
+            await self.feed.publish_status()
         self.leading.set()
+        self._lease_seen.clear()
         tasks = [
             asyncio.create_task(self._control_loop(), name="feed-control"),
             asyncio.create_task(self._housekeeping_loop(), name="feed-housekeeping"),
             asyncio.create_task(self._renew_loop(), name="feed-lock"),
         ]
         try:
+            if scaled:
+                await self._first_status()
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()
@@ -207,6 +217,18 @@ class FeedRunner:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _first_status(self) -> None:
+        """A new leader publishes its first status once the hubs' leases are in
+        (they answer the lease request within milliseconds; at most
+        ``FIRST_STATUS_WAIT`` s), so /status never reports 0 clients and no
+        symbols for the moment after a takeover."""
+        assert self.feed is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FIRST_STATUS_WAIT):
+                await self._lease_seen.wait()
+                await asyncio.sleep(LEASE_SETTLE)  # the other hubs' answers
+        await self.feed.publish_status()
 
     async def _build_feed(self) -> FeedService:
         if settings.FMP_API_KEY:
@@ -273,6 +295,7 @@ class FeedRunner:
                         float(message["ttl"]),
                     )
                     self._route(message)
+                    self._lease_seen.set()
                 elif kind == "feed.release":
                     self.feed.release(message["owner"])
                     self._unroute(message["owner"])
