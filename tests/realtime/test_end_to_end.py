@@ -36,6 +36,7 @@ async def test_client_gets_snapshot_then_live_updates_for_exactly_its_symbols(
 ):
     first = await open_client(product_server["port"])
     ack = await subscribe(first, ["E2EA", "E2EB"])
+    assert isinstance(ack.pop("epoch"), str)  # extension: the seq space (issue 15)
     assert ack == {
         "type": "subscription",
         "action": "subscribed",
