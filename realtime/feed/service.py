@@ -2,10 +2,13 @@
 
 Ticks arrive from ``FmpClient`` (built here from one ``FmpConfig``) in order. Each
 is merged into the symbol's previous state (read back from the ``TickCache``, the
-one copy of the latest state in this process), written to the cache, encoded once
-as the client ``price_update`` message, handed to a ``Publisher`` (the local hub in
-embedded mode, the channel layer group in scaled mode) and passed to the registered
-callbacks. Upstream state changes and refusals go to the publisher too.
+one copy of the latest state in this process), numbered (``seq``, per symbol, by
+the ``History``), written to the cache, encoded once as the client
+``price_update`` message, recorded in the symbol's bounded history, handed to a
+``Publisher`` (the local hub in embedded mode, the channel layer group in scaled
+mode; in scaled mode the history hands it over once written to Redis, so a
+recovering client never misses it) and passed to the registered callbacks.
+Upstream state changes and refusals go to the publisher too.
 
 The upstream subscription is kept equal to (live leases ∪ pins), except that a
 symbol nobody needs any more stays subscribed for a grace period, so clients that
