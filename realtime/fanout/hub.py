@@ -37,6 +37,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import orjson
 from channels.layers import get_channel_layer
 from django.conf import settings
 from prometheus_client import Gauge
@@ -279,6 +280,11 @@ class FanoutHub:
         # the seq already sent (an int) below which updates still in flight are
         # dropped (``hold``/``release``). Empty almost always.
         self._holds: dict[str, dict[Outbox, list[str] | int]] = {}
+        # Scaled mode: each delivered symbol's last seq, to notice the sequence
+        # restarting in a new epoch (Redis lost the history) while clients are
+        # connected; they then get a fresh snapshot (``_epoch_restarted``).
+        self._last_seq: dict[str, int] | None = {} if settings.REDIS_URL else None
+        self._restarting: dict[str, str] = {}
         # Scaled mode: the feed leader's status went stale (``_watch_feed``).
         self.feed_stale = False
 
@@ -436,6 +442,8 @@ class FanoutHub:
             if not members:
                 del self.by_symbol[symbol]
                 left.append(symbol)
+                if self._last_seq:
+                    self._last_seq.pop(symbol, None)
         if not left:
             return
         self._lease_wakeup.set()
@@ -543,6 +551,8 @@ class FanoutHub:
         members = self.by_symbol.get(symbol)
         if not members:
             return
+        if self._last_seq is not None:
+            self._check_epoch(symbol, text)
         holds = self._holds.get(symbol) if self._holds else None
         frame: bytes | None = None
         for outbox in members:
@@ -564,6 +574,42 @@ class FanoutHub:
         self._dirty.update(members)
         self._flush_wakeup.set()
         metrics.TICK_TO_SEND.observe(max(0.0, time.time() - tick_ts / 1000))
+
+    def _check_epoch(self, symbol: str, text: str) -> None:
+        seq = seq_of(text)
+        last = self._last_seq.get(symbol, -1)  # type: ignore[union-attr]
+        self._last_seq[symbol] = seq  # type: ignore[index]
+        if symbol in self._restarting:
+            self._restarting[symbol] = text  # the snapshot shows the newest state
+        elif 0 <= seq < last:
+            self._restarting[symbol] = text
+            logger.warning(
+                "event=epoch_restart_seen symbol=%s seq=%d previous=%d",
+                symbol,
+                seq,
+                last,
+            )
+            task = asyncio.get_running_loop().create_task(self._epoch_restarted(symbol))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _epoch_restarted(self, symbol: str) -> None:
+        """The sequence of ``symbol`` restarted (a new epoch): send its clients a
+        fresh snapshot naming the new epoch (docs/protocol.md)."""
+        from realtime.feed.history import get_history
+
+        try:
+            epoch = await get_history().aepoch()
+        except Exception as exc:
+            logger.warning("event=epoch_read_failed error=%r", exc)
+            epoch = None
+        text = self._restarting.pop(symbol, None)
+        if text is None or epoch is None:
+            return
+        snapshot = (
+            text[:-1] + ',"snapshot":true,"epoch":' + orjson.dumps(epoch).decode() + "}"
+        )
+        for outbox in list(self.by_symbol.get(symbol, ())):
+            self.send_snapshot(outbox, symbol, snapshot)
 
     def deliver_refused(self, symbols: list[str], message: str) -> None:
         """Tell each client subscribed to a refused symbol, naming only its own.

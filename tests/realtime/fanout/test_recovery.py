@@ -293,6 +293,10 @@ async def test_scaled_lost_history_is_a_new_epoch_and_a_snapshot(
     stack = scaled_stack(webs=1)
     port = stack["ports"][0]
     epoch, seq = await read_then_drop(port, "RCVL")
+    # A client connected throughout: told of the new epoch by a fresh snapshot.
+    keeper = await open_client(port)
+    await subscribe(keeper, ["RCVL"])
+    await updates_of(keeper, "RCVL", 5)
     client = redis.Redis.from_url(REDIS_URL)
     # Redis lost the history (flushed): the feed's next start is a new epoch.
     for key in client.scan_iter(f"{redis_prefix}:history:*"):
@@ -316,9 +320,8 @@ async def test_scaled_lost_history_is_a_new_epoch_and_a_snapshot(
         60,
         "the restarted feed's new epoch",
     )
-    keeper = await open_client(port)
-    await subscribe(keeper, ["RCVL"])
-    await updates_of(keeper, "RCVL", 5)
+    fresh = await next_message(keeper, "price_update", 60, snapshot=True)
+    assert fresh["symbol"] == "RCVL" and fresh["epoch"] not in (None, epoch), fresh
     ws = await open_client(port)
     ack = await recover(ws, ["RCVL"], {"RCVL": {"epoch": epoch, "seq": seq}})
     assert ack["not_recovered"] == ["RCVL"] and ack["epoch"] != epoch, ack
