@@ -191,6 +191,8 @@ class FeedRunner:
     async def _lead(self) -> None:
         await self._record_leadership()
         self.hubs = {}
+        if settings.REALTIME_MODE == "scaled":
+            get_status_store().held = True  # until ``_first_status``
         self.feed = await self._build_feed()
         await self.feed.start()
         await self._reload_pins()
@@ -224,10 +226,14 @@ class FeedRunner:
         ``FIRST_STATUS_WAIT`` s), so /status never reports 0 clients and no
         symbols for the moment after a takeover."""
         assert self.feed is not None
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(FIRST_STATUS_WAIT):
-                await self._lease_seen.wait()
-                await asyncio.sleep(LEASE_SETTLE)  # the other hubs' answers
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FIRST_STATUS_WAIT):
+                    await self._lease_seen.wait()
+                    await asyncio.sleep(LEASE_SETTLE)  # the other hubs' answers
+        finally:
+            self.feed.status_store.held = False
+        self.feed.reconcile()
         await self.feed.publish_status()
 
     async def _build_feed(self) -> FeedService:

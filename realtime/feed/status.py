@@ -108,12 +108,17 @@ class StatusStore:
         self._async: aredis.Redis | None = None
         # Fields the feed host adds to every status it publishes (leadership).
         self.extra: dict[str, Any] = {}
+        # A new leader holds its statuses back until the hubs' leases are in
+        # (realtime/feed/runner.py), so none says 0 clients after a takeover.
+        self.held = False
 
     async def publish(self, status: FeedStatus) -> None:
         status = dataclasses.replace(
             status, **self.extra, counters=metrics.feed_counters()
         )
         self._local = status
+        if self.held:
+            return
         if self.url:
             if self._async is None:
                 self._async = aredis.Redis.from_url(self.url)

@@ -37,6 +37,14 @@ def group_members(stack: dict, group: str) -> set[str]:
     }
 
 
+def exported(port: int, name: str) -> float:
+    """The metric's value, 0 while the web process does not export it yet."""
+    try:
+        return metric(port, name)
+    except AssertionError:
+        return 0.0
+
+
 async def wait_members(stack: dict, group: str, count: int, what: str) -> set[str]:
     members: set[str] = set()
 
@@ -145,7 +153,7 @@ async def test_a_feed_crash_is_seen_by_health_metrics_and_clients(
         assert metric(port, "fmpsite_feed_up") == 1
         # The worker's own counters reach the web process's /metrics.
         await async_wait_until(
-            lambda: metric(port, 'fmpsite_ticks_received_total{kind="T"}') > 0,
+            lambda: exported(port, 'fmpsite_ticks_received_total{kind="T"}') > 0,
             60,
             "the worker's tick counter on the web process's /metrics",
         )
@@ -211,3 +219,44 @@ async def test_a_layer_overflow_is_counted_and_the_symbols_resynced(redis_prefix
     finally:
         await publisher.aclose()
         await layer.flush()
+
+
+async def test_a_takeover_is_named_and_status_keeps_the_clients(
+    migrated_sqlite, redis_prefix, record_property
+):
+    stack = start_scaled(migrated_sqlite, redis_prefix, workers=2, webs=1)
+    port = stack["ports"][0]
+    try:
+        ws = await open_client(port)
+        await subscribe(ws, ["TAKE"])
+        await next_update(ws, "TAKE", 60)
+        first = await async_wait_until(
+            lambda: (h := http_json(port, HEALTH))["total_clients"] == 1 and h,
+            60,
+            "the leader to count the client",
+        )
+        old = first["leader"]
+        leader = next(w for w in stack["workers"] if f":{w.proc.pid}:" in old)
+        leader.kill()
+        # Every status the new leader publishes, from its first, counts the
+        # client and the symbol: it waits for the hubs' leases before reporting.
+        seen: list[dict] = []
+
+        def new_leader_reported() -> bool:
+            health = http_json(port, HEALTH)
+            if health["leader"] not in (None, old):
+                seen.append(health)
+            return len(seen) >= 1
+
+        await async_wait_until(new_leader_reported, 60, "the standby to report")
+        took_over = seen[0]
+        assert took_over["total_clients"] == 1, took_over
+        assert "TAKE" in took_over["subscribed_symbols"], took_over
+        failover = took_over["last_failover"]
+        assert failover["from"] == old and failover["to"] == took_over["leader"]
+        record_property("failover_gap_seconds", failover["gap_seconds"])
+        assert failover["gap_seconds"] >= 0
+        assert (await next_update(ws, "TAKE", 60))["symbol"] == "TAKE"
+        await ws.close()
+    finally:
+        stop_scaled(stack)
