@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
@@ -109,6 +110,10 @@ def _refresh_process_gauges() -> None:
     """Set the gauges the feed sets in its own process from the shared stores."""
     feed = _read_status()
     state = feed.state if feed is not None and feed.is_fresh() else "stopped"
+    if feed is not None and feed.is_fresh() and settings.REALTIME_MODE == "scaled":
+        # The worker's own counters (ticks, reconnects, malformed frames), also on
+        # a web process with no WebSocket client whose hub would copy them.
+        metrics.adopt_feed_counters(feed.counters)
     for name in UPSTREAM_STATES:
         metrics.UPSTREAM_STATE.labels(name).set(1 if name == state else 0)
     try:

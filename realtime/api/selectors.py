@@ -61,6 +61,10 @@ def _health_body(
             "updated_at": None,
             "leader": None,
             "last_failover": None,
+            "upstream_problem": None,
+            "refused_symbols": {},
+            "refused_streams": {},
+            "unservable_symbols": {},
         }, False
     fresh = feed.is_fresh()
     running = feed.is_running and fresh
@@ -84,6 +88,12 @@ def _health_body(
         "updated_at": feed.updated_at,
         "leader": feed.owner or None,
         "last_failover": feed.last_failover,
+        # What keeps the upstream from serving, in an operator's words (a slot
+        # held by another session, a refused login or stream, TLS trust...).
+        "upstream_problem": feed.upstream_problem,
+        "refused_symbols": dict(feed.refused_symbols),
+        "refused_streams": dict(feed.refused_streams),
+        "unservable_symbols": dict(feed.unservable_symbols),
     }, running
 
 

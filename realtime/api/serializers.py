@@ -151,6 +151,36 @@ class HealthSerializer(serializers.Serializer):
     updated_at = serializers.FloatField(
         allow_null=True, required=False, help_text="Unix time of the feed's report."
     )
+    leader = serializers.CharField(
+        allow_null=True,
+        required=False,
+        help_text="The feed process that holds the FMP connection.",
+    )
+    last_failover = serializers.DictField(
+        allow_null=True,
+        required=False,
+        help_text="The last change of leader: from, to, at (Unix time), gap_seconds.",
+    )
+    upstream_problem = serializers.CharField(
+        allow_null=True,
+        required=False,
+        help_text="What keeps the FMP connection from serving, in words.",
+    )
+    refused_symbols = serializers.DictField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Symbols FMP refused, with FMP's message.",
+    )
+    refused_streams = serializers.DictField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Streams FMP refused (standard socket), with FMP's message.",
+    )
+    unservable_symbols = serializers.DictField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Symbols the configured legacy cluster cannot serve, with why.",
+    )
     fanout_error = serializers.CharField(
         required=False,
         help_text="Present (and the status 503) when this process's fan-out to "

@@ -81,6 +81,27 @@ def test_health_is_200_with_the_documented_body_while_the_feed_reports(client):
     assert body["stale"] is False
 
 
+def test_health_names_upstream_problems_in_words(client):
+    """Issue 13: a slot held elsewhere, refused streams and tickers, and symbols the
+    legacy cluster cannot serve are said in /health, not only in a log line."""
+    publish_status(
+        state="disconnected",
+        upstream_problem="FMP says the account's one connection slot is taken",
+        refused_streams={"fmp-us-equities-stream": "you are not authorized"},
+        refused_symbols={"AAPL": "you are not authorized"},
+        unservable_symbols={"BTCUSD": "crypto on the stocks cluster"},
+    )
+    body = client.get(f"{API}/health").json()
+    assert body["status"] == "disconnected"
+    assert "slot is taken" in body["upstream_problem"]
+    assert body["refused_streams"] == {
+        "fmp-us-equities-stream": "you are not authorized"
+    }
+    assert body["refused_symbols"] == {"AAPL": "you are not authorized"}
+    assert body["unservable_symbols"] == {"BTCUSD": "crypto on the stocks cluster"}
+    assert body["leader"] == "test"
+
+
 def test_health_is_503_when_the_status_is_stale(client, settings):
     publish_status(updated_at=time.time() - settings.REALTIME_STATUS_STALE_AFTER - 5)
     response = client.get(f"{API}/health")
