@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 HISTORY_LIMIT_DEFAULT = 300
 HISTORY_LIMIT_MAX = 1000
+SEQ_MAX = 2**53  # the largest integer every JSON client reads exactly
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -115,7 +116,7 @@ class HistoryView(APIView):
             ),
             OpenApiParameter(
                 "after_seq",
-                {"type": "integer", "minimum": 0},
+                {"type": "integer", "minimum": 0, "maximum": SEQ_MAX},
                 OpenApiParameter.QUERY,
                 description="Only updates whose seq is greater.",
             ),
@@ -156,7 +157,7 @@ class HistoryView(APIView):
         symbol = parse_rest_symbol(symbol)
         params = request.query_params
         limit = _int_param(params.get("limit"), "limit", 1, HISTORY_LIMIT_MAX)
-        after = _int_param(params.get("after_seq"), "after_seq", 0, 2**53)
+        after = _int_param(params.get("after_seq"), "after_seq", 0, SEQ_MAX)
         try:
             page = get_history().read(symbol, after, limit or HISTORY_LIMIT_DEFAULT)
         except Exception as exc:  # Redis down in scaled mode
