@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import ssl
 import urllib.error
 import urllib.request
@@ -22,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import certifi
 import orjson
+
+from realtime.upstream.config import trust_context
 
 logger = logging.getLogger(__name__)
 
@@ -69,20 +69,10 @@ class QuoteBatch:
 
 
 def rest_ssl_context() -> ssl.SSLContext:
-    """certifi + SSL_CERT_FILE/SSL_CERT_DIR + FMP_CA_BUNDLE; never unverified."""
+    """The same trust as the upstream socket's (realtime/upstream/config.py)."""
     from django.conf import settings
 
-    context = ssl.create_default_context(cafile=certifi.where())
-    cert_file = os.environ.get("SSL_CERT_FILE", "")
-    cert_dir = os.environ.get("SSL_CERT_DIR", "")
-    if cert_file and os.path.isfile(cert_file):
-        context.load_verify_locations(cafile=cert_file)
-    if cert_dir and os.path.isdir(cert_dir):
-        context.load_verify_locations(capath=cert_dir)
-    bundle = getattr(settings, "FMP_CA_BUNDLE", "")
-    if bundle:
-        context.load_verify_locations(cafile=bundle)
-    return context
+    return trust_context(getattr(settings, "FMP_CA_BUNDLE", ""))
 
 
 def _error_message(body: bytes) -> str:

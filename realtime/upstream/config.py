@@ -26,6 +26,22 @@ LEGACY_CLUSTERS = {
 STREAM_URL = "wss://socket.financialmodelingprep.com"
 
 
+def trust_context(ca_bundle: str = "") -> ssl.SSLContext:
+    """What FMP's certificates are checked against, for the socket and the REST
+    API alike: certifi, plus SSL_CERT_FILE/SSL_CERT_DIR, plus ``ca_bundle``
+    (FMP_CA_BUNDLE: intermediates FMP may fail to send). Never unverified."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    cert_file = os.environ.get("SSL_CERT_FILE", "")
+    cert_dir = os.environ.get("SSL_CERT_DIR", "")
+    if cert_file and os.path.isfile(cert_file):
+        context.load_verify_locations(cafile=cert_file)
+    if cert_dir and os.path.isdir(cert_dir):
+        context.load_verify_locations(capath=cert_dir)
+    if ca_bundle:
+        context.load_verify_locations(cafile=ca_bundle)
+    return context
+
+
 @dataclass(frozen=True, slots=True)
 class FmpConfig:
     """How to reach FMP and how patiently (see .env.example for each FMP_* name).
@@ -131,13 +147,4 @@ class FmpConfig:
         ``ca_bundle``. None for ``ws://`` (the simulator on loopback)."""
         if not self.url.lower().startswith("wss://"):
             return None
-        context = ssl.create_default_context(cafile=certifi.where())
-        cert_file = os.environ.get("SSL_CERT_FILE", "")
-        cert_dir = os.environ.get("SSL_CERT_DIR", "")
-        if cert_file and os.path.isfile(cert_file):
-            context.load_verify_locations(cafile=cert_file)
-        if cert_dir and os.path.isdir(cert_dir):
-            context.load_verify_locations(capath=cert_dir)
-        if self.ca_bundle:
-            context.load_verify_locations(cafile=self.ca_bundle)
-        return context
+        return trust_context(self.ca_bundle)
