@@ -36,6 +36,7 @@ from realtime.feed.status import get_status_store
 from realtime.groups import price_group
 from realtime.reference.service import set_rest_base
 from realtime.selectors import pinned_symbols
+from realtime.tasks import cancel_all, until_first_done
 from realtime.upstream.config import FmpConfig
 
 logger = logging.getLogger(__name__)
@@ -212,13 +213,9 @@ class FeedRunner:
         try:
             if scaled:
                 await self._first_status()
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()
+            await until_first_done(tasks)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_all(tasks)
 
     async def _first_status(self) -> None:
         """A new leader publishes its first status once the hubs' leases are in

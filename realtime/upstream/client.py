@@ -37,6 +37,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.frames import Frame, Opcode
 
 from realtime.events import UpstreamState
+from realtime.tasks import cancel_all, until_first_done
 from realtime.upstream import protocol
 from realtime.upstream.config import LEGACY_CLUSTERS, STREAM_URL, FmpConfig
 from realtime.upstream.protocol import (
@@ -431,13 +432,9 @@ class FmpClient:
                 asyncio.create_task(self._watchdog(ws), name="fmp-idle"),
             ]
             tasks.extend(running[1:])
-            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()
+            await until_first_done(running)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_all(tasks)
             await self._close(ws)
 
     @staticmethod
