@@ -40,7 +40,7 @@ from tests.conftest import (
     free_port,
     wait_until,
 )
-from tests.fmpsite.test_make_run import login
+from tests.httplogin import login
 from tests.realtime.wsclient import WS_PATH, next_update, subscribe
 
 pytestmark = pytest.mark.redis

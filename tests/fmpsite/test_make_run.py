@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, clean_env, free_port, wait_until
+from tests.httplogin import login
 
 
 @pytest.fixture(scope="module")
@@ -69,21 +70,6 @@ def make_run(tmp_path_factory) -> Iterator[dict]:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
         print(log_path.read_text(errors="replace")[-5000:])
-
-
-def login(base: str, username: str, password: str) -> urllib.request.OpenerDirector:
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    page = opener.open(f"{base}/accounts/login/", timeout=30).read().decode()
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    data = urllib.parse.urlencode(
-        {"csrfmiddlewaretoken": token, "username": username, "password": password}
-    ).encode()
-    request = urllib.request.Request(
-        f"{base}/accounts/login/", data=data, headers={"Referer": f"{base}/"}
-    )
-    opener.open(request, timeout=30).read()
-    return opener
 
 
 def test_the_dashboard_with_its_css_and_js(make_run):

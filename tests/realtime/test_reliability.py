@@ -15,7 +15,6 @@ import shutil
 import socket
 import statistics
 import time
-import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,6 +28,7 @@ from tests.conftest import (
     free_port,
     server_env,
 )
+from tests.realtime.httpprobe import http_json, metric
 from tests.realtime.wsclient import (
     collect_updates,
     next_message,
@@ -66,22 +66,6 @@ def product(migrated_sqlite, tmp_path):
     for server, sim in started:
         server.stop()
         sim.stop()
-
-
-def http_json(port: int, path: str) -> dict:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return json.loads(r.read())
-    except urllib.error.HTTPError as exc:  # health answers 503 with the same body
-        return json.loads(exc.read())
-
-
-def metric(port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(f"{name} "):
-                return float(line.split()[1])
-    raise AssertionError(f"metric {name} not exported")
 
 
 def upstream(p) -> frozenset[str]:

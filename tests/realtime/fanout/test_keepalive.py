@@ -16,7 +16,7 @@ import pytest
 
 from realtime.fanout.daphne_io import spread_keepalive
 from tests.conftest import daphne, free_port, server_env
-from tests.realtime.fanout.test_directwrite import RawClient
+from tests.realtime.rawclient import RawClient
 
 PING = 0x9
 

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from tests.conftest import SimulatorThread, daphne, free_port, server_env, wait_until
-from tests.realtime.test_scaled import REDIS_URL, start_scaled, stop_scaled
+from tests.realtime.scaledstack import REDIS_URL, start_scaled, stop_scaled
 from tests.realtime.wsclient import next_message, open_client, request, subscribe
 
 HIGH_RATE = 400.0  # ticks/s over the subscribed symbols
