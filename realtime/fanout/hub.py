@@ -47,7 +47,11 @@ from realtime.events import FEED_CHANNEL, HUBS_GROUP, LeaseEvent, UpstreamState
 from realtime.fanout import daphne_io
 from realtime.fanout.closecodes import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_STALLED
 from realtime.fanout.slots import ConnectionSlots, make_slots
-from realtime.feed.state import encode_upstream_refused, encode_upstream_status
+from realtime.feed.state import (
+    REPLAY_MARK,
+    encode_upstream_refused,
+    encode_upstream_status,
+)
 from realtime.feed.status import get_status_store
 from realtime.groups import price_group
 
@@ -551,8 +555,8 @@ class FanoutHub:
         members = self.by_symbol.get(symbol)
         if not members:
             return
-        if self._last_seq is not None:
-            self._check_epoch(symbol, text)
+        if self._last_seq is not None and not self._check_epoch(symbol, text):
+            return  # a takeover replay of an update this process already sent
         holds = self._holds.get(symbol) if self._holds else None
         frame: bytes | None = None
         for outbox in members:
@@ -575,9 +579,18 @@ class FanoutHub:
         self._flush_wakeup.set()
         metrics.TICK_TO_SEND.observe(max(0.0, time.time() - tick_ts / 1000))
 
-    def _check_epoch(self, symbol: str, text: str) -> None:
+    def _check_epoch(self, symbol: str, text: str) -> bool:
+        """Track the symbol's sequence; False for a replayed update to drop.
+
+        A new feed leader re-publishes the last updates it finds in the history
+        (realtime/feed/history.py, ``_replay_tail``): the ones this process sent
+        already, or that came before it sent anything, are dropped; the ones a
+        killed leader wrote but never published fill the gap, in order.
+        """
         seq = seq_of(text)
         last = self._last_seq.get(symbol, -1)  # type: ignore[union-attr]
+        if (seq <= last or last < 0) and REPLAY_MARK in text:
+            return False
         self._last_seq[symbol] = seq  # type: ignore[index]
         if symbol in self._restarting:
             self._restarting[symbol] = text  # the snapshot shows the newest state
@@ -591,6 +604,7 @@ class FanoutHub:
             )
             task = asyncio.get_running_loop().create_task(self._epoch_restarted(symbol))
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return True
 
     async def _epoch_restarted(self, symbol: str) -> None:
         """The sequence of ``symbol`` restarted (a new epoch): send its clients a

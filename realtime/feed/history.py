@@ -31,9 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import orjson
 import redis
 import redis.asyncio as aredis
 from django.conf import settings
+
+from realtime.feed.state import REPLAY_MARK
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,10 @@ PublishFn = Callable[[str, str, int], None]
 # published anyway: live prices never wait on a hung Redis.
 REDIS_TIMEOUT = 2.0
 SWEEP_INTERVAL = 30.0
+
+
+# What a new leader re-publishes per symbol at takeover (marked REPLAY_MARK).
+REPLAY_TAIL = 16
 
 
 def new_epoch() -> str:
@@ -283,6 +290,36 @@ class RedisHistory:
         logger.info(
             "event=history_continued epoch=%s symbols=%d", self.epoch, len(self._seq)
         )
+        await self._replay_tail()
+
+    async def _replay_tail(self) -> None:
+        """Re-publish each symbol's last few written updates, marked replayed.
+
+        A leader killed between writing a batch and publishing it leaves updates
+        that are in the history but reached no hub: clients connected through the
+        failover would see a gap. Hubs drop the replayed updates they already
+        delivered and pass on the ones they missed, in order, before the new
+        leader's own (realtime/fanout/hub.py, ``REPLAY_MARK``).
+        """
+        publish = self._publish
+        if publish is None or not self._seq:
+            return
+        pipe = self._aclient().pipeline(transaction=False)
+        symbols = sorted(self._seq)
+        for symbol in symbols:
+            pipe.xrevrange(self._stream_key(self.epoch, symbol), count=REPLAY_TAIL)
+        replayed = 0
+        for symbol, entries in zip(symbols, await pipe.execute(), strict=True):
+            for _, fields in reversed(entries):
+                text = fields[b"d"].decode()
+                try:
+                    tick_ts = int(orjson.loads(text).get("timestamp") or 0)
+                except (orjson.JSONDecodeError, AttributeError, TypeError):
+                    continue  # not an update this feed wrote
+                if text.endswith("}"):
+                    publish(symbol, text[:-1] + "," + REPLAY_MARK + "}", tick_ts)
+                    replayed += 1
+        logger.info("event=history_tail_replayed updates=%d", replayed)
 
     async def _run(self) -> None:
         while True:

@@ -56,6 +56,11 @@ class PriceState:
     seq: int | None = field(default=None, compare=False)
 
 
+# Marks an update a new feed leader re-publishes from the history at takeover
+# (realtime/feed/history.py); hubs drop the ones they already sent.
+REPLAY_MARK = '"recovered":true'
+
+
 def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 

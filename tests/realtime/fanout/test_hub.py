@@ -152,3 +152,33 @@ async def test_a_crashed_hub_task_marks_the_process_unhealthy(monkeypatch):
     finally:
         FANOUT_HEALTHY.set(1)
         await close_hub()
+
+
+async def test_takeover_replays_fill_a_gap_and_duplicates_are_dropped():
+    """A feed leader killed between writing updates to the history and publishing
+    them leaves a gap; the new leader re-publishes the history's tail marked as
+    replayed: the hub passes on only what it never sent, in order."""
+    hub = get_hub()
+    try:
+        hub._last_seq = {}  # scaled mode: the hub follows each symbol's sequence
+        outbox, sent = collecting_outbox()
+        hub.attach(outbox)
+        await hub.subscribe(outbox, ["AAA", "NEW"])
+
+        def update(symbol: str, seq: int, replayed: bool = False) -> str:
+            mark = ',"recovered":true' if replayed else ""
+            return f'{{"type":"price_update","symbol":"{symbol}","seq":{seq}{mark}}}'
+
+        for seq in (1, 2, 3):
+            hub.deliver("AAA", update("AAA", seq), 0)
+        for seq in (2, 3, 4, 5):  # the tail: 2-3 were sent, 4-5 never were
+            hub.deliver("AAA", update("AAA", seq, replayed=True), 0)
+        hub.deliver("NEW", update("NEW", 7, replayed=True), 0)  # nothing sent yet
+        hub.deliver("AAA", update("AAA", 6), 0)
+        await async_wait_until(lambda: len(sent) == 6, 5, "six updates")
+        seqs = [
+            (t.split('"symbol":"')[1][:3], int(t.split('"seq":')[1][0])) for t in sent
+        ]
+        assert seqs == [("AAA", n) for n in range(1, 7)]
+    finally:
+        await close_hub()
