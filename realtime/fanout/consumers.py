@@ -168,7 +168,7 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
                 self.conn_id,
                 CLOSE_MESSAGE_TOO_BIG,
                 size,
-                protocol.maxMessagePayloadSize,
+                daphne_io.message_size_limit(protocol),
             )
         await self.hub.detach(self.outbox)
         logger.info(

@@ -364,6 +364,11 @@ def oversized_message(protocol: Any) -> int | None:
     return None
 
 
+def message_size_limit(protocol: Any) -> int:
+    """The largest client message daphne accepts on this connection (bytes)."""
+    return int(protocol.maxMessagePayloadSize)
+
+
 # --- keepalive ------------------------------------------------------------------------
 def spread_keepalive(protocol: Any, jitter: Callable[[], float]) -> bool:
     """Move daphne's ``last_ping`` forward by ``jitter() * ping_interval``.
