@@ -298,10 +298,12 @@ async def test_scaled_lost_history_is_a_new_epoch_and_a_snapshot(
     await subscribe(keeper, ["RCVL"])
     await updates_of(keeper, "RCVL", 5)
     client = redis.Redis.from_url(REDIS_URL)
-    # Redis lost the history (flushed): the feed's next start is a new epoch.
+    # Redis lost the history (flushed) while the feed was down: its next start is
+    # a new epoch. Killed first: a running leader writes its epoch back with its
+    # next batch (a flushed Redis follows the writer), which raced the delete.
+    stack["workers"][0].kill()
     for key in client.scan_iter(f"{redis_prefix}:history:*"):
         client.delete(key)
-    stack["workers"][0].kill()
     stack["workers"][0] = (
         stack["workers"][0]
         .__class__(
