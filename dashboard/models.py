@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
 
-from realtime.symbols import InvalidSymbol, normalize_symbol
+from realtime.symbols import SymbolModelMixin
 
 
 class Watchlist(models.Model):
@@ -37,7 +36,7 @@ class Watchlist(models.Model):
         return f"{self.name} ({self.user})"
 
 
-class WatchlistItem(models.Model):
+class WatchlistItem(SymbolModelMixin, models.Model):
     """One symbol of a watchlist, stored in its canonical (normalised) form."""
 
     watchlist = models.ForeignKey(
@@ -58,14 +57,6 @@ class WatchlistItem(models.Model):
 
     def __str__(self) -> str:
         return self.symbol
-
-    def clean(self) -> None:
-        # The one symbol rule of the product (realtime/symbols.py), so whatever an
-        # admin saves here the stream accepts too.
-        try:
-            self.symbol = normalize_symbol(self.symbol)
-        except InvalidSymbol as exc:
-            raise ValidationError({"symbol": str(exc)}) from exc
 
 
 class DashboardPreference(models.Model):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from realtime.symbols import InvalidSymbol, normalize_symbol
+from realtime.symbols import SymbolModelMixin
 
 
-class PinnedSubscription(models.Model):
+class PinnedSubscription(SymbolModelMixin, models.Model):
     symbol = models.CharField(max_length=20, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
@@ -21,11 +21,3 @@ class PinnedSubscription(models.Model):
 
     def __str__(self) -> str:
         return self.symbol
-
-    def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        try:
-            self.symbol = normalize_symbol(self.symbol)
-        except InvalidSymbol as exc:
-            raise ValidationError({"symbol": str(exc)}) from exc

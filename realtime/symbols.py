@@ -27,6 +27,22 @@ def normalize_symbol(raw: object) -> str:
     return symbol
 
 
+class SymbolModelMixin:
+    """``clean()`` for a model with a ``symbol`` field: the one symbol rule of the
+    product, so whatever an admin or a form saves, the stream accepts too."""
+
+    symbol: str
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        super().clean()  # type: ignore[misc]
+        try:
+            self.symbol = normalize_symbol(self.symbol)
+        except InvalidSymbol as exc:
+            raise ValidationError({"symbol": str(exc)}) from exc
+
+
 @dataclass(frozen=True, slots=True)
 class SymbolParse:
     """Valid symbols in request order without duplicates, and the rejected values."""
