@@ -3,9 +3,9 @@
 The tutorial design makes every consumer a member of every symbol group it needs:
 each tick then costs one channel-layer message, one ``dispatch()`` (with its
 ``aclose_old_connections`` thread hop) and one JSON encode *per client*. Here the
-process is the member instead. The hub receives one message per tick, whose text
-the feed encoded once, and hands it to the local connections' outboxes; a single
-flusher task writes the pending texts to the sockets.
+process is the member instead. The hub receives the feed's batches (each tick's
+text encoded once by the feed) and hands each text to the local connections'
+outboxes; a single flusher task writes the pending texts to the sockets.
 
 Every message to a client goes through its outbox (the consumer's replies and
 snapshots too), so one bound covers them all. A client that keeps up gets every
@@ -16,7 +16,8 @@ keeps at most one pending update per symbol (the newest) and at most
 whatever the client sends. Past that, or past ``REALTIME_STALL_TIMEOUT``, it is
 closed with 4009.
 
-Every reach-in into daphne, Twisted and autobahn is in realtime/fanout/daphne_io.py.
+Every reach-in into daphne, Twisted and autobahn is in realtime/fanout/daphne_io.py,
+every one into channels-redis (batched receives) in realtime/layer_io.py.
 Each long-running task has a done-callback: a crash is logged and marks the
 process unhealthy (``fanout_failure()``, gauge ``fmpsite_fanout_healthy``).
 
@@ -42,7 +43,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from prometheus_client import Gauge
 
-from realtime import metrics
+from realtime import layer_io, metrics
 from realtime.events import FEED_CHANNEL, HUBS_GROUP, LeaseEvent, UpstreamState
 from realtime.fanout import daphne_io
 from realtime.fanout.closecodes import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_STALLED
@@ -743,11 +744,17 @@ class FanoutHub:
 
     # --- channel layer -------------------------------------------------------------
     async def _receive_loop(self) -> None:
+        # channels-redis: many messages per Redis round trip (realtime/layer_io.py)
+        # instead of four round trips per message.
+        io = layer_io.probe(self.channel_layer)
         while True:
             try:
                 if self.channel_name is None:
                     await self._register()
-                message = await self.channel_layer.receive(self.channel_name)
+                if io is not None:
+                    messages = await io.receive_many(self.channel_name)
+                else:
+                    messages = [await self.channel_layer.receive(self.channel_name)]
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -757,21 +764,32 @@ class FanoutHub:
                 self.channel_name = None
                 await asyncio.sleep(1.0)
                 continue
-            kind = message.get("type")
-            if kind == "price.batch":
-                deliver = self.deliver
-                for symbol, text, tick_ts in message["updates"]:
-                    deliver(symbol, text, tick_ts)
-            elif kind == "price.update":  # a feed of the previous release
-                self.deliver(message["symbol"], message["text"], message["tick_ts"])
-            elif kind == "hub.upstream":
-                self.deliver_upstream(message["status"], message["text"])
-            elif kind == "hub.refused":
-                self.deliver_refused(list(message["symbols"]), message["message"])
-            elif kind == "hub.lease_request":
-                self._lease_wakeup.set()
-            else:
-                logger.warning("event=hub_unknown_message type=%r", kind)
+            for message in messages:
+                try:
+                    self._on_layer_message(message)
+                except Exception as exc:  # one bad message never stops the loop
+                    logger.warning(
+                        "event=hub_bad_message type=%r error=%r",
+                        message.get("type") if isinstance(message, dict) else None,
+                        exc,
+                    )
+
+    def _on_layer_message(self, message: dict) -> None:
+        kind = message.get("type")
+        if kind == "price.batch":
+            deliver = self.deliver
+            for symbol, text, tick_ts in message["updates"]:
+                deliver(symbol, text, tick_ts)
+        elif kind == "price.update":  # a feed of the previous release
+            self.deliver(message["symbol"], message["text"], message["tick_ts"])
+        elif kind == "hub.upstream":
+            self.deliver_upstream(message["status"], message["text"])
+        elif kind == "hub.refused":
+            self.deliver_refused(list(message["symbols"]), message["message"])
+        elif kind == "hub.lease_request":
+            self._lease_wakeup.set()
+        else:
+            logger.warning("event=hub_unknown_message type=%r", kind)
 
     async def _register(self) -> None:
         # The layer's default prefix: channels-redis reads process-local channels

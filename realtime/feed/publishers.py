@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from channels.exceptions import ChannelFull
 
-from realtime import metrics
+from realtime import layer_io, metrics
 from realtime.events import (
     HUBS_GROUP,
     PriceBatchEvent,
@@ -29,26 +28,6 @@ logger = logging.getLogger(__name__)
 
 # One update on the wire: (symbol, encoded client message, upstream tick ms).
 Update = tuple[str, str, int]
-
-# channels-redis's send for many channels at once: KEYS are the channels' keys,
-# ARGV their serialized messages, then their capacities, then now and the
-# expiry. Returns the (1-based) indexes of the channels that were full.
-_SEND_BATCHES = """
-local n = #KEYS
-local now = tonumber(ARGV[2 * n + 1])
-local expiry = tonumber(ARGV[2 * n + 2])
-local full = {}
-for i = 1, n do
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, math.floor(now) - expiry)
-    if redis.call('ZCOUNT', KEYS[i], '-inf', '+inf') < tonumber(ARGV[n + i]) then
-        redis.call('ZADD', KEYS[i], now, ARGV[i])
-        redis.call('EXPIRE', KEYS[i], expiry)
-    else
-        table.insert(full, i)
-    end
-end
-return full
-"""
 
 
 class Publisher(Protocol):
@@ -153,12 +132,8 @@ class LayerPublisher:
         self._resync: dict[str, set[str]] = {}
         # hub channel -> updates dropped in its current burst of losses.
         self._dropping: dict[str, int] = {}
-        # channels-redis: one script call per shard per flush (``_send_redis``).
-        self._redis_layer = all(
-            hasattr(channel_layer, name)
-            for name in ("non_local_name", "serialize", "connection", "get_capacity")
-        )
-        self._scripts: dict[int, Any] = {}
+        # channels-redis: one pipeline and one script call per shard per flush.
+        self._io = layer_io.probe(channel_layer)
 
     def forget_channel(self, channel: str) -> None:
         """``channel``'s hub is gone (its lease expired): no resync for it."""
@@ -166,32 +141,14 @@ class LayerPublisher:
         self._dropping.pop(channel, None)
 
     async def _members(self, symbols: Iterable[str]) -> dict[str, list[str]]:
-        """The hub channels in each symbol's group: one pipeline per Redis shard.
-
-        Reads channels-redis's group sorted sets directly (``_group_key``,
-        ``consistent_hash``, ``connection``: the same calls its ``group_send``
-        makes); another layer falls back to its ``group_channels`` if it has one.
-        """
-        layer = self.channel_layer
+        """The hub channels in each symbol's group (``layer_io``); another layer
+        falls back to its ``groups`` mapping if it has one (the in-memory layer)."""
         groups = {symbol: price_group(symbol) for symbol in symbols}
-        members: dict[str, list[str]] = {}
-        if not hasattr(layer, "_group_key"):
-            lookup = getattr(layer, "groups", {})
-            for symbol, group in groups.items():
-                members[symbol] = list(lookup.get(group, ()))
-            return members
-        by_shard: dict[int, list[str]] = {}
-        for symbol, group in groups.items():
-            by_shard.setdefault(layer.consistent_hash(group), []).append(symbol)
-        for index, shard_symbols in by_shard.items():
-            connection = layer.connection(index)
-            async with connection.pipeline(transaction=False) as pipe:
-                for symbol in shard_symbols:
-                    pipe.zrange(layer._group_key(groups[symbol]), 0, -1)
-                results = await pipe.execute()
-            for symbol, channels in zip(shard_symbols, results, strict=True):
-                members[symbol] = [c.decode() for c in channels]
-        return members
+        if self._io is not None:
+            members = await self._io.group_members(groups.values())
+            return {symbol: members[group] for symbol, group in groups.items()}
+        lookup = getattr(self.channel_layer, "groups", {})
+        return {symbol: list(lookup.get(group, ())) for symbol, group in groups.items()}
 
     # --- publishing ----------------------------------------------------------------
     def publish(self, symbol: str, text: str, tick_ts: int) -> None:
@@ -295,55 +252,26 @@ class LayerPublisher:
                 per_hub[channel] = stale + updates
         if not per_hub:
             return
-        if self._redis_layer:
-            await self._send_redis(per_hub)
+        if self._io is not None:
+            await self._send_many(per_hub)
         elif len(per_hub) == 1:
             channel, updates = next(iter(per_hub.items()))
             await self._send(channel, updates)
         else:
             await asyncio.gather(*(self._send(c, u) for c, u in per_hub.items()))
 
-    async def _send_redis(self, per_hub: dict[str, list[Update]]) -> None:
-        """Every hub's batch in one script call per Redis shard.
-
-        channels-redis's ``send`` costs four round trips per message; this does
-        what it does (drop expired messages, refuse past the capacity, add, set
-        the expiry) for every hub of the flush in one ``EVALSHA``, and says which
-        channels were full, so each refusal is counted and resynced.
-        """
-        layer = self.channel_layer
-        now = time.time()
-        by_shard: dict[int, list[tuple[str, bytes, bytes]]] = {}
-        for channel, updates in per_hub.items():
-            event: PriceBatchEvent = {"type": "price.batch", "updates": updates}
-            local = layer.non_local_name(channel)
-            key = f"{layer.prefix}{local}".encode()
-            message = layer.serialize({**event, "__asgi_channel__": channel})
-            by_shard.setdefault(layer.consistent_hash(local), []).append(
-                (channel, key, message)
-            )
-        for index, sends in by_shard.items():
-            script = self._scripts.get(index)
-            if script is None:
-                script = layer.connection(index).register_script(_SEND_BATCHES)
-                self._scripts[index] = script
-            args: list[Any] = [m for _, _, m in sends]
-            args += [layer.get_capacity(c) for c, _, _ in sends]
-            args += [now, int(layer.expiry)]
-            try:
-                full = await script(keys=[k for _, k, _ in sends], args=args)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis restarting
-                for channel, _, _ in sends:
-                    self._lost(channel, per_hub[channel], exc)
-                continue
-            refused = {int(i) - 1 for i in full}
-            for i, (channel, _, _) in enumerate(sends):
-                if i in refused:
-                    self._lost(channel, per_hub[channel], ChannelFull())
-                else:
-                    self._delivered(channel)
+    async def _send_many(self, per_hub: dict[str, list[Update]]) -> None:
+        """Every hub's batch in one script call per Redis shard (``layer_io``)."""
+        events: dict[str, dict] = {
+            channel: {"type": "price.batch", "updates": updates}
+            for channel, updates in per_hub.items()
+        }
+        outcome = await self._io.send_many(events)  # type: ignore[union-attr]
+        for channel, error in outcome.items():
+            if error is None:
+                self._delivered(channel)
+            else:
+                self._lost(channel, per_hub[channel], error)
 
     async def _send(self, channel: str, updates: list[Update]) -> None:
         event: PriceBatchEvent = {"type": "price.batch", "updates": updates}
