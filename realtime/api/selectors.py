@@ -39,6 +39,17 @@ class Health:
         return self.status_code == http.HTTP_200_OK
 
 
+# What /status repeats of /health: who leads the feed, what keeps FMP from serving.
+UPSTREAM_DIAGNOSTICS = (
+    "leader",
+    "last_failover",
+    "upstream_problem",
+    "refused_symbols",
+    "refused_streams",
+    "unservable_symbols",
+)
+
+
 def _health_body(
     feed: FeedStatus | None, cached_symbols: list[str]
 ) -> tuple[dict[str, Any], bool]:
@@ -138,6 +149,7 @@ def feed_status() -> dict[str, Any]:
             "subscribed_symbols": body["subscribed_symbols"],
             "total_clients": body["total_clients"],
             "status": body["status"],
+            **{key: body[key] for key in UPSTREAM_DIAGNOSTICS},
         },
         "cached_data": {"count": len(cached), "symbols": cached},
     }

@@ -121,36 +121,10 @@ class DetailSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="What was wrong, naming the bad value.")
 
 
-class HealthSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=FEED_STATES)
-    is_running = serializers.BooleanField()
-    api_configured = serializers.BooleanField(
-        help_text="False when the feed runs on the built-in simulator without a key."
-    )
-    subscribed_symbols = serializers.ListField(child=serializers.CharField())
-    cached_symbols = serializers.ListField(child=serializers.CharField())
-    callbacks_registered = serializers.IntegerField()
-    reconnect_attempts = serializers.IntegerField()
-    # Extensions.
-    source = serializers.ChoiceField(
-        choices=["fmp", "simulator"], allow_null=True, required=False
-    )
-    last_error = serializers.CharField(allow_null=True, required=False)
-    total_clients = serializers.IntegerField(required=False)
-    last_tick_at = serializers.FloatField(
-        allow_null=True, required=False, help_text="Unix time of the last tick."
-    )
-    heartbeat_at = serializers.FloatField(
-        allow_null=True, required=False, help_text="Unix time of the last heartbeat."
-    )
-    stale = serializers.BooleanField(
-        required=False,
-        help_text="True when the feed's last report is older than "
-        "REALTIME_STATUS_STALE_AFTER (or it never reported).",
-    )
-    updated_at = serializers.FloatField(
-        allow_null=True, required=False, help_text="Unix time of the feed's report."
-    )
+class UpstreamDiagnosticsSerializer(serializers.Serializer):
+    """Who leads the feed and what keeps FMP from serving: in /health and /status
+    alike, so an operator reading either sees why prices stopped."""
+
     leader = serializers.CharField(
         allow_null=True,
         required=False,
@@ -181,6 +155,38 @@ class HealthSerializer(serializers.Serializer):
         required=False,
         help_text="Symbols the configured legacy cluster cannot serve, with why.",
     )
+
+
+class HealthSerializer(UpstreamDiagnosticsSerializer):
+    status = serializers.ChoiceField(choices=FEED_STATES)
+    is_running = serializers.BooleanField()
+    api_configured = serializers.BooleanField(
+        help_text="False when the feed runs on the built-in simulator without a key."
+    )
+    subscribed_symbols = serializers.ListField(child=serializers.CharField())
+    cached_symbols = serializers.ListField(child=serializers.CharField())
+    callbacks_registered = serializers.IntegerField()
+    reconnect_attempts = serializers.IntegerField()
+    # Extensions.
+    source = serializers.ChoiceField(
+        choices=["fmp", "simulator"], allow_null=True, required=False
+    )
+    last_error = serializers.CharField(allow_null=True, required=False)
+    total_clients = serializers.IntegerField(required=False)
+    last_tick_at = serializers.FloatField(
+        allow_null=True, required=False, help_text="Unix time of the last tick."
+    )
+    heartbeat_at = serializers.FloatField(
+        allow_null=True, required=False, help_text="Unix time of the last heartbeat."
+    )
+    stale = serializers.BooleanField(
+        required=False,
+        help_text="True when the feed's last report is older than "
+        "REALTIME_STATUS_STALE_AFTER (or it never reported).",
+    )
+    updated_at = serializers.FloatField(
+        allow_null=True, required=False, help_text="Unix time of the feed's report."
+    )
     fanout_error = serializers.CharField(
         required=False,
         help_text="Present (and the status 503) when this process's fan-out to "
@@ -188,7 +194,7 @@ class HealthSerializer(serializers.Serializer):
     )
 
 
-class ConnectionStatusSerializer(serializers.Serializer):
+class ConnectionStatusSerializer(UpstreamDiagnosticsSerializer):
     is_connected = serializers.BooleanField()
     is_running = serializers.BooleanField()
     subscribed_symbols = serializers.ListField(child=serializers.CharField())

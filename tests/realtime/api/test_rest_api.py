@@ -100,6 +100,16 @@ def test_health_names_upstream_problems_in_words(client):
     assert body["refused_symbols"] == {"AAPL": "you are not authorized"}
     assert body["unservable_symbols"] == {"BTCUSD": "crypto on the stocks cluster"}
     assert body["leader"] == "test"
+    # /status says the same, so an operator reading either sees why.
+    connection = client.get(f"{API}/status").json()["connection_status"]
+    for key in (
+        "upstream_problem",
+        "refused_streams",
+        "refused_symbols",
+        "unservable_symbols",
+        "leader",
+    ):
+        assert connection[key] == body[key], key
 
 
 def test_health_is_503_when_the_status_is_stale(client, settings):
@@ -182,6 +192,12 @@ def test_status_without_a_feed_says_not_running(client):
         "subscribed_symbols": [],
         "total_clients": 0,
         "status": "stopped",
+        "leader": None,
+        "last_failover": None,
+        "upstream_problem": None,
+        "refused_symbols": {},
+        "refused_streams": {},
+        "unservable_symbols": {},
     }
     assert body["cached_data"] == {"count": 0, "symbols": []}
 
