@@ -10,17 +10,9 @@ from django.conf import settings
 from websockets.asyncio.client import connect
 
 from bench.naive.consumers import group_name
+from bench.plain import FIELDS  # the FMP field names, as the guide maps them
 
 logger = logging.getLogger(__name__)
-
-FIELDS = {
-    "lp": "last_price",
-    "ls": "last_size",
-    "ap": "ask_price",
-    "as": "ask_size",
-    "bp": "bid_price",
-    "bs": "bid_size",
-}
 
 
 def to_ms(t: int) -> int:
