@@ -58,8 +58,11 @@ REPLAY_TAIL = 16
 # symbol of the batch. ARGV: epoch, size, min id, ttl ms, n, then n triplets
 # (index of the stream in KEYS, seq, text), then the symbols of KEYS[3..].
 # The epoch is always set (only the leader writes): a Redis that was flushed
-# meanwhile gets the current epoch back, and readers follow the writer.
+# meanwhile gets the current epoch back, and readers follow the writer. Returns 0
+# when the epoch key was missing or another (Redis lost it): the caller then
+# writes back every counter, not only this batch's.
 _WRITE_BATCH = """
+local kept = redis.call('GET', KEYS[1]) == ARGV[1]
 redis.call('SET', KEYS[1], ARGV[1])
 local size, minid, ttl, n = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local last = {}
@@ -75,7 +78,8 @@ for k = 3, #KEYS do
     redis.call('PEXPIRE', KEYS[k], ttl)
     redis.call('HSET', KEYS[2], ARGV[i + k - 3], last[k])
 end
-return n
+if kept then return 1 end
+return 0
 """
 
 # A symbol's page in one call: the epoch, its last seq and its stream.
@@ -396,7 +400,18 @@ class RedisHistory:
         min_id = max(0, int((time.time() - self.seconds) * 1000))
         ttl_ms = int((self.seconds + 60) * 1000)
         head: list[str | int] = [epoch, self.size, min_id, ttl_ms, len(batch)]
-        await self._aclient().eval(_WRITE_BATCH, len(keys), *keys, *head, *args, *index)
+        client = self._aclient()
+        kept = await client.eval(_WRITE_BATCH, len(keys), *keys, *head, *args, *index)
+        if not kept:
+            # Redis lost the epoch (flushed, restarted empty): put every counter
+            # back, or a standby taking over later would restart the symbols this
+            # batch did not touch at seq 1 inside the same epoch.
+            await client.hset(self._seq_key(epoch), mapping=self._seq)
+            logger.warning(
+                "event=history_epoch_restored epoch=%s symbols=%d",
+                epoch,
+                len(self._seq),
+            )
 
     async def aclose(self) -> None:
         if self._writer is not None:

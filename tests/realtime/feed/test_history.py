@@ -229,3 +229,34 @@ async def test_redis_history_is_bounded_by_count_and_age(redis_history, redis_pr
     history.record("AAPL", history.next_seq("AAPL"), '{"x":2}', 0)
     await async_wait_until(lambda: client.xlen(key) == 1, 60, "the age trim")
     await history.aclose()
+
+
+@pytest.mark.redis
+async def test_a_flushed_redis_gets_every_counter_back_so_a_failover_continues(
+    redis_history, redis_prefix
+):
+    """Redis flushed under a running leader: its next batch writes the epoch back
+    and every symbol's counter, not only the batch's, so a standby taking over
+    later continues each sequence instead of restarting some at 1 in the same
+    epoch."""
+    leader = redis_history()
+    await leader.start()
+    leader.record("AAPL", leader.next_seq("AAPL"), '{"seq":1}', 0)
+    leader.record("AAPL", leader.next_seq("AAPL"), '{"seq":2}', 0)
+    await async_wait_until(lambda: not leader._queue, 60, "the first batch")
+    client = redis.Redis.from_url(REDIS_URL)
+    await async_wait_until(
+        lambda: client.hget(f"{redis_prefix}:history:{leader.epoch}:seq", "AAPL"),
+        60,
+        "the first batch in Redis",
+    )
+    for key in client.scan_iter(f"{redis_prefix}*"):
+        client.delete(key)  # the flush
+    leader.record("MSFT", leader.next_seq("MSFT"), '{"seq":1}', 0)
+    await leader.aclose()  # writes what is queued
+    standby = redis_history()
+    await standby.start()
+    assert standby.epoch == leader.epoch
+    assert standby.next_seq("AAPL") == 3
+    assert standby.next_seq("MSFT") == 2
+    await standby.aclose()
