@@ -9,8 +9,9 @@ tick path crosses processes in batches instead (docs/scaling.md):
   (``group_members``) and sends every hub its batch in one script call per shard
   (``send_many``, which does what ``send`` does: drop expired messages, refuse
   past the capacity, add, set the expiry);
-- a hub pops up to ``limit`` messages of its channel in one ``ZPOPMIN``, blocking
-  in ``BZPOPMIN`` only while the channel is empty (``receive_many``). A message
+- a hub takes up to ``limit`` messages of its channel per round trip: a
+  ``BZPOPMIN`` (waiting while the channel is empty) pipelined with a ``ZPOPMIN``
+  of the rest (``receive_many``). A message
   popped while the process is being stopped is lost with the process, which is
   what the at-least-once bookkeeping would only have delayed.
 
@@ -132,14 +133,16 @@ class RedisLayerIO:
         local = layer.non_local_name(channel)
         key = layer.prefix + local
         connection = layer.connection(layer.consistent_hash(local))
-        popped = await connection.zpopmin(key, limit)
-        if not popped:
-            first = await connection.bzpopmin(key, timeout=layer.brpop_timeout)
-            if first is None:
-                return []
-            popped = [(first[1], first[2])]
-            if limit > 1:
-                popped += await connection.zpopmin(key, limit - 1)
+        # One round trip: Redis runs the ZPOPMIN right after the BZPOPMIN returns
+        # (a blocked client's next commands wait behind it), so whatever came
+        # with or after the first message is taken in the same call.
+        async with connection.pipeline(transaction=False) as pipe:
+            pipe.bzpopmin(key, timeout=layer.brpop_timeout)
+            pipe.zpopmin(key, limit - 1)
+            first, rest = await pipe.execute()
+        if first is None:
+            return []
+        popped = [(first[1], first[2]), *rest]
         messages = []
         for data, _ in popped:
             message = layer.deserialize(data)
