@@ -15,17 +15,30 @@
 //     [data-last-price]   latest last_price ("" when none yet)
 //     [data-previous-close] the reference previous close ("" when unknown)
 //     [data-direction]    up|down|flat: last price vs the previous close
-//     [data-update-count] price_update messages received for the symbol (cards)
+//     [data-update-count] price_update messages received for the symbol, duplicates
+//                         not counted (cards)
 //     [data-history-length] points in the sparkline history (max 100) (cards)
+//     [data-history-source] "server" once the history endpoint's trades were drawn
+//     [data-seqs]         the seq of each sparkline point, oldest first, space
+//                         separated ("-" for a point without one) (cards)
+//     [data-last-seq]     seq of the last update received ("" none yet) (cards)
+//     [data-epoch]        the epoch those seqs belong to ("" unknown) (cards)
+//     [data-recovered-updates] replayed updates (`recovered: true`) received
+//     [data-duplicates]   updates dropped as already seen (seq not newer)
+//     [data-gap-fills]    seq gaps filled from the history endpoint
+//     [data-resets]       times the line restarted: not recovered, new epoch
 //     [data-trend]        up|down|flat: the sparkline's last point vs its first
 //     [data-stale]        "true" while the price is not live
 //   #dashboard[data-update-count]              price_update messages in total
+//   #dashboard[data-recovered], [data-not-recovered]  symbols the server did and
+//     did not recover after reconnects, in total (from the subscribe acks)
 //   #error-banner, #session-banner, #undo-toast (hidden unless shown)
 //   #add-symbol-feedback                       result of the last action
 
 import { PriceStream, States, sameHostWebSocketUrl } from "./price-stream.js";
 
 const HISTORY_LENGTH = 100;
+const HISTORY_PAGE_MAX = 1000; // the history endpoint's largest `limit`
 const SPARK_WIDTH = 100;
 const SPARK_HEIGHT = 32;
 const UNDO_MS = 8000;
@@ -121,6 +134,23 @@ export function sparklinePoints(values) {
     .join(" ");
 }
 
+/** Two lists of sparkline points ({price, seq}) as one, oldest first: one point
+ * per seq, ordered by seq; points without a seq (the server-rendered seed) first. */
+export function mergeBySeq(a, b) {
+  const unnumbered = [];
+  const bySeq = new Map();
+  for (const point of [...a, ...b]) {
+    if (point.seq === null || point.seq === undefined) unnumbered.push(point);
+    else if (!bySeq.has(point.seq)) bySeq.set(point.seq, point);
+  }
+  return [...unnumbered, ...[...bySeq.values()].sort((x, y) => x.seq - y.seq)];
+}
+
+/** A history update that is a sparkline point: a valid trade, not a snapshot. */
+function isTradePoint(update) {
+  return update.data_type === "T" && isNumber(update.last_price) && !update.snapshot;
+}
+
 /** What a person should read for a failed request (never "Failed to fetch"). */
 export function describeError(err) {
   if (err instanceof SessionEnded) return err.message;
@@ -210,6 +240,8 @@ class Dashboard {
     this.pending = new Set(); // symbols to render at the next frame
     this.frame = 0;
     this.totalUpdates = 0;
+    this.recoveredSymbols = 0;
+    this.notRecoveredSymbols = 0;
     this.staleSince = null;
     this.sessionOver = false;
     this.view = root.dataset.view === "table" ? "table" : "cards";
@@ -237,6 +269,13 @@ class Dashboard {
     });
     this.stream.addEventListener("subscriptions", (e) => this.renderSubscriptions(e.detail));
     this.stream.addEventListener("price", (e) => this.queue(e.detail));
+    this.stream.addEventListener("duplicate", (e) => this.onDuplicate(e.detail));
+    this.stream.addEventListener("gap", (e) => this.onGap(e.detail));
+    this.stream.addEventListener("reset", (e) => {
+      const state = this.cards.get(e.detail.symbol);
+      if (state) this.resetCard(state, e.detail.epoch);
+    });
+    this.stream.addEventListener("recovery", (e) => this.onRecovery(e.detail));
     this.stream.addEventListener("servererror", (e) => this.onServerError(e.detail));
     this.stream.subscribe([...this.cards.keys()]);
 
@@ -339,6 +378,13 @@ class Dashboard {
       },
       history: [],
       seqs: [], // the seq of each history point (null for the server-rendered seed)
+      epoch: null, // the epoch of those seqs
+      lastSeq: null, // seq of the last update received
+      firstSeq: null, // seq of the first update received in this epoch
+      generation: 0, // bumped by a reset: answers to older requests are void
+      gap: null, // {epoch, after, seq}: a seq gap waiting to be filled
+      gapBusy: false,
+      counts: { recoveredUpdates: 0, duplicates: 0, gapFills: 0, resets: 0 },
       updates: 0,
       flash: "a",
     };
@@ -348,6 +394,7 @@ class Dashboard {
       state.seqs.push(null);
     }
     el.dataset.historyLength = String(state.history.length);
+    el.dataset.seqs = state.seqs.map((seq) => seq ?? "-").join(" ");
     state.row = this.buildRow(state);
     this.cards.set(symbol, state);
     this.empty.hidden = this.cards.size > 0;
@@ -429,26 +476,102 @@ class Dashboard {
     // Extension fields of snapshots (reference data): name and previous close.
     if (message.name && !state.name) state.name = message.name;
     if (isNumber(message.previous_close)) state.previousClose = Number(message.previous_close);
+    if (typeof message.seq === "number") {
+      // The stream knows the epoch (ack, snapshot); points of another epoch are
+      // in another sequence space, so the line restarts.
+      const { epoch } = this.stream.position(message.symbol);
+      if (epoch !== null && state.epoch !== null && epoch !== state.epoch) {
+        this.resetCard(state, epoch);
+      }
+      if (epoch !== null) state.epoch = epoch;
+      state.lastSeq = message.seq;
+      if (state.firstSeq === null) state.firstSeq = message.seq;
+    }
+    if (message.recovered) state.counts.recoveredUpdates += 1;
     const price = message.last_price;
     if (price !== null && price !== undefined) {
       const last = state.history[state.history.length - 1];
-      // Every trade is a point; a quote repeats the last trade price and is not.
-      // A snapshot (after (re)subscribing) adds a point only if the price moved
-      // while we were away.
+      // Every trade is a point (replayed ones too, in order); a quote repeats the
+      // last trade price and is not. A snapshot (after (re)subscribing) adds a
+      // point only if the price moved while we were away.
       const isTrade = message.data_type === "T" && !message.snapshot;
       if (isTrade || state.history.length === 0 || (message.snapshot && price !== last)) {
-        state.history.push(price);
-        state.seqs.push(message.seq ?? null);
-        if (state.history.length > HISTORY_LENGTH) {
-          state.history.shift();
-          state.seqs.shift();
-        }
+        this.addPoints(state, [{ price, seq: message.seq ?? null }]);
       }
     }
     state.last = message;
     state.fresh = true;
     this.pending.add(message.symbol);
     if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
+  }
+
+  /** Add points to the sparkline: appended when newer than every point (live
+   * ticks), merged by seq otherwise (history, gap fills); trimmed to the last
+   * HISTORY_LENGTH. */
+  addPoints(state, points) {
+    const numbered = state.seqs.filter((seq) => seq !== null);
+    const newest = numbered.length ? numbered[numbered.length - 1] : -Infinity;
+    if (points.every((p) => p.seq === null || p.seq > newest)) {
+      for (const p of points) {
+        state.history.push(p.price);
+        state.seqs.push(p.seq);
+      }
+    } else {
+      const current = state.history.map((price, i) => ({ price, seq: state.seqs[i] }));
+      const merged = mergeBySeq(current, points);
+      state.history = merged.map((p) => p.price);
+      state.seqs = merged.map((p) => p.seq);
+    }
+    if (state.history.length > HISTORY_LENGTH) {
+      state.history = state.history.slice(-HISTORY_LENGTH);
+      state.seqs = state.seqs.slice(-HISTORY_LENGTH);
+    }
+  }
+
+  /** The sparkline and the card's sequence attributes, from the state. */
+  drawSparkline(state) {
+    const { el, history, counts } = state;
+    state.fields.sparkline.setAttribute("points", sparklinePoints(history));
+    el.dataset.historyLength = String(history.length);
+    el.dataset.trend = sparklineDirection(history);
+    el.dataset.seqs = state.seqs.map((seq) => seq ?? "-").join(" ");
+    el.dataset.lastSeq = state.lastSeq ?? "";
+    el.dataset.epoch = state.epoch ?? "";
+    el.dataset.recoveredUpdates = String(counts.recoveredUpdates);
+    el.dataset.duplicates = String(counts.duplicates);
+    el.dataset.gapFills = String(counts.gapFills);
+    el.dataset.resets = String(counts.resets);
+  }
+
+  onDuplicate(message) {
+    const state = this.cards.get(message.symbol);
+    if (!state) return;
+    state.counts.duplicates += 1;
+    this.drawSparkline(state);
+  }
+
+  onRecovery({ recovered, notRecovered }) {
+    this.recoveredSymbols += recovered.length;
+    this.notRecoveredSymbols += notRecovered.length;
+    this.root.dataset.recovered = String(this.recoveredSymbols);
+    this.root.dataset.notRecovered = String(this.notRecoveredSymbols);
+  }
+
+  /** The symbol's sequence restarted for us (not recovered, or a new epoch): the
+   * line drawn from the old one goes, and the server's history of the new one is
+   * fetched. */
+  resetCard(state, epoch) {
+    state.generation += 1;
+    state.history = [];
+    state.seqs = [];
+    state.epoch = epoch ?? null;
+    state.lastSeq = null;
+    state.firstSeq = null;
+    state.gap = null;
+    state.counts.resets += 1;
+    delete state.el.dataset.historySource;
+    this.drawSparkline(state);
+    this.loadHistory([state.symbol]);
   }
 
   flush() {
@@ -498,7 +621,7 @@ class Dashboard {
   }
 
   renderLive(state) {
-    const { el, fields, history } = state;
+    const { el, fields } = state;
     const m = state.last;
     this.renderStatic(state);
     fields.ask.textContent = formatPrice(m.ask_price);
@@ -510,15 +633,13 @@ class Dashboard {
       fields.time.textContent = formatClock(when);
       fields.time.dateTime = when.toISOString();
     }
-    fields.sparkline.setAttribute("points", sparklinePoints(history));
+    this.drawSparkline(state);
     // A short flash: switching between two identical animations restarts it
     // without forcing a layout (CSS; none under prefers-reduced-motion).
     state.flash = state.flash === "a" ? "b" : "a";
     fields.price.dataset.flash = state.flash;
     state.cells.last_price.dataset.flash = state.flash;
     el.dataset.updateCount = String(state.updates);
-    el.dataset.historyLength = String(history.length);
-    el.dataset.trend = sparklineDirection(history);
     if (this.staleSince === null) this.clearStale(state);
   }
 
@@ -548,46 +669,114 @@ class Dashboard {
     );
   }
 
-  /** The server's recent trades (PROTOCOL.md history endpoint) as the sparkline's
-   * start, so a reload keeps the line; live points newer than them are kept. */
-  async loadHistory(symbols) {
+  /** GET the history endpoint; its JSON, or null (404: no data yet, or no such
+   * endpoint; a network error). */
+  async fetchHistory(symbol, query) {
     const base = this.root.dataset.historyUrl;
-    if (!base) return;
+    if (!base) return null;
+    try {
+      const url = `${base}${encodeURIComponent(symbol)}?${query}`;
+      const response = await fetch(url, {
+        headers: { Accept: "application/json" },
+        credentials: "same-origin",
+      });
+      if (!response.ok) return null;
+      const page = await response.json();
+      return Array.isArray(page.updates) ? page : null;
+    } catch {
+      // History is a nicety: the line goes on from the live ticks without it.
+      return null;
+    }
+  }
+
+  /** Whether an answer about `state` is still wanted: the card is still shown,
+   * was not reset since the request, and the page is of the card's epoch. */
+  current(state, generation, epoch) {
+    if (this.cards.get(state.symbol) !== state || state.generation !== generation) {
+      return false;
+    }
+    const known = this.stream.position(state.symbol).epoch ?? state.epoch;
+    return !known || !epoch || known === epoch;
+  }
+
+  /** The server's recent trades (PROTOCOL.md history endpoint) as the sparkline's
+   * start, so a reload keeps the line; live points are merged with them by seq.
+   * Live ticks that began after a hole in the history get the hole filled. */
+  async loadHistory(symbols) {
     await Promise.all(
       symbols.map(async (symbol) => {
-        try {
-          const url = `${base}${encodeURIComponent(symbol)}?limit=300`;
-          const response = await fetch(url, {
-            headers: { Accept: "application/json" },
-            credentials: "same-origin",
-          });
-          if (!response.ok) return; // 404: no data yet (or no history endpoint)
-          const { updates } = await response.json();
-          const state = this.cards.get(symbol);
-          if (!state || !Array.isArray(updates)) return;
-          const trades = updates.filter(
-            (u) => u.data_type === "T" && isNumber(u.last_price) && !u.snapshot,
-          );
-          if (!trades.length) return;
-          const lastSeq = Math.max(...trades.map((u) => Number(u.seq ?? -Infinity)));
-          const live = state.history
-            .map((price, i) => ({ price, seq: state.seqs[i] }))
-            .filter((p) => p.seq !== null && p.seq > lastSeq);
-          const points = [
-            ...trades.map((u) => ({ price: Number(u.last_price), seq: u.seq ?? null })),
-            ...live,
-          ].slice(-HISTORY_LENGTH);
-          state.history = points.map((p) => p.price);
-          state.seqs = points.map((p) => p.seq);
-          state.el.dataset.historySource = "server";
-          state.el.dataset.historyLength = String(state.history.length);
-          state.el.dataset.trend = sparklineDirection(state.history);
-          state.fields.sparkline.setAttribute("points", sparklinePoints(state.history));
-        } catch {
-          // History is a nicety: the line starts from the live ticks without it.
+        const state = this.cards.get(symbol);
+        if (!state) return;
+        const generation = state.generation;
+        const page = await this.fetchHistory(symbol, "limit=300");
+        if (!page || !this.current(state, generation, page.epoch)) return;
+        const trades = page.updates.filter(isTradePoint);
+        if (!trades.length) return;
+        const points = trades.map((u) => ({ price: Number(u.last_price), seq: u.seq ?? null }));
+        // The server-rendered seed (no seq) gives way to the real trades.
+        const live = state.history
+          .map((price, i) => ({ price, seq: state.seqs[i] }))
+          .filter((p) => p.seq !== null);
+        const merged = mergeBySeq(points, live).slice(-HISTORY_LENGTH);
+        state.history = merged.map((p) => p.price);
+        state.seqs = merged.map((p) => p.seq);
+        if (typeof page.epoch === "string") state.epoch = page.epoch;
+        state.el.dataset.historySource = "server";
+        this.drawSparkline(state);
+        const seqs = page.updates.map((u) => u.seq).filter((seq) => typeof seq === "number");
+        const newest = seqs.length ? Math.max(...seqs) : null;
+        if (newest !== null && state.firstSeq !== null && state.firstSeq > newest + 1) {
+          this.onGap({ symbol, epoch: state.epoch, after: newest, seq: state.firstSeq });
         }
       }),
     );
+  }
+
+  /** A seq gap announced by the stream (or found by loadHistory): filled from the
+   * history endpoint, one request at a time per symbol, gaps that arrive
+   * meanwhile joined into the next one. */
+  onGap({ symbol, epoch, after, seq }) {
+    const state = this.cards.get(symbol);
+    if (!state || !this.root.dataset.historyUrl) return;
+    const pending = state.gap;
+    if (pending && pending.epoch === epoch) {
+      pending.after = Math.min(pending.after, after);
+      pending.seq = Math.max(pending.seq, seq);
+    } else {
+      state.gap = { epoch, after, seq };
+    }
+    if (!state.gapBusy) this.fillGaps(state);
+  }
+
+  async fillGaps(state) {
+    state.gapBusy = true;
+    try {
+      while (state.gap && this.cards.get(state.symbol) === state) {
+        const gap = state.gap;
+        state.gap = null;
+        await this.fillGap(state, gap);
+      }
+    } finally {
+      state.gapBusy = false;
+    }
+  }
+
+  /** The trades with a seq in (after, seq) merged into the line: at most the
+   * newest HISTORY_PAGE_MAX updates of the gap, far more than the line holds. */
+  async fillGap(state, { epoch, after, seq }) {
+    const generation = state.generation;
+    const from = Math.max(after, seq - 1 - HISTORY_PAGE_MAX);
+    const limit = Math.min(HISTORY_PAGE_MAX, seq - from - 1);
+    if (limit < 1) return;
+    const page = await this.fetchHistory(state.symbol, `after_seq=${from}&limit=${limit}`);
+    if (!page || !this.current(state, generation, page.epoch)) return;
+    if (epoch && page.epoch && page.epoch !== epoch) return;
+    const points = page.updates
+      .filter((u) => isTradePoint(u) && u.seq > after && u.seq < seq)
+      .map((u) => ({ price: Number(u.last_price), seq: u.seq }));
+    this.addPoints(state, points);
+    state.counts.gapFills += 1;
+    this.drawSparkline(state);
   }
 
   async detectSimulator() {

@@ -14,11 +14,30 @@
 // - A ping goes out every `pingInterval` ms; if nothing at all arrives within
 //   `pongTimeout` ms after it, the socket is treated as dead (half-open TCP is
 //   otherwise only noticed by the OS minutes later) and replaced.
+// - Recovery (PROTOCOL.md "Sequence numbers, history and recovery"): per symbol
+//   it remembers the epoch (from the `subscribed` ack and snapshots) and the last
+//   `seq` seen. The resubscribe after a reconnect carries `recover` for every
+//   symbol it has both for, so the server replays what was missed instead of a
+//   snapshot. Unsubscribing a symbol forgets its position. A server without seq
+//   or epoch gets exactly the guide's messages.
+// - Sequence checks, per symbol and epoch: an update whose seq is at or below the
+//   last one seen is a duplicate (an older state: never shown); one that skips
+//   ahead is announced as a "gap" before its "price", so a display can fetch the
+//   missing updates from the history endpoint.
 //
 // Events (EventTarget, payload in `event.detail`):
 //   "state"         {state, attempt, delay, code}  state is one of States
 //   "subscriptions" {symbols: string[], total: number}  what the server confirmed
-//   "price"         the price_update message as received (snapshot ones included)
+//   "price"         the price_update message as received (snapshot and replayed
+//                   ones included; duplicates are not: see "duplicate")
+//   "duplicate"     a price_update with a seq already seen in its epoch
+//   "gap"           {symbol, epoch, after, seq}  updates after `after` and before
+//                   `seq` were not received; sent before that update's "price"
+//   "reset"         {symbol, epoch, reason}  the symbol's sequence restarted for
+//                   this client (reason "not_recovered": the server could not
+//                   replay; "epoch": a snapshot in a new epoch). What was drawn
+//                   from the old sequence should be dropped and reloaded.
+//   "recovery"      {epoch, recovered, notRecovered}  the answer to a `recover`
 //   "servererror"   {message, code, symbols?, symbol?}  an `error` message from the server
 //   "connected"     {message}  the server's greeting
 
@@ -39,6 +58,10 @@ export function sameHostWebSocketUrl(path, loc = window.location) {
   const scheme = loc.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${loc.host}${path}`;
 }
+
+// The server refuses client messages over 4 KiB (REALTIME_MAX_MESSAGE_BYTES): a
+// resubscribe with `recover` for many long symbols is split below that.
+const MAX_SUBSCRIBE_CHARS = 3500;
 
 export class PriceStream extends EventTarget {
   constructor(
@@ -66,6 +89,8 @@ export class PriceStream extends EventTarget {
     };
     this.desired = new Set();
     this.confirmed = new Set();
+    // symbol -> {epoch, seq}: the sequence position recover asks to resume from.
+    this.positions = new Map();
     this.state = States.DISCONNECTED;
     this.attempt = 0;
     this.ws = null;
@@ -101,8 +126,17 @@ export class PriceStream extends EventTarget {
 
   unsubscribe(symbols) {
     const present = symbols.filter((s) => this.desired.has(s));
-    present.forEach((s) => this.desired.delete(s));
+    present.forEach((s) => {
+      this.desired.delete(s);
+      this.positions.delete(s);
+    });
     if (present.length) this.send({ action: "unsubscribe", symbols: present });
+  }
+
+  /** The symbol's {epoch, seq} as far as this client knows (nulls when unknown). */
+  position(symbol) {
+    const pos = this.positions.get(symbol);
+    return { epoch: pos?.epoch ?? null, seq: pos?.seq ?? null };
   }
 
   /** Send one protocol message if the socket is open; false otherwise. */
@@ -135,9 +169,7 @@ export class PriceStream extends EventTarget {
       this._timers.stable = setTimeout(() => {
         this.attempt = 0;
       }, this.options.stableAfter);
-      if (this.desired.size) {
-        this.send({ action: "subscribe", symbols: [...this.desired] });
-      }
+      if (this.desired.size) this._subscribeAll();
       this._timers.ping = setInterval(() => this._ping(), this.options.pingInterval);
     };
     ws.onmessage = (event) => {
@@ -160,6 +192,33 @@ export class PriceStream extends EventTarget {
     ws.onerror = () => {
       // Always followed by a close event, which does the work.
     };
+  }
+
+  /** Subscribe the whole desired set, asking to recover every symbol whose epoch
+   * and last seq are known; split when one message would be too large. */
+  _subscribeAll() {
+    const message = (symbols) => {
+      const recover = {};
+      for (const s of symbols) {
+        const pos = this.positions.get(s);
+        if (pos && pos.epoch !== null && pos.seq !== null) {
+          recover[s] = { epoch: pos.epoch, seq: pos.seq };
+        }
+      }
+      return Object.keys(recover).length
+        ? { action: "subscribe", symbols, recover }
+        : { action: "subscribe", symbols };
+    };
+    let batch = [];
+    for (const symbol of this.desired) {
+      batch.push(symbol);
+      if (batch.length > 1 && JSON.stringify(message(batch)).length > MAX_SUBSCRIBE_CHARS) {
+        batch.pop();
+        this.send(message(batch));
+        batch = [symbol];
+      }
+    }
+    if (batch.length) this.send(message(batch));
   }
 
   _ping() {
@@ -227,13 +286,14 @@ export class PriceStream extends EventTarget {
         if (message.action === "subscribed") change.forEach((s) => next.add(s));
         if (message.action === "unsubscribed") change.forEach((s) => next.delete(s));
         this._setConfirmed(next, message.subscribed_total ?? next.size);
+        if (message.action === "subscribed") this._acknowledged(message, change);
         break;
       }
       case "subscriptions":
         this._setConfirmed(new Set(message.symbols || []), (message.symbols || []).length);
         break;
       case "price_update":
-        this._emit("price", message);
+        this._price(message);
         break;
       case "upstream_status":
         // Extension: the server's own upstream feed went down or came back.
@@ -253,6 +313,70 @@ export class PriceStream extends EventTarget {
         // Additive protocol: unknown message types are ignored.
         break;
     }
+  }
+
+  /** A `subscribed` ack: the epoch of its symbols, and what `recover` achieved. */
+  _acknowledged(message, symbols) {
+    const epoch = typeof message.epoch === "string" ? message.epoch : null;
+    const recovered = Array.isArray(message.recovered) ? message.recovered : null;
+    const notRecovered = new Set(
+      Array.isArray(message.not_recovered) ? message.not_recovered : [],
+    );
+    const resets = [];
+    for (const symbol of symbols) {
+      if (!this.desired.has(symbol)) continue;
+      const pos = this.positions.get(symbol);
+      if (recovered && recovered.includes(symbol) && pos) continue; // replay follows
+      const changed = pos && pos.epoch !== null && epoch !== null && pos.epoch !== epoch;
+      if (notRecovered.has(symbol) || changed) {
+        // The snapshot that follows starts the symbol's sequence afresh.
+        this.positions.set(symbol, { epoch, seq: null });
+        const reason = notRecovered.has(symbol) ? "not_recovered" : "epoch";
+        resets.push({ symbol, epoch, reason });
+      } else if (!pos || pos.epoch === null) {
+        this.positions.set(symbol, { epoch, seq: null });
+      }
+    }
+    if (recovered) {
+      this._emit("recovery", {
+        epoch,
+        recovered: [...recovered],
+        notRecovered: [...notRecovered],
+      });
+    }
+    resets.forEach((detail) => this._emit("reset", detail));
+  }
+
+  /** Sequence checks of one price_update, then its "price" event. */
+  _price(message) {
+    const { symbol, seq } = message;
+    if (typeof seq !== "number" || !this.desired.has(symbol)) {
+      this._emit("price", message);
+      return;
+    }
+    let pos = this.positions.get(symbol);
+    if (!pos) {
+      pos = { epoch: null, seq: null };
+      this.positions.set(symbol, pos);
+    }
+    const epoch = typeof message.epoch === "string" ? message.epoch : null;
+    if (epoch !== null && epoch !== pos.epoch) {
+      // Epoch change while connected (or the first epoch we hear of): the
+      // sequence restarts here; what was drawn from the old one is void.
+      const hadOne = pos.epoch !== null;
+      pos.epoch = epoch;
+      pos.seq = null;
+      if (hadOne) this._emit("reset", { symbol, epoch, reason: "epoch" });
+    }
+    if (pos.seq !== null && seq <= pos.seq) {
+      this._emit("duplicate", message);
+      return;
+    }
+    if (pos.seq !== null && seq > pos.seq + 1) {
+      this._emit("gap", { symbol, epoch: pos.epoch, after: pos.seq, seq });
+    }
+    pos.seq = seq;
+    this._emit("price", message);
   }
 
   _setConfirmed(symbols, total) {
