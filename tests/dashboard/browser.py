@@ -5,6 +5,7 @@ The fixtures that use them are in tests/dashboard/conftest.py."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ class FakeStream:
         self.subscribed: list[list[str]] = []
         self.answer_pings = True
         self.accept = True
+        # Extra fields of each `subscribe` acknowledgement, from the request
+        # (e.g. ``epoch``, ``recovered``): the recovery tests play the server.
+        self.ack_fields: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def route(self, ws: WebSocketRoute) -> None:
         index = len(self.connections)
@@ -65,15 +69,15 @@ class FakeStream:
             else:
                 changed = [s for s in symbols if s in current]
                 current[:] = [s for s in current if s not in changed]
-            self._send(
-                index,
-                {
-                    "type": "subscription",
-                    "action": f"{action}d",
-                    "symbols": changed,
-                    "subscribed_total": len(current),
-                },
-            )
+            ack = {
+                "type": "subscription",
+                "action": f"{action}d",
+                "symbols": changed,
+                "subscribed_total": len(current),
+            }
+            if action == "subscribe" and self.ack_fields is not None:
+                ack.update(self.ack_fields(message))
+            self._send(index, ack)
         elif action == "ping" and self.answer_pings:
             self._send(index, {"type": "pong"})
 
