@@ -175,6 +175,9 @@ if not DEBUG:
 
 REDIS_URL = env_str("REDIS_URL")
 REALTIME_MODE = "scaled" if REDIS_URL else "embedded"
+# Connections each process's asyncio Redis clients (cache, history, status, slots)
+# may open; more concurrent commands wait for a free one (realtime/stores.py).
+REALTIME_REDIS_POOL_SIZE = env_int("REALTIME_REDIS_POOL_SIZE", 20)
 
 if REDIS_URL:
     CHANNEL_LAYERS = {

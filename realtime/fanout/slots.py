@@ -80,9 +80,9 @@ class RedisSlots:
     """
 
     def __init__(self, url: str, prefix: str, owner: str, ttl: float) -> None:
-        import redis.asyncio as aredis
+        from realtime.stores import async_redis
 
-        self.redis = aredis.Redis.from_url(url)
+        self.redis = async_redis(url)
         self.prefix = prefix
         self.owner = owner
         self.ttl = ttl

@@ -24,7 +24,7 @@ import redis.asyncio as aredis
 from django.conf import settings
 
 from realtime.feed.state import PriceState, from_cache_entry, to_cache_entry
-from realtime.stores import STORE_ERRORS
+from realtime.stores import STORE_ERRORS, async_redis
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class RedisTickCache:
 
     def _aclient(self) -> aredis.Redis:
         if self._async is None:
-            self._async = aredis.Redis.from_url(self.url)
+            self._async = async_redis(self.url)
         return self._async
 
     def get(self, symbol: str) -> PriceState | None:

@@ -39,6 +39,7 @@ import redis.asyncio as aredis
 from django.conf import settings
 
 from realtime.feed.state import REPLAY_MARK
+from realtime.stores import async_redis
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +275,7 @@ class RedisHistory:
 
     def _aclient(self) -> aredis.Redis:
         if self._async is None:
-            self._async = aredis.Redis.from_url(
+            self._async = async_redis(
                 self.url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=2.0
             )
         return self._async

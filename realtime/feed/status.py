@@ -19,6 +19,7 @@ import redis.asyncio as aredis
 from django.conf import settings
 
 from realtime import metrics
+from realtime.stores import async_redis
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,7 @@ class StatusStore:
             return
         if self.url:
             if self._async is None:
-                self._async = aredis.Redis.from_url(self.url)
+                self._async = async_redis(self.url)
             ttl = max(1, int(settings.REALTIME_STATUS_STALE_AFTER * 6))
             await self._async.set(self.key, status.to_json(), ex=ttl)
 
@@ -138,7 +139,7 @@ class StatusStore:
         if not self.url:
             return self._local
         if self._async is None:
-            self._async = aredis.Redis.from_url(self.url)
+            self._async = async_redis(self.url)
         raw = await self._async.get(self.key)
         return FeedStatus.from_json(raw) if raw else None
 
