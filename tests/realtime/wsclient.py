@@ -9,16 +9,52 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from contextlib import suppress
 from typing import Any
 
 import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConcurrencyError, ConnectionClosed
 
 WS_PATH = "/api/v2/realtime/ws/prices"
 
 
+class DrainingClientConnection(ClientConnection):
+    """A client connection whose ``close()`` reads (and drops) what the server
+    still sends until its close frame arrives.
+
+    A test client that stopped reading a ticking symbol has a full receive queue,
+    so websockets stops reading the socket and the server's close frame waits
+    behind the backlog: a plain ``close()`` then sits out ``close_timeout``
+    (10 s) and drops the TCP connection. Draining completes the closing handshake
+    as soon as the backlog is read, as a browser tab that is closed would.
+    """
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        drain = asyncio.create_task(self._drop_incoming())
+        try:
+            await super().close(code, reason)
+        finally:
+            drain.cancel()
+            with suppress(asyncio.CancelledError):
+                await drain
+
+    async def _drop_incoming(self) -> None:
+        # ConcurrencyError: the test itself is reading; that read drains.
+        with suppress(ConnectionClosed, ConcurrencyError):
+            while True:
+                await self.recv()
+
+
+def connect(url: str, **connect_kwargs: Any):
+    """``websockets.connect`` with :class:`DrainingClientConnection`."""
+    connect_kwargs.setdefault("create_connection", DrainingClientConnection)
+    return websockets.connect(url, **connect_kwargs)
+
+
 async def open_client(port: int, **connect_kwargs: Any):
     """Connect and consume the ``connected`` greeting."""
-    ws = await websockets.connect(f"ws://127.0.0.1:{port}{WS_PATH}", **connect_kwargs)
+    ws = await connect(f"ws://127.0.0.1:{port}{WS_PATH}", **connect_kwargs)
     greeting = json.loads(await asyncio.wait_for(ws.recv(), 10))
     assert greeting["type"] == "connected", greeting
     return ws
