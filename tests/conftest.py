@@ -136,7 +136,7 @@ class ServerProcess:
         )
         return self
 
-    def wait_port(self, port: int, timeout: float = 30.0) -> None:
+    def wait_port(self, port: int, timeout: float = 60.0) -> None:
         def is_open() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"{self.name} exited early:\n{self.log()}")

@@ -45,8 +45,8 @@ def plain_http(settings) -> None:
 # --- browser tests (Debian's chromium through Playwright) --------------------------
 
 # The machine is shared and slow: wait for what the page should show for up to
-# 20 s (Playwright's default is 5 s); a check that fails still fails, later.
-expect.set_options(timeout=20_000)
+# 60 s (Playwright's default is 5 s); a check that fails still fails, later.
+expect.set_options(timeout=60_000)
 
 
 # Module scope, not session: another test module may start its own Playwright,
@@ -69,7 +69,7 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(60_000)
     yield page
     context.close()
 

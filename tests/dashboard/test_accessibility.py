@@ -61,7 +61,7 @@ def test_product_pages_have_no_axe_violations(
     context = browser.new_context(
         viewport=viewport, color_scheme=scheme, reduced_motion="reduce"
     )
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(60_000)
     where = f"{scheme} {viewport['width']}x{viewport['height']}"
     try:
         page = context.new_page()

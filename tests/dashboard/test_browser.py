@@ -358,7 +358,7 @@ def test_live_dashboard_end_to_end(
     base_url = product_url
     username, password = product_user
     simulator = live_simulator
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(60_000)
     static = page.request.get(f"{base_url}/static/dashboard/dashboard.js")
     assert static.ok, (
         f"the live server does not serve static files (HTTP {static.status}); "
@@ -390,7 +390,7 @@ def test_live_dashboard_end_to_end(
         page,
         lambda: int(nvda.get_attribute("data-history-length") or 0) >= 3,
         "NVDA to trade three times",
-        timeout=20,
+        timeout=60,
     )
 
     # Remove one.
@@ -427,7 +427,7 @@ def test_live_dashboard_end_to_end(
     expect(status).to_have_attribute("data-upstream-state", "connected")
     before = _update_count(page)
     wait_until(
-        page, lambda: _update_count(page) >= before + 20, "prices after the drop", 30
+        page, lambda: _update_count(page) >= before + 20, "prices after the drop", 60
     )
     expect(page.locator("#error-banner")).to_be_hidden()
 

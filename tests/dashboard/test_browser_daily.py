@@ -44,7 +44,7 @@ CLOCK = re.compile(r"^\d\d:\d\d:\d\d$")
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(60_000)
     yield context
     context.close()
 
@@ -311,7 +311,7 @@ def test_undo_after_remove_and_keyboard_reorder(
     # The toast goes away by itself.
     card(page, "TSLA").get_by_role("button", name="Remove TSLA").click()
     expect(toast).to_be_visible()
-    expect(toast).to_be_hidden(timeout=20_000)
+    expect(toast).to_be_hidden(timeout=60_000)
 
     # Reorder from the keyboard: focus stays on the button that moved.
     move = card(page, "AMZN").get_by_role("button", name="Move AMZN up")

@@ -105,7 +105,7 @@ def test_restart_keeps_the_session_and_a_kill_is_marked_stale_within_2s(
     assert "Created user 'demo'" in server.make_run()
     server.start()
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(30_000)
+    context.set_default_timeout(60_000)
     try:
         page = context.new_page()
         log_in(page, server.url, *DEMO_USER)

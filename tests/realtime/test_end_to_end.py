@@ -49,9 +49,9 @@ async def test_client_gets_snapshot_then_live_updates_for_exactly_its_symbols(
     second = await open_client(product_server["port"])
     await subscribe(second, ["E2EA"])
     # The ack, then the connection's full list (docs/protocol.md), then the snapshot.
-    listed = json.loads(await asyncio.wait_for(second.recv(), 5))
+    listed = json.loads(await asyncio.wait_for(second.recv(), 60))
     assert listed == {"type": "subscriptions", "symbols": ["E2EA"]}
-    snapshot = json.loads(await asyncio.wait_for(second.recv(), 5))
+    snapshot = json.loads(await asyncio.wait_for(second.recv(), 60))
     assert snapshot["type"] == "price_update" and snapshot["symbol"] == "E2EA"
     assert snapshot["snapshot"] is True and snapshot["last_price"] is not None
     await first.close()
@@ -84,16 +84,16 @@ async def test_upstream_set_follows_clients_joining_and_leaving(
     ws = await open_client(product_server["port"])
     await subscribe(ws, ["FLWA", "FLWB"])
     await asyncio.to_thread(
-        wait_until, lambda: {"FLWA", "FLWB"} <= upstream(), 10, "FLWA/FLWB upstream"
+        wait_until, lambda: {"FLWA", "FLWB"} <= upstream(), 60, "FLWA/FLWB upstream"
     )
     await ws.send(json.dumps({"action": "unsubscribe", "symbols": ["FLWA"]}))
     await asyncio.to_thread(
-        wait_until, lambda: "FLWA" not in upstream(), 10, "FLWA dropped after grace"
+        wait_until, lambda: "FLWA" not in upstream(), 60, "FLWA dropped after grace"
     )
     assert "FLWB" in upstream()
     await ws.close()
     await asyncio.to_thread(
-        wait_until, lambda: "FLWB" not in upstream(), 10, "FLWB dropped on close"
+        wait_until, lambda: "FLWB" not in upstream(), 60, "FLWB dropped on close"
     )
 
 
@@ -188,7 +188,7 @@ async def next_reply(ws) -> dict:
     """The next message that is not an ``upstream_status`` (a server that has just
     started tells its first clients that the feed is still connecting)."""
     while True:
-        message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        message = json.loads(await asyncio.wait_for(ws.recv(), 60))
         if message["type"] != "upstream_status":
             return message
 

@@ -76,7 +76,7 @@ def sim_value(p, attribute: str):
     return p.sim.run(lambda: getattr(p.sim.sim, attribute))
 
 
-async def assert_upstream_exactly(p, symbols: set[str], within: float = 10) -> None:
+async def assert_upstream_exactly(p, symbols: set[str], within: float = 60) -> None:
     await async_wait_until(
         lambda: upstream(p) == symbols and sim_value(p, "open_connections") == 1,
         within,
@@ -88,12 +88,12 @@ async def test_fmp_restart_clients_keep_sockets_and_upstream_is_rebuilt(product)
     p = product()
     ws = await open_client(p.port)
     await subscribe(ws, ["RSTA", "RSTB"])
-    await next_update(ws, "RSTA", 15)
+    await next_update(ws, "RSTA", 60)
     await assert_upstream_exactly(p, {"RSTA", "RSTB"})
     p.sim.call(p.sim.sim.restart())
     assert upstream(p) == frozenset()  # the restarted server knows no one
-    await next_update(ws, "RSTA", 15)
-    await next_update(ws, "RSTB", 15)
+    await next_update(ws, "RSTA", 60)
+    await next_update(ws, "RSTB", 60)
     assert await subscriptions(ws) == ["RSTA", "RSTB"]
     await assert_upstream_exactly(p, {"RSTA", "RSTB"})
     assert sim_value(p, "max_open_connections") == 1
@@ -104,13 +104,13 @@ async def test_refused_login_is_reported_retried_slowly_and_recovers(product):
     p = product(FMP_FATAL_BACKOFF="3")
     ws = await open_client(p.port)
     await subscribe(ws, ["LGNA"])
-    await next_update(ws, "LGNA", 15)
+    await next_update(ws, "LGNA", 60)
     p.sim.run(p.sim.sim.refuse_logins)
     p.sim.call(p.sim.sim.drop_connections())
-    down = await next_message(ws, "upstream_status", 10, status="disconnected")
+    down = await next_message(ws, "upstream_status", 60, status="disconnected")
     assert down["timestamp"] > 0  # clients are told, not left guessing
     late = await open_client(p.port)  # and so is one that connects meanwhile
-    await next_message(late, "upstream_status", 5, status="disconnected")
+    await next_message(late, "upstream_status", 60, status="disconnected")
     await late.close()
     health = await async_wait_until(
         lambda: (
@@ -118,7 +118,7 @@ async def test_refused_login_is_reported_retried_slowly_and_recovers(product):
             == "disconnected"
             and h
         ),
-        10,
+        60,
         "health to report the refused login",
     )
     assert "unauthorized" in health["last_error"].lower(), health
@@ -128,8 +128,8 @@ async def test_refused_login_is_reported_retried_slowly_and_recovers(product):
     assert sim_value(p, "login_attempts") - attempts <= 2
     await request(ws, {"action": "ping"}, "pong")  # the client's socket is untouched
     p.sim.run(lambda: p.sim.sim.refuse_logins(False))
-    await next_message(ws, "upstream_status", 15, status="connected")
-    await next_update(ws, "LGNA", 15)
+    await next_message(ws, "upstream_status", 60, status="connected")
+    await next_update(ws, "LGNA", 60)
     await assert_upstream_exactly(p, {"LGNA"})
     assert http_json(p.port, "/api/v2/realtime/health")["status"] == "connected"
     await ws.close()
@@ -139,7 +139,7 @@ async def test_malformed_upstream_frames_are_logged_skipped_and_counted(product)
     p = product()
     ws = await open_client(p.port)
     await subscribe(ws, ["MALA"])
-    await next_update(ws, "MALA", 15)
+    await next_update(ws, "MALA", 60)
     logins = sim_value(p, "logins")
 
     async def push():
@@ -148,10 +148,10 @@ async def test_malformed_upstream_frames_are_logged_skipped_and_counted(product)
     p.sim.call(push())
     await async_wait_until(
         lambda: metric(p.port, "fmpsite_upstream_malformed_total") >= 8,
-        10,
+        60,
         "the eight malformed frames to be counted",
     )
-    await next_update(ws, "MALA", 10)
+    await next_update(ws, "MALA", 60)
     assert sim_value(p, "logins") == logins, "a bad frame must not cost the connection"
     assert "event=upstream_malformed" in p.server.log()
     await ws.close()
@@ -161,16 +161,16 @@ async def test_silent_upstream_is_detected_and_replaced(product):
     p = product(FMP_IDLE_TIMEOUT="2")
     ws = await open_client(p.port)
     await subscribe(ws, ["SILA"])
-    await next_update(ws, "SILA", 15)
+    await next_update(ws, "SILA", 60)
     attempts = sim_value(p, "login_attempts")
     p.sim.run(p.sim.sim.silence)
     await async_wait_until(
         lambda: sim_value(p, "login_attempts") > attempts,
-        15,
+        60,
         "the idle watchdog to replace the silent connection",
     )
     p.sim.run(lambda: p.sim.sim.silence(False))
-    await next_update(ws, "SILA", 15)
+    await next_update(ws, "SILA", 60)
     await assert_upstream_exactly(p, {"SILA"})
     await ws.close()
 
@@ -281,12 +281,12 @@ async def test_stalled_readers_cost_bounded_memory_and_are_closed_4009(product):
             p.server.log().count("event=ws_stalled_closed conn=") == STALLED_CLIENTS
             and p.server.log().count("code=4009") == STALLED_CLIENTS
         ),
-        30,
+        60,
         "the stalled clients to be closed after the deadline",
     )
     for ws in stalled:
         with pytest.raises(websockets.ConnectionClosed) as closed:
-            async with asyncio.timeout(30):
+            async with asyncio.timeout(60):
                 while True:
                     await ws.recv()
         # The unsent backlog is dropped before the close frame, and the client

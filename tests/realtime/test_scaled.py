@@ -45,8 +45,8 @@ async def test_clients_on_two_web_processes_receive_the_same_ticks(scaled):
     await subscribe(a, ["SCLA"])
     await subscribe(b, ["SCLA"])
     # Both processes' hubs are in the group once each has seen one update.
-    await next_update(a, "SCLA", 15)
-    await next_update(b, "SCLA", 15)
+    await next_update(a, "SCLA", 60)
+    await next_update(b, "SCLA", 60)
     # Both read the same span; over the ticks both saw start to end, each
     # process delivered exactly the same ones, in the same order.
     got_a, got_b = await asyncio.gather(
@@ -64,8 +64,8 @@ async def test_clients_on_two_web_processes_receive_the_same_ticks(scaled):
     sim = scaled["sim"]
     sim.call(sim.sim.drop_connections())
     for ws in (a, b):
-        await next_message(ws, "upstream_status", 15, status="connected")
-        await next_update(ws, "SCLA", 15)
+        await next_message(ws, "upstream_status", 60, status="connected")
+        await next_update(ws, "SCLA", 60)
     await a.close()
     await b.close()
 
@@ -83,11 +83,11 @@ async def test_killed_web_process_lease_expires_and_its_symbols_leave_upstream(
     await subscribe(keep, ["KEEP"])
     await subscribe(doomed, ["GONE"])
     await asyncio.to_thread(
-        wait_until, lambda: {"KEEP", "GONE"} <= upstream(), 15, "both upstream"
+        wait_until, lambda: {"KEEP", "GONE"} <= upstream(), 60, "both upstream"
     )
     scaled["webs"][1].kill()  # SIGKILL: no lease release, the lease must expire
     await asyncio.to_thread(
-        wait_until, lambda: "GONE" not in upstream(), 15, "GONE after lease expiry"
+        wait_until, lambda: "GONE" not in upstream(), 60, "GONE after lease expiry"
     )
     assert "KEEP" in upstream()
     assert (await next_update(keep, "KEEP"))["symbol"] == "KEEP"
@@ -95,9 +95,9 @@ async def test_killed_web_process_lease_expires_and_its_symbols_leave_upstream(
     # (as the dashboard's client does): ticks again, upstream exactly as needed.
     back = await open_client(scaled["ports"][0])
     await subscribe(back, ["GONE"])
-    assert (await next_update(back, "GONE", 15))["symbol"] == "GONE"
+    assert (await next_update(back, "GONE", 60))["symbol"] == "GONE"
     await asyncio.to_thread(
-        wait_until, lambda: upstream() == {"KEEP", "GONE"}, 10, "exactly KEEP, GONE"
+        wait_until, lambda: upstream() == {"KEEP", "GONE"}, 60, "exactly KEEP, GONE"
     )
     await back.close()
     await keep.close()
@@ -121,7 +121,7 @@ async def test_standby_takes_over_within_10s_when_leader_is_killed(
     try:
         ws = await open_client(stack["ports"][0])
         await subscribe(ws, ["FAIL"])
-        await next_update(ws, "FAIL", 15)
+        await next_update(ws, "FAIL", 60)
         assert open_upstream_connections(stack) == 1
         client = redis.Redis.from_url(REDIS_URL)
         leader = client.get(f"{redis_prefix}:feed:leader").decode()
@@ -129,16 +129,16 @@ async def test_standby_takes_over_within_10s_when_leader_is_killed(
         leader_proc = next(w for pid, w in pids.items() if f":{pid}:" in leader)
         leader_proc.kill()  # SIGKILL: no clean release of the lock
         killed_at = time.monotonic()
-        await next_update(ws, "FAIL", 15)
+        await next_update(ws, "FAIL", 60)
         # The update above may still be in flight from before the kill; wait for
         # the new leader's connection and a tick that came through it.
         await asyncio.to_thread(
             wait_until,
             lambda: sim.run(lambda: sim.sim.logins) >= 2,
-            15,
+            60,
             "the standby to log in upstream",
         )
-        await next_update(ws, "FAIL", 10)
+        await next_update(ws, "FAIL", 60)
         took = time.monotonic() - killed_at
         record_property("takeover_seconds", round(took, 2))
         assert took < 10, f"standby took {took:.1f}s"
@@ -169,7 +169,7 @@ def private_redis():
     ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
-    wait_until(lambda: _pings(url), 10, "private redis to start")
+    wait_until(lambda: _pings(url), 60, "private redis to start")
     state = {"proc": proc, "url": url, "args": args}
     yield state
     state["proc"].terminate()
@@ -198,13 +198,13 @@ async def test_after_redis_restart_leases_rebuild_upstream_set_and_ticks_flow(
     try:
         ws = await open_client(stack["ports"][0])
         await subscribe(ws, ["RDSA"])
-        await next_update(ws, "RDSA", 15)
+        await next_update(ws, "RDSA", 60)
         await asyncio.to_thread(restart, private_redis)
         await asyncio.to_thread(
-            wait_until, lambda: _pings(private_redis["url"]), 10, "redis back"
+            wait_until, lambda: _pings(private_redis["url"]), 60, "redis back"
         )
         back_at = time.monotonic()
-        update = await next_update(ws, "RDSA", 30)
+        update = await next_update(ws, "RDSA", 60)
         assert update["symbol"] == "RDSA"
         record_property(
             "ticks_after_redis_back_seconds", round(time.monotonic() - back_at, 2)
@@ -212,7 +212,7 @@ async def test_after_redis_restart_leases_rebuild_upstream_set_and_ticks_flow(
         await asyncio.to_thread(
             wait_until,
             lambda: upstream_of(stack) == {"RDSA"},
-            10,
+            60,
             "the upstream set to be rebuilt as exactly the leased symbols",
         )
         await ws.close()

@@ -55,12 +55,12 @@ def connect(url: str, **connect_kwargs: Any):
 async def open_client(port: int, **connect_kwargs: Any):
     """Connect and consume the ``connected`` greeting."""
     ws = await connect(f"ws://127.0.0.1:{port}{WS_PATH}", **connect_kwargs)
-    greeting = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    greeting = json.loads(await asyncio.wait_for(ws.recv(), 60))
     assert greeting["type"] == "connected", greeting
     return ws
 
 
-async def request(ws, message: dict[str, Any], reply_type: str, within: float = 10):
+async def request(ws, message: dict[str, Any], reply_type: str, within: float = 60):
     """Send ``message`` and return the first reply of ``reply_type`` (ticks skipped)."""
     await ws.send(json.dumps(message))
     deadline = time.monotonic() + within
@@ -72,7 +72,7 @@ async def request(ws, message: dict[str, Any], reply_type: str, within: float = 
 
 
 async def next_message(
-    ws, message_type: str, within: float = 10, **fields: Any
+    ws, message_type: str, within: float = 60, **fields: Any
 ) -> dict[str, Any]:
     """The next message of ``message_type`` whose fields match ``fields``."""
     deadline = time.monotonic() + within
@@ -96,7 +96,7 @@ async def subscriptions(ws) -> list[str]:
     return reply["symbols"]
 
 
-async def next_update(ws, symbol: str, within: float = 10) -> dict[str, Any]:
+async def next_update(ws, symbol: str, within: float = 60) -> dict[str, Any]:
     """The next live (not snapshot) ``price_update`` of ``symbol``."""
     deadline = time.monotonic() + within
     while True:

@@ -84,7 +84,7 @@ def test_clients_that_speak_together_are_pinged_at_different_times(
         for client in clients:
             client.send_text('{"action": "get_subscriptions"}')
         first_ping: dict[int, float] = {}
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while len(first_ping) < len(clients) and time.monotonic() < deadline:
             readable, _, _ = select.select([c.sock for c in clients], [], [], 0.5)
             now = time.monotonic()

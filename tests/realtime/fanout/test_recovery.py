@@ -184,10 +184,10 @@ async def test_recover_bad_input_and_lost_history(embedded):
             }
         )
     )
-    error = await next_message(ws, "error", 30)
+    error = await next_message(ws, "error", 60)
     assert error["code"] == "bad_request", error
     assert "RCVB" in error["message"] and "RCVC" in error["message"]
-    ack = await next_message(ws, "subscription", 30)
+    ack = await next_message(ws, "subscription", 60)
     assert ack["symbols"] == ["RCVB", "RCVC"], ack
     assert ack["recovered"] == [] and ack["not_recovered"] == [], ack
     ws2 = await open_client(port)

@@ -81,7 +81,7 @@ async def test_layer_publisher_sends_refusals_to_every_hub():
     await publisher.start()
     try:
         publisher.publish_refused(["TSLA"], "you are not authorized to access tsla")
-        await async_wait_until(lambda: sent, 30, "group_send")
+        await async_wait_until(lambda: sent, 60, "group_send")
     finally:
         await publisher.aclose()
     assert sent == [

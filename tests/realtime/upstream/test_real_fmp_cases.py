@@ -175,7 +175,7 @@ async def test_private_ca_is_refused_without_the_setting_and_trusted_with_it(
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     refused = clients(config(fake.url, max_attempts=1))
     await refused.start()
-    await async_wait_until(lambda: refused.state == "disconnected", 30, "gave up")
+    await async_wait_until(lambda: refused.state == "disconnected", 60, "gave up")
     assert "TLS verification failed" in refused.last_error
     assert "FMP_CA_BUNDLE" in refused.problem
     assert fake.logins == []
@@ -183,7 +183,7 @@ async def test_private_ca_is_refused_without_the_setting_and_trusted_with_it(
 
     trusted = clients(config(fake.url, ca_bundle=str(ca_pem)))
     await trusted.start()
-    await async_wait_until(lambda: trusted.state == "connected", 30, "TLS login")
+    await async_wait_until(lambda: trusted.state == "connected", 60, "TLS login")
     assert len(fake.logins) == 1 and trusted.problem is None
     context = trusted._ssl
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
@@ -194,7 +194,7 @@ async def test_ssl_cert_file_is_honoured(tls_fake, clients, monkeypatch):
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_pem))
     client = clients(config(fake.url))
     await client.start()
-    await async_wait_until(lambda: client.state == "connected", 30, "TLS login")
+    await async_wait_until(lambda: client.state == "connected", 60, "TLS login")
 
 
 def test_missing_ca_bundle_refuses_to_start(settings):
@@ -236,7 +236,7 @@ async def test_slot_refusals_escalate_then_reset_and_shutdown_sends_a_close_fram
     problems: list[str | None] = []
     client.on_state_change = lambda state: problems.append(client.problem)
     await client.start()
-    await async_wait_until(lambda: client.state == "connected", 30, "slot freed")
+    await async_wait_until(lambda: client.state == "connected", 60, "slot freed")
     # 0.3, 0.6, then capped at fatal_backoff=1.0 (not 1.2); no jitter.
     delays = [
         r.getMessage().split("delay=")[1].split()[0]
@@ -249,10 +249,10 @@ async def test_slot_refusals_escalate_then_reset_and_shutdown_sends_a_close_fram
     assert any(p and "connection slot is taken" in p for p in problems), problems
     assert client.problem is None and client.slot_attempts == 3
     await async_wait_until(
-        lambda: client.slot_attempts == 0, 30, "slot backoff reset after stable"
+        lambda: client.slot_attempts == 0, 60, "slot backoff reset after stable"
     )
     await client.stop()
-    await async_wait_until(lambda: fake.open_connections == 0, 30, "closed")
+    await async_wait_until(lambda: fake.open_connections == 0, 60, "closed")
     assert fake.close_codes[-1] == 1000, fake.close_codes
 
 
@@ -277,7 +277,7 @@ async def test_feed_status_names_the_slot_problem(fakes):
     await feed.start()
     try:
         await async_wait_until(
-            lambda: feed.status().upstream_problem, 30, "a problem reported"
+            lambda: feed.status().upstream_problem, 60, "a problem reported"
         )
         status = feed.status()
         assert "connection slot is taken" in status.upstream_problem
@@ -321,7 +321,7 @@ async def test_refused_stream_is_recorded_and_published_for_every_symbol(fakes):
     feed.set_pins(["AAPL", "MSFT"])
     await feed.start()
     try:
-        await async_wait_until(lambda: publisher.refused, 30, "refusal published")
+        await async_wait_until(lambda: publisher.refused, 60, "refusal published")
         symbols, message = publisher.refused[0]
         assert symbols == ["AAPL", "MSFT"]
         assert "not authorized to access fmp-us-equities-stream" in message
@@ -334,7 +334,7 @@ async def test_refused_stream_is_recorded_and_published_for_every_symbol(fakes):
         # A symbol wanted later on the refused stream is refused at once too.
         feed.set_pins(["AAPL", "MSFT", "TSLA"])
         await async_wait_until(
-            lambda: any("TSLA" in s for s, _ in publisher.refused), 30, "TSLA refused"
+            lambda: any("TSLA" in s for s, _ in publisher.refused), 60, "TSLA refused"
         )
     finally:
         await feed.stop()
@@ -359,7 +359,7 @@ async def test_refused_tickers_are_named_and_accepted_ones_flow(fakes, clients):
     )
     client.set_symbols(["AAPL", "TSLA"])
     await client.start()
-    await async_wait_until(lambda: refused and ticks, 30, "refusal and a tick")
+    await async_wait_until(lambda: refused and ticks, 60, "refusal and a tick")
     assert refused == [(frozenset({"TSLA"}), "you are not authorized to access tsla")]
     assert client.refused == {"TSLA": "you are not authorized to access tsla"}
     assert ticks[0].symbol == "AAPL"
@@ -379,7 +379,7 @@ async def test_a_refusal_without_names_refuses_the_batch_it_answers(fakes, clien
     client = clients(config(fake.url), on_refused=lambda s, m: refused.append(s))
     client.set_symbols(["IBM", "ORCL"])
     await client.start()
-    await async_wait_until(lambda: refused, 30, "refusal")
+    await async_wait_until(lambda: refused, 60, "refusal")
     assert refused == [frozenset({"IBM", "ORCL"})]
 
 
@@ -400,9 +400,9 @@ async def test_ping_interval_zero_sends_no_pings(fakes, clients, caplog):
     fake = await fakes(script, logger=server_log)
     client = clients(config(fake.url, ping_interval=0, idle_timeout=0.6))
     await client.start()
-    await async_wait_until(lambda: client.state == "connected", 30, "connected")
+    await async_wait_until(lambda: client.state == "connected", 60, "connected")
     await async_wait_until(
-        lambda: caplog.text.count("> TEXT") >= 30, 30, "heartbeats sent by the server"
+        lambda: caplog.text.count("> TEXT") >= 30, 60, "heartbeats sent by the server"
     )
     assert "< PING" not in caplog.text
     assert fake.connections == 1
@@ -418,7 +418,7 @@ async def test_pongs_keep_a_quiet_connection_alive_and_silence_without_them_does
     fake = await fakes(quiet)
     alive = clients(config(fake.url, ping_interval=0.1, idle_timeout=0.6))
     await alive.start()
-    await async_wait_until(lambda: alive.state == "connected", 30, "connected")
+    await async_wait_until(lambda: alive.state == "connected", 60, "connected")
     started = time.monotonic()
     while time.monotonic() - started < 2.0:  # several idle timeouts
         await asyncio.sleep(0.1)
@@ -428,7 +428,7 @@ async def test_pongs_keep_a_quiet_connection_alive_and_silence_without_them_does
     fake2 = await fakes(quiet)
     dead = clients(config(fake2.url, ping_interval=0, idle_timeout=0.6))
     await dead.start()
-    await async_wait_until(lambda: fake2.connections >= 2, 30, "idle replacement")
+    await async_wait_until(lambda: fake2.connections >= 2, 60, "idle replacement")
     assert "no frame or pong" in (dead.last_error or "") or dead.state == "connected"
 
 
@@ -449,10 +449,10 @@ async def test_a_ping_timeout_is_logged_by_name(fakes, clients, caplog):
     )
     await client.start()
     await async_wait_until(
-        lambda: "event=upstream_ping_timeout" in caplog.text, 30, "ping timeout"
+        lambda: "event=upstream_ping_timeout" in caplog.text, 60, "ping timeout"
     )
     await async_wait_until(
-        lambda: "ping timeout" in (client.last_error or ""), 30, "named in last_error"
+        lambda: "ping timeout" in (client.last_error or ""), 60, "named in last_error"
     )
     done.set()
 
@@ -512,7 +512,7 @@ async def test_kick_delivered_only_as_a_close_reason_gets_the_slot_backoff(
     caplog.set_level(logging.INFO, logger="realtime.upstream.client")
     client = clients(config(fake.url, slot_backoff=0.8, reconnect_cap=0.05))
     await client.start()
-    await async_wait_until(lambda: fake.connections >= 2, 30, "came back")
+    await async_wait_until(lambda: fake.connections >= 2, 60, "came back")
     gap = fake.connected_at[1] - fake.connected_at[0]
     assert gap >= 0.8, f"reconnected after {gap:.2f}s: an ordinary 1 s-style retry"
     assert "event=upstream_kicked_by_close" in caplog.text
@@ -525,7 +525,7 @@ async def test_refused_legacy_login_hints_at_the_standard_socket(
     simulator.refuse_logins()
     client = clients(config(simulator.url, fatal_backoff=30.0))
     await client.start()
-    await async_wait_until(lambda: client.state == "disconnected", 30, "refused")
+    await async_wait_until(lambda: client.state == "disconnected", 60, "refused")
     assert "FMP_PROTOCOL=stream" in client.problem
     assert "wss://socket.financialmodelingprep.com" in client.problem
     assert "hint=FMP_PROTOCOL=stream FMP_WS_URL=wss://socket" in caplog.text
@@ -564,7 +564,7 @@ async def test_quote_only_symbol_gets_a_mid_price_and_string_numbers_are_accepte
     feed.set_pins(["EURUSD", "AAPL"])
     await feed.start()
     try:
-        await async_wait_until(lambda: len(publisher.published) >= 2, 30, "updates")
+        await async_wait_until(lambda: len(publisher.published) >= 2, 60, "updates")
         updates = dict(publisher.published)
         forex = updates["EURUSD"]
         assert forex["last_price"] == pytest.approx(1.078605)
@@ -607,7 +607,7 @@ async def test_no_key_fragment_reaches_debug_logs_when_a_long_frame_echoes_it(
     key20 = KEY[:20]
     client = clients(replace(config(fake.url), api_key=key20))
     await client.start()
-    await async_wait_until(lambda: client.state == "connected", 30, "connected")
+    await async_wait_until(lambda: client.state == "connected", 60, "connected")
     await client.stop()
     text = caplog.text
     assert "< TEXT" in text, "websockets' frame lines were not logged at DEBUG"

@@ -313,7 +313,7 @@ async def test_drop_connections_closes_abruptly(quiet_simulator):
                 await recv(ws)
         assert ws.close_code == 1006
     await async_wait_until(
-        lambda: quiet_simulator.open_connections == 0, 3, "server forgot it"
+        lambda: quiet_simulator.open_connections == 0, 60, "server forgot it"
     )
 
 
