@@ -17,6 +17,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def api_server(
     prefix = ""
     if mode == "scaled":
         redis.Redis.from_url(REDIS_URL).ping()  # fail loudly: CI must provide Redis
-        prefix = f"fmpsite-st-{free_port()}"
+        prefix = f"fmpsite-st-{uuid.uuid4().hex[:8]}"
         overrides |= {
             "REDIS_URL": REDIS_URL,
             "REALTIME_CHANNEL_PREFIX": prefix,
