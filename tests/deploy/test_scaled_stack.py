@@ -30,7 +30,6 @@ from typing import Any
 import psycopg
 import pytest
 import redis
-import websockets
 
 from tests.conftest import (
     POSTGRES_ADMIN_URL,
@@ -42,6 +41,7 @@ from tests.conftest import (
 )
 from tests.httplogin import login
 from tests.realtime.wsclient import WS_PATH, next_update, subscribe
+from tests.realtime.wsclient import connect as ws_connect
 
 pytestmark = pytest.mark.redis
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -236,7 +236,7 @@ def rss_kib(pid: int) -> int:
 
 
 async def connect(stack: ScaledStack, token: str):
-    ws = await websockets.connect(f"ws://127.0.0.1:{stack.port}{WS_PATH}?token={token}")
+    ws = await ws_connect(f"ws://127.0.0.1:{stack.port}{WS_PATH}?token={token}")
     greeting = json.loads(await asyncio.wait_for(ws.recv(), 60))
     assert greeting["type"] == "connected", greeting
     return ws
@@ -310,7 +310,7 @@ async def test_login_and_the_dashboard_work_through_nginx(stack, token):
         if isinstance(h, urllib.request.HTTPCookieProcessor)
     )
     cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
-    ws = await websockets.connect(
+    ws = await ws_connect(
         f"ws://127.0.0.1:{stack.port}{WS_PATH}",
         origin=stack.url,
         additional_headers={"Cookie": cookie},
