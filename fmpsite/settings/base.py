@@ -179,12 +179,18 @@ REALTIME_MODE = "scaled" if REDIS_URL else "embedded"
 # may open; more concurrent commands wait for a free one (realtime/stores.py).
 REALTIME_REDIS_POOL_SIZE = env_int("REALTIME_REDIS_POOL_SIZE", 20)
 
+# The channel layer may live on its own Redis (docs/scaling.md's capacity plan),
+# so its latency does not depend on the cache and history writes.
+REALTIME_CHANNEL_REDIS_URL = env_str("REALTIME_CHANNEL_REDIS_URL") or REDIS_URL
+
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                "hosts": [
+                    {"address": REALTIME_CHANNEL_REDIS_URL, "socket_timeout": None}
+                ],
                 "capacity": env_int("REALTIME_CHANNEL_CAPACITY", 1000),
                 "expiry": 30,
                 "prefix": env_str("REALTIME_CHANNEL_PREFIX", "fmpsite"),

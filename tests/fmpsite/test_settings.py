@@ -161,6 +161,28 @@ def test_empty_values_in_env_file_mean_unset(tmp_path):
     assert "127.0.0.1" in result.stdout
 
 
+def test_the_channel_layer_may_have_a_redis_of_its_own():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.CHANNEL_LAYERS['default']['CONFIG']['hosts'][0]['address'])"
+    )
+    shared = run_python(
+        code,
+        DJANGO_SETTINGS_MODULE="fmpsite.settings.development",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+    )
+    assert shared.returncode == 0, shared.stderr
+    assert shared.stdout.strip() == "redis://127.0.0.1:6379/0"
+    own = run_python(
+        code,
+        DJANGO_SETTINGS_MODULE="fmpsite.settings.development",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        REALTIME_CHANNEL_REDIS_URL="redis://127.0.0.1:6380/1",
+    )
+    assert own.returncode == 0, own.stderr
+    assert own.stdout.strip() == "redis://127.0.0.1:6380/1"
+
+
 def test_manage_py_runs_in_development_unless_debug_is_turned_off():
     code = (
         "import os, sys; sys.argv = ['manage.py', 'shell', '-c', "
