@@ -16,7 +16,6 @@ import orjson
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
 )
 from rest_framework import serializers
@@ -27,8 +26,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from realtime.api.permissions import CanReadRealtime
-from realtime.api.schema import _READ_ERRORS, SYMBOL_PATH_PARAMETER, TAGS, _detail_400
-from realtime.api.serializers import DetailSerializer, parse_rest_symbol
+from realtime.api.schema import (
+    _READ_ERRORS,
+    SYMBOL_PATH_PARAMETER,
+    TAGS,
+    _detail_400,
+    detail_response,
+)
+from realtime.api.serializers import parse_rest_symbol
 from realtime.feed.history import get_history
 
 logger = logging.getLogger(__name__)
@@ -124,17 +129,11 @@ class HistoryView(APIView):
         responses={
             200: HistorySerializer,
             400: _detail_400("Invalid limit '0': expected an integer from 1 to 1000"),
-            404: OpenApiResponse(
-                DetailSerializer,
-                description="The feed has published nothing for the symbol.",
-                examples=[
-                    OpenApiExample(
-                        "No history",
-                        value={"detail": "No history for AAPL"},
-                        response_only=True,
-                        status_codes=["404"],
-                    )
-                ],
+            404: detail_response(
+                404,
+                "The feed has published nothing for the symbol.",
+                "No history",
+                "No history for AAPL",
             ),
             **_READ_ERRORS,
         },

@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from realtime.api.permissions import CanReadRealtime
-from realtime.api.schema import SYMBOL_SCHEMA
+from realtime.api.schema import SYMBOL_SCHEMA, detail_response
 from realtime.api.serializers import DetailSerializer, parse_rest_symbol
 from realtime.reference import selectors
 
@@ -82,18 +82,7 @@ _EXAMPLE = {
 
 
 def _detail(description: str, example: str, code: str) -> OpenApiResponse:
-    return OpenApiResponse(
-        DetailSerializer,
-        description=description,
-        examples=[
-            OpenApiExample(
-                description,
-                value={"detail": example},
-                response_only=True,
-                status_codes=[code],
-            )
-        ],
-    )
+    return detail_response(int(code), description, description, example)
 
 
 class ReferenceView(APIView):

@@ -123,30 +123,38 @@ _HEALTH_EXAMPLE = {
     "stale": False,
     "updated_at": 1699564800.5,
 }
-_UNAUTHENTICATED = OpenApiResponse(
-    DetailSerializer,
-    description="No credentials where they are needed (anonymous reads are off, "
+
+
+def detail_response(
+    status: int, description: str, name: str, detail: str
+) -> OpenApiResponse:
+    """An error response of the API (``{"detail": ...}``) with one example."""
+    return OpenApiResponse(
+        DetailSerializer,
+        description=description,
+        examples=[
+            OpenApiExample(
+                name,
+                value={"detail": detail},
+                response_only=True,
+                status_codes=[str(status)],
+            )
+        ],
+    )
+
+
+_UNAUTHENTICATED = detail_response(
+    401,
+    "No credentials where they are needed (anonymous reads are off, "
     "or a write), or a bad token. Carries `WWW-Authenticate: Token`.",
-    examples=[
-        OpenApiExample(
-            "Anonymous",
-            value={"detail": "Authentication credentials were not provided."},
-            response_only=True,
-            status_codes=["401"],
-        )
-    ],
+    "Anonymous",
+    "Authentication credentials were not provided.",
 )
-_FORBIDDEN = OpenApiResponse(
-    DetailSerializer,
-    description="Authenticated, but not allowed (writes are for staff only).",
-    examples=[
-        OpenApiExample(
-            "Not staff",
-            value={"detail": "Only staff users may change server-side subscriptions."},
-            response_only=True,
-            status_codes=["403"],
-        )
-    ],
+_FORBIDDEN = detail_response(
+    403,
+    "Authenticated, but not allowed (writes are for staff only).",
+    "Not staff",
+    "Only staff users may change server-side subscriptions.",
 )
 _NOT_ACCEPTABLE = OpenApiResponse(
     DetailSerializer,
@@ -162,17 +170,8 @@ _READ_ERRORS = {401: _UNAUTHENTICATED, 406: _NOT_ACCEPTABLE, 503: _UNAVAILABLE}
 
 
 def _detail_400(example: str) -> OpenApiResponse:
-    return OpenApiResponse(
-        DetailSerializer,
-        description="Bad request; `detail` names the bad value.",
-        examples=[
-            OpenApiExample(
-                "Bad request",
-                value={"detail": example},
-                response_only=True,
-                status_codes=["400"],
-            )
-        ],
+    return detail_response(
+        400, "Bad request; `detail` names the bad value.", "Bad request", example
     )
 
 
@@ -358,17 +357,11 @@ cache_symbol_schema = extend_schema(
     responses={
         200: CacheSymbolSerializer,
         400: _detail_400("Invalid symbol: 'A A'"),
-        404: OpenApiResponse(
-            DetailSerializer,
-            description="Nothing cached for the symbol.",
-            examples=[
-                OpenApiExample(
-                    "Not cached",
-                    value={"detail": "No cached data for AAPL"},
-                    response_only=True,
-                    status_codes=["404"],
-                )
-            ],
+        404: detail_response(
+            404,
+            "Nothing cached for the symbol.",
+            "Not cached",
+            "No cached data for AAPL",
         ),
         **_READ_ERRORS,
     },
