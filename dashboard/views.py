@@ -110,6 +110,23 @@ def _error(
     return redirect(_home_url(watchlist))
 
 
+def _done(
+    request: HttpRequest,
+    message: str,
+    payload: dict[str, object],
+    *,
+    url: str,
+    status: int = 200,
+    level: Callable[[HttpRequest, str], None] = messages.success,
+) -> HttpResponse:
+    """A change went through: ``fetch()`` gets the payload and the message as
+    JSON, a plain form post a flash message and a redirect to ``url``."""
+    if _wants_json(request):
+        return JsonResponse({**payload, "message": message}, status=status)
+    level(request, message)
+    return redirect(url)
+
+
 def _chosen_watchlist(request: HttpRequest, form: SymbolForm) -> Watchlist:
     return form.cleaned_data["watchlist"] or watchlist_get_or_create_default(
         user=request.user
@@ -224,20 +241,14 @@ def watchlist_new(request: HttpRequest) -> HttpResponse:
         watchlist = watchlist_create(user=request.user, name=form.cleaned_data["name"])
     except (ValueError, WatchlistNameTaken) as exc:
         return _error(request, str(exc), status=400, watchlist=None)
+    body = {
+        "id": watchlist.pk,
+        "name": watchlist.name,
+        "url": _home_url(watchlist),
+        "watchlists": _watchlists_payload(request.user),
+    }
     message = f"Created {watchlist.name!r}."
-    if _wants_json(request):
-        return JsonResponse(
-            {
-                "id": watchlist.pk,
-                "name": watchlist.name,
-                "url": _home_url(watchlist),
-                "message": message,
-                "watchlists": _watchlists_payload(request.user),
-            },
-            status=201,
-        )
-    messages.success(request, message)
-    return redirect(_home_url(watchlist))
+    return _done(request, message, body, url=_home_url(watchlist), status=201)
 
 
 @login_required
@@ -251,18 +262,13 @@ def watchlist_rename_view(request: HttpRequest, watchlist_id: int) -> HttpRespon
         watchlist_rename(watchlist=watchlist, name=form.cleaned_data["name"])
     except (ValueError, WatchlistNameTaken) as exc:
         return _error(request, str(exc), status=400, watchlist=watchlist)
+    body = {
+        "id": watchlist.pk,
+        "name": watchlist.name,
+        "watchlists": _watchlists_payload(request.user),
+    }
     message = f"Renamed to {watchlist.name!r}."
-    if _wants_json(request):
-        return JsonResponse(
-            {
-                "id": watchlist.pk,
-                "name": watchlist.name,
-                "message": message,
-                "watchlists": _watchlists_payload(request.user),
-            }
-        )
-    messages.success(request, message)
-    return redirect(_home_url(watchlist))
+    return _done(request, message, body, url=_home_url(watchlist))
 
 
 @login_required
@@ -271,19 +277,14 @@ def watchlist_delete_view(request: HttpRequest, watchlist_id: int) -> HttpRespon
     watchlist = watchlist_get(user=request.user, watchlist_id=watchlist_id)
     name = watchlist.name
     watchlist_delete(watchlist=watchlist)
-    message = f"Deleted {name!r}."
-    if _wants_json(request):
-        return JsonResponse(
-            {
-                "id": watchlist_id,
-                "deleted": True,
-                "message": message,
-                "url": reverse("dashboard:home"),
-                "watchlists": _watchlists_payload(request.user),
-            }
-        )
-    messages.success(request, message)
-    return redirect(reverse("dashboard:home"))
+    home = reverse("dashboard:home")
+    body = {
+        "id": watchlist_id,
+        "deleted": True,
+        "url": home,
+        "watchlists": _watchlists_payload(request.user),
+    }
+    return _done(request, f"Deleted {name!r}.", body, url=home)
 
 
 @login_required
@@ -303,10 +304,8 @@ def watchlist_move(request: HttpRequest) -> HttpResponse:
     except WatchlistItem.DoesNotExist as exc:
         return _error(request, str(exc), status=404, watchlist=watchlist)
     message = f"Moved {symbol} {form.cleaned_data['direction']}."
-    if _wants_json(request):
-        return JsonResponse({"symbol": symbol, "order": order, "message": message})
-    messages.success(request, message)
-    return redirect(_home_url(watchlist))
+    body = {"symbol": symbol, "order": order}
+    return _done(request, message, body, url=_home_url(watchlist))
 
 
 @login_required
@@ -329,23 +328,26 @@ def watchlist_add(request: HttpRequest) -> HttpResponse:
         if created
         else f"{item.symbol} is already in your watchlist."
     )
-    if _wants_json(request):
-        payload: dict[str, object] = {
-            "symbol": item.symbol,
-            "created": created,
-            "message": message,
-            "watchlist": watchlist.pk,
-            "order": watchlist_symbols(watchlist=watchlist),
-        }
-        if created:
-            payload["html"] = render_to_string(
-                "dashboard/_price_card.html",
-                {"card": price_card(symbol=item.symbol), "watchlist": watchlist},
-                request=request,
-            )
-        return JsonResponse(payload, status=201 if created else 200)
-    (messages.success if created else messages.info)(request, message)
-    return redirect(_home_url(form.cleaned_data["watchlist"]))
+    body: dict[str, object] = {
+        "symbol": item.symbol,
+        "created": created,
+        "watchlist": watchlist.pk,
+        "order": watchlist_symbols(watchlist=watchlist),
+    }
+    if created and _wants_json(request):
+        body["html"] = render_to_string(
+            "dashboard/_price_card.html",
+            {"card": price_card(symbol=item.symbol), "watchlist": watchlist},
+            request=request,
+        )
+    return _done(
+        request,
+        message,
+        body,
+        url=_home_url(form.cleaned_data["watchlist"]),
+        status=201 if created else 200,
+        level=messages.success if created else messages.info,
+    )
 
 
 @login_required
@@ -360,17 +362,14 @@ def watchlist_remove(request: HttpRequest) -> HttpResponse:
     message = (
         f"Removed {symbol}." if removed else f"{symbol} was not in your watchlist."
     )
-    if _wants_json(request):
-        return JsonResponse(
-            {
-                "symbol": symbol,
-                "removed": removed,
-                "message": message,
-                "watchlist": watchlist.pk,
-            }
-        )
-    (messages.success if removed else messages.info)(request, message)
-    return redirect(_home_url(form.cleaned_data["watchlist"]))
+    body = {"symbol": symbol, "removed": removed, "watchlist": watchlist.pk}
+    return _done(
+        request,
+        message,
+        body,
+        url=_home_url(form.cleaned_data["watchlist"]),
+        level=messages.success if removed else messages.info,
+    )
 
 
 @require_GET
