@@ -391,9 +391,9 @@ def test_disconnect_marks_cards_stale_with_reconnect_now_and_plain_errors(
         "connection to the server was lost"
     )
     expect(button).to_be_visible()
-    # Greyed: the price loses its up colour and arrow.
-    colour = aapl.locator(".card-price").evaluate("e => getComputedStyle(e).color")
-    assert colour == "rgb(75, 85, 99)", colour
+    # Greyed: the price loses its up colour and arrow. Waited for, not read once:
+    # the colour eases over 0.1 s (a read mid-way gave rgb(74, 85, 98)).
+    expect(aapl.locator(".card-price")).to_have_css("color", "rgb(75, 85, 99)")
 
     # Adding while the server cannot be reached: words, never "Failed to fetch".
     page.route("**/watchlist/add/", lambda route: route.abort())
