@@ -404,10 +404,14 @@ def test_disconnect_marks_cards_stale_with_reconnect_now_and_plain_errors(
     assert "Failed to fetch" not in feedback.inner_text()
     page.unroute("**/watchlist/add/")
 
-    # Reconnect now skips the backoff wait; recovery clears the marking.
+    # Reconnect now skips the backoff wait; recovery clears the marking. The
+    # click is dispatched at once after the server is back: a click that first
+    # waits for the button to be stable (animation frames, slow under load) gave
+    # the page's own jittered retry the time to reconnect and hide the button.
+    expect(button).to_be_visible()
     fake.accept = True
     before = len(fake.connections)
-    button.click()
+    button.dispatch_event("click")
     wait_until(page, lambda: len(fake.connections) > before, "a new connection")
     expect(page.locator("#connection-status")).to_have_attribute(
         "data-connection-state", "connected"
