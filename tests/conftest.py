@@ -323,12 +323,18 @@ def redis_prefix() -> str:
 
 @pytest.fixture(autouse=True)
 def _fresh_realtime_state():
-    """Each test starts with an empty in-process cache and no feed status."""
+    """Each test starts with an empty in-process cache, no feed status and a new
+    in-memory channel layer: a layer kept for the process held (for its 60 s
+    expiry) the leases earlier tests' hubs sent to ``fmp-feed``, which a later
+    test's feed runner then subscribed upstream."""
+    from channels.layers import channel_layers
+
     from realtime.feed.cache import get_tick_cache, reset_tick_cache
     from realtime.feed.history import reset_history
     from realtime.feed.status import reset_status_store
     from realtime.reference.service import reset_reference_service
 
+    channel_layers.backends.clear()
     reset_tick_cache()
     reset_history()
     reset_status_store()
