@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from channels.exceptions import ChannelFull
@@ -93,7 +93,9 @@ class RedisLayerIO:
                 members[group] = [c.decode() for c in channels]
         return members
 
-    async def send_many(self, messages: dict[str, dict]) -> dict[str, Exception | None]:
+    async def send_many(
+        self, messages: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, Exception | None]:
         """Send each channel its message; per channel None (sent), ``ChannelFull``
         or the Redis error of its shard."""
         layer = self.layer

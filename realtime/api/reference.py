@@ -81,10 +81,6 @@ _EXAMPLE = {
 }
 
 
-def _detail(description: str, example: str, code: str) -> OpenApiResponse:
-    return detail_response(int(code), description, description, example)
-
-
 class ReferenceView(APIView):
     permission_classes = [CanReadRealtime]
 
@@ -103,26 +99,33 @@ class ReferenceView(APIView):
         ],
         responses={
             200: ReferenceSerializer,
-            400: _detail("Invalid symbol", "Invalid symbol: 'A A'", "400"),
-            401: _detail(
+            400: detail_response(
+                400, "Invalid symbol", "Invalid symbol", "Invalid symbol: 'A A'"
+            ),
+            401: detail_response(
+                401,
+                "No credentials (anonymous reads are off) or a bad token",
                 "No credentials (anonymous reads are off) or a bad token",
                 "Authentication credentials were not provided.",
-                "401",
             ),
-            403: _detail(
+            403: detail_response(
+                403,
+                "Not allowed",
                 "Not allowed",
                 "You do not have permission to perform this action.",
-                "403",
             ),
-            404: _detail("Unknown symbol", "Unknown symbol: ZZZZZZ", "404"),
+            404: detail_response(
+                404, "Unknown symbol", "Unknown symbol", "Unknown symbol: ZZZZZZ"
+            ),
             406: OpenApiResponse(
                 DetailSerializer,
                 description="The Accept header asks for neither JSON nor HTML.",
             ),
-            503: _detail(
+            503: detail_response(
+                503,
+                "FMP's REST API cannot answer now",
                 "FMP's REST API cannot answer now",
                 ReferenceUnavailable.default_detail,
-                "503",
             ),
         },
         examples=[

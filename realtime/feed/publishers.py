@@ -262,7 +262,7 @@ class LayerPublisher:
 
     async def _send_many(self, per_hub: dict[str, list[Update]]) -> None:
         """Every hub's batch in one script call per Redis shard (``layer_io``)."""
-        events: dict[str, dict] = {
+        events: dict[str, PriceBatchEvent] = {
             channel: {"type": "price.batch", "updates": updates}
             for channel, updates in per_hub.items()
         }

@@ -121,26 +121,30 @@ class StatusStore:
         if self.held:
             return
         if self.url:
-            if self._async is None:
-                self._async = async_redis(self.url)
             ttl = max(1, int(settings.REALTIME_STATUS_STALE_AFTER * 6))
-            await self._async.set(self.key, status.to_json(), ex=ttl)
+            await self._aclient().set(self.key, status.to_json(), ex=ttl)
+
+    def _client(self) -> redis.Redis:
+        if self._sync is None:
+            self._sync = redis.Redis.from_url(self.url)
+        return self._sync
+
+    def _aclient(self) -> aredis.Redis:
+        if self._async is None:
+            self._async = async_redis(self.url)
+        return self._async
 
     def read(self) -> FeedStatus | None:
         if not self.url:
             return self._local
-        if self._sync is None:
-            self._sync = redis.Redis.from_url(self.url)
-        raw = self._sync.get(self.key)
+        raw = self._client().get(self.key)
         return FeedStatus.from_json(raw) if raw else None
 
     async def aread(self) -> FeedStatus | None:
         """``read`` without blocking the event loop (hubs, the feed host)."""
         if not self.url:
             return self._local
-        if self._async is None:
-            self._async = async_redis(self.url)
-        raw = await self._async.get(self.key)
+        raw = await self._aclient().get(self.key)
         return FeedStatus.from_json(raw) if raw else None
 
     async def aclose(self) -> None:
@@ -151,9 +155,7 @@ class StatusStore:
     def clear(self) -> None:
         self._local = None
         if self.url:
-            if self._sync is None:
-                self._sync = redis.Redis.from_url(self.url)
-            self._sync.delete(self.key)
+            self._client().delete(self.key)
 
 
 _store: StatusStore | None = None
