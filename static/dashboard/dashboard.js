@@ -509,8 +509,14 @@ class Dashboard {
    * ticks), merged by seq otherwise (history, gap fills); trimmed to the last
    * HISTORY_LENGTH. */
   addPoints(state, points) {
-    const numbered = state.seqs.filter((seq) => seq !== null);
-    const newest = numbered.length ? numbered[numbered.length - 1] : -Infinity;
+    // Per live tick: the newest numbered point, read from the end, no copy.
+    let newest = -Infinity;
+    for (let i = state.seqs.length - 1; i >= 0; i -= 1) {
+      if (state.seqs[i] !== null) {
+        newest = state.seqs[i];
+        break;
+      }
+    }
     if (points.every((p) => p.seq === null || p.seq > newest)) {
       for (const p of points) {
         state.history.push(p.price);
@@ -714,12 +720,10 @@ class Dashboard {
         if (!trades.length) return;
         const points = trades.map((u) => ({ price: Number(u.last_price), seq: u.seq ?? null }));
         // The server-rendered seed (no seq) gives way to the real trades.
-        const live = state.history
-          .map((price, i) => ({ price, seq: state.seqs[i] }))
-          .filter((p) => p.seq !== null);
-        const merged = mergeBySeq(points, live).slice(-HISTORY_LENGTH);
-        state.history = merged.map((p) => p.price);
-        state.seqs = merged.map((p) => p.seq);
+        const live = state.seqs.flatMap((seq, i) => (seq === null ? [] : [i]));
+        state.history = live.map((i) => state.history[i]);
+        state.seqs = live.map((i) => state.seqs[i]);
+        this.addPoints(state, points);
         if (typeof page.epoch === "string") state.epoch = page.epoch;
         state.el.dataset.historySource = "server";
         this.drawSparkline(state);
