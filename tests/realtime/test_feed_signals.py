@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 
 import pytest
@@ -19,12 +18,9 @@ import redis
 
 from tests.conftest import (
     ServerProcess,
-    SimulatorThread,
-    daphne,
-    free_port,
-    server_env,
     wait_until,
 )
+from tests.realtime.scaledstack import start_scaled, stop_scaled
 from tests.realtime.wsclient import next_update, open_client, subscribe
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -33,39 +29,15 @@ pytestmark = pytest.mark.redis
 
 @pytest.fixture
 def feed_pair(migrated_sqlite, redis_prefix, request):
-    redis.Redis.from_url(REDIS_URL).ping()  # CI must provide Redis: fail loudly
-    sim = SimulatorThread(rate=40.0, seed=5, heartbeat_interval=1.0).start()
-    env = server_env(
-        DATABASE_URL=migrated_sqlite,
-        REDIS_URL=REDIS_URL,
-        REALTIME_CHANNEL_PREFIX=redis_prefix,
-        REALTIME_CACHE_PREFIX=redis_prefix,
-        FMP_API_KEY="signals-key",
-        FMP_WS_URL=sim.url,
-        REALTIME_FEED_LOCK_TTL="30",
+    stack = start_scaled(
+        migrated_sqlite, redis_prefix, workers=2, webs=1, REALTIME_FEED_LOCK_TTL="30"
     )
-    workers = [
-        ServerProcess(
-            f"feed-{i}", [sys.executable, "manage.py", "runworker", "fmp-feed"], env
-        ).start()
-        for i in range(2)
-    ]
-    port = free_port()
-    web = daphne("web", port, env)
-    stack = {"sim": sim, "workers": workers, "web": web, "port": port}
+    stack["port"] = stack["ports"][0]
     try:
-        web.wait_port(port)
         yield stack
     finally:
         failed = getattr(request.node, "rep_call", None)
-        for process in [*workers, web]:
-            if failed is not None and failed.failed:
-                print(f"--- {process.name} ---\n{process.log()}")
-            process.stop()
-        sim.stop()
-        client = redis.Redis.from_url(REDIS_URL)
-        for key in client.scan_iter(f"{redis_prefix}*"):
-            client.delete(key)
+        stop_scaled(stack, show_logs=failed is not None and failed.failed)
 
 
 def _leader(stack, prefix: str) -> ServerProcess:
