@@ -12,8 +12,14 @@ import struct
 class RawClient:
     """A WebSocket client on a bare socket: reads every frame's exact bytes."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port: int, *, rcvbuf: int | None = None) -> None:
+        """``rcvbuf``: a small kernel receive buffer, for a client that stops
+        reading and must look backed up to the server soon."""
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(10)
+        self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(
             (
@@ -58,8 +64,11 @@ class RawClient:
         payload = text.encode()
         mask = os.urandom(4)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        assert len(payload) < 126
-        self.sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+        if len(payload) < 126:
+            header = bytes([0x81, 0x80 | len(payload)])
+        else:
+            header = bytes([0x81, 0x80 | 126]) + struct.pack("!H", len(payload))
+        self.sock.sendall(header + mask + masked)
 
     def close(self) -> None:
         self.sock.close()

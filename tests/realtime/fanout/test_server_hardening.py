@@ -10,12 +10,10 @@ Redis; SIGTERM closes clients with 1001. docs/reliability.md cites each test.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import re
 import signal
-import socket
 import struct
 import time
 from pathlib import Path
@@ -39,6 +37,7 @@ from tests.conftest import (
     server_env,
     wait_until,
 )
+from tests.realtime.rawclient import RawClient
 from tests.realtime.wsclient import WS_PATH, open_client, subscribe
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -76,40 +75,12 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-class StalledClient:
-    """A WebSocket client on a bare socket with a 4 KiB receive buffer that does
-    not read after the handshake (until told to), but can keep sending."""
+class StalledClient(RawClient):
+    """A WebSocket client with a 4 KiB receive buffer that does not read after
+    the handshake (until told to), but can keep sending."""
 
     def __init__(self, port: int) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.sock.settimeout(10)
-        self.sock.connect(("127.0.0.1", port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(
-            (
-                f"GET {WS_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
-            ).encode()
-        )
-        self.buffer = b""
-        while b"\r\n\r\n" not in self.buffer:
-            chunk = self.sock.recv(4096)
-            assert chunk, "closed during the handshake"
-            self.buffer += chunk
-        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-        assert head.startswith(b"HTTP/1.1 101"), head
-
-    def send_text(self, text: str) -> None:
-        payload = text.encode()
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        if len(payload) < 126:
-            header = bytes([0x81, 0x80 | len(payload)])
-        else:
-            header = bytes([0x81, 0x80 | 126]) + struct.pack("!H", len(payload))
-        self.sock.sendall(header + mask + masked)
+        super().__init__(port, rcvbuf=4096)
 
     def read_until_close(self, within: float) -> int | None:
         """Read every frame; the close frame's code (None if the socket dropped)."""
@@ -140,9 +111,6 @@ class StalledClient:
                 return None
             self.buffer += chunk
         return None
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 SENDING_CLIENTS = 20
