@@ -39,3 +39,33 @@ def async_redis(url: str, **connection: Any) -> aredis.Redis:
         **connection,
     )
     return aredis.Redis.from_pool(pool)
+
+
+class RedisClients:
+    """A store's two Redis clients, made on first use: ``sync`` for views running
+    in threads, ``aio`` (bounded pool, ``async_redis``) for the event loop."""
+
+    def __init__(self, url: str, **connection: Any) -> None:
+        self.url = url
+        self.connection = connection
+        self._sync: redis.Redis | None = None
+        self._aio: aredis.Redis | None = None
+
+    @property
+    def sync(self) -> redis.Redis:
+        if self._sync is None:
+            self._sync = redis.Redis.from_url(self.url, **self.connection)
+        return self._sync
+
+    @property
+    def aio(self) -> aredis.Redis:
+        if self._aio is None:
+            self._aio = async_redis(self.url, **self.connection)
+        return self._aio
+
+    async def aclose(self) -> None:
+        """Close the asyncio client (it belongs to one event loop); a later use
+        makes a new one."""
+        if self._aio is not None:
+            await self._aio.aclose()
+            self._aio = None

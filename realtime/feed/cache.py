@@ -19,12 +19,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import orjson
-import redis
-import redis.asyncio as aredis
 from django.conf import settings
 
 from realtime.feed.state import PriceState, from_cache_entry, to_cache_entry
-from realtime.stores import STORE_ERRORS, async_redis
+from realtime.stores import STORE_ERRORS, RedisClients
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +93,7 @@ class RedisTickCache:
         self._local: dict[str, PriceState] = {}
         self._dirty: set[str] = set()
         self._evicted: set[str] = set()
-        self._sync: redis.Redis | None = None
-        self._async: aredis.Redis | None = None
+        self._redis = RedisClients(url)
         self._flusher: asyncio.Task[None] | None = None
 
     # Writer side (feed process) ---------------------------------------------------
@@ -139,7 +136,7 @@ class RedisTickCache:
         if self._evicted:
             evicted, self._evicted = self._evicted, set()
             try:
-                await self._aclient().hdel(self.key, *evicted)
+                await self._redis.aio.hdel(self.key, *evicted)
             except BaseException:
                 self._evicted |= evicted
                 raise
@@ -148,7 +145,7 @@ class RedisTickCache:
         dirty, self._dirty = self._dirty, set()
         mapping = {s: orjson.dumps(to_cache_entry(self._local[s])) for s in dirty}
         try:
-            await self._aclient().hset(self.key, mapping=mapping)
+            await self._redis.aio.hset(self.key, mapping=mapping)
         except BaseException:
             self._dirty |= dirty
             raise
@@ -165,27 +162,15 @@ class RedisTickCache:
                 await self.flush()
             except STORE_ERRORS:
                 logger.warning("event=cache_final_flush_failed")
-        if self._async is not None:
-            await self._async.aclose()
-            self._async = None
+        await self._redis.aclose()
 
     # Reader side (web processes) --------------------------------------------------
-    def _client(self) -> redis.Redis:
-        if self._sync is None:
-            self._sync = redis.Redis.from_url(self.url)
-        return self._sync
-
-    def _aclient(self) -> aredis.Redis:
-        if self._async is None:
-            self._async = async_redis(self.url)
-        return self._async
-
     def get(self, symbol: str) -> PriceState | None:
-        raw = self._client().hget(self.key, symbol)
+        raw = self._redis.sync.hget(self.key, symbol)
         return from_cache_entry(orjson.loads(raw)) if raw else None
 
     def symbols(self) -> list[str]:
-        return sorted(k.decode() for k in self._client().hkeys(self.key))
+        return sorted(k.decode() for k in self._redis.sync.hkeys(self.key))
 
     def entries(self, limit: int | None = None) -> dict[str, dict[str, Any]]:
         names = self.symbols()
@@ -193,14 +178,14 @@ class RedisTickCache:
             names = names[:limit]
         if not names:
             return {}
-        raws = self._client().hmget(self.key, names)
+        raws = self._redis.sync.hmget(self.key, names)
         return {s: orjson.loads(r) for s, r in zip(names, raws, strict=True) if r}
 
     async def aget_many(self, symbols: Iterable[str]) -> dict[str, PriceState]:
         names = list(symbols)
         if not names:
             return {}
-        raws = await self._aclient().hmget(self.key, names)
+        raws = await self._redis.aio.hmget(self.key, names)
         return {
             s: from_cache_entry(orjson.loads(r))
             for s, r in zip(names, raws, strict=True)
@@ -211,7 +196,7 @@ class RedisTickCache:
         self._local.clear()
         self._dirty.clear()
         self._evicted.clear()
-        self._client().delete(self.key)
+        self._redis.sync.delete(self.key)
 
 
 def _trim(

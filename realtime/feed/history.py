@@ -35,11 +35,10 @@ from typing import Protocol
 
 import orjson
 import redis
-import redis.asyncio as aredis
 from django.conf import settings
 
 from realtime.feed.state import REPLAY_MARK
-from realtime.stores import async_redis
+from realtime.stores import RedisClients
 
 logger = logging.getLogger(__name__)
 
@@ -263,8 +262,9 @@ class RedisHistory:
         self._publish: PublishFn | None = None
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
-        self._sync: redis.Redis | None = None
-        self._async: aredis.Redis | None = None
+        self._redis = RedisClients(
+            url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=2.0
+        )
         self.batches_written = 0
 
     def _seq_key(self, epoch: str) -> str:
@@ -272,20 +272,6 @@ class RedisHistory:
 
     def _stream_key(self, epoch: str, symbol: str) -> str:
         return f"{self.prefix}:history:{epoch}:s:{symbol}"
-
-    def _aclient(self) -> aredis.Redis:
-        if self._async is None:
-            self._async = async_redis(
-                self.url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=2.0
-            )
-        return self._async
-
-    def _client(self) -> redis.Redis:
-        if self._sync is None:
-            self._sync = redis.Redis.from_url(
-                self.url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=2.0
-            )
-        return self._sync
 
     # --- writer side (the feed leader) -----------------------------------------------
     def next_seq(self, symbol: str) -> int:
@@ -317,7 +303,7 @@ class RedisHistory:
             self._writer = asyncio.create_task(self._run(), name="history-writer")
 
     async def _load(self) -> None:
-        client = self._aclient()
+        client = self._redis.aio
         raw = await client.get(self.epoch_key)
         if raw is None:
             candidate = new_epoch()
@@ -346,7 +332,7 @@ class RedisHistory:
         publish = self._publish
         if publish is None or not self._seq:
             return
-        pipe = self._aclient().pipeline(transaction=False)
+        pipe = self._redis.aio.pipeline(transaction=False)
         symbols = sorted(self._seq)
         for symbol in symbols:
             pipe.xrevrange(self._stream_key(self.epoch, symbol), count=REPLAY_TAIL)
@@ -401,7 +387,7 @@ class RedisHistory:
         min_id = max(0, int((time.time() - self.seconds) * 1000))
         ttl_ms = int((self.seconds + 60) * 1000)
         head: list[str | int] = [epoch, self.size, min_id, ttl_ms, len(batch)]
-        client = self._aclient()
+        client = self._redis.aio
         kept = await client.eval(_WRITE_BATCH, len(keys), *keys, *head, *args, *index)
         if not kept:
             # Redis lost the epoch (flushed, restarted empty): put every counter
@@ -420,16 +406,14 @@ class RedisHistory:
             await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
             await self._write_batch()  # what was queued still goes out, in order
-        if self._async is not None:
-            await self._async.aclose()
-            self._async = None
+        await self._redis.aclose()
 
     # --- reader side (any process) ----------------------------------------------------
     async def aepoch(self) -> str | None:
         """The current epoch; one is created if none exists yet (a client that
         subscribes before the feed's first start still gets one to recover in:
         the feed continues it)."""
-        client = self._aclient()
+        client = self._redis.aio
         raw = await client.get(self.epoch_key)
         if raw is None:
             await client.set(self.epoch_key, new_epoch(), nx=True)
@@ -439,13 +423,13 @@ class RedisHistory:
     async def aread(
         self, symbol: str, after_seq: int | None, limit: int
     ) -> HistoryPage | None:
-        raw = await self._aclient().eval(_READ, 1, self.epoch_key, self.prefix, symbol)
+        raw = await self._redis.aio.eval(_READ, 1, self.epoch_key, self.prefix, symbol)
         return self._page(symbol, raw, after_seq, limit)
 
     def read(
         self, symbol: str, after_seq: int | None, limit: int
     ) -> HistoryPage | None:
-        raw = self._client().eval(_READ, 1, self.epoch_key, self.prefix, symbol)
+        raw = self._redis.sync.eval(_READ, 1, self.epoch_key, self.prefix, symbol)
         return self._page(symbol, raw, after_seq, limit)
 
     def _page(

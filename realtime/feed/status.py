@@ -14,12 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import redis
-import redis.asyncio as aredis
 from django.conf import settings
 
 from realtime import metrics
-from realtime.stores import async_redis
+from realtime.stores import RedisClients
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +103,7 @@ class StatusStore:
         self.url = url
         self.key = f"{prefix}:feed:status"
         self._local: FeedStatus | None = None
-        self._sync: redis.Redis | None = None
-        self._async: aredis.Redis | None = None
+        self._redis = RedisClients(url)
         # Fields the feed host adds to every status it publishes (leadership).
         self.extra: dict[str, Any] = {}
         # A new leader holds its statuses back until the hubs' leases are in
@@ -122,40 +119,28 @@ class StatusStore:
             return
         if self.url:
             ttl = max(1, int(settings.REALTIME_STATUS_STALE_AFTER * 6))
-            await self._aclient().set(self.key, status.to_json(), ex=ttl)
-
-    def _client(self) -> redis.Redis:
-        if self._sync is None:
-            self._sync = redis.Redis.from_url(self.url)
-        return self._sync
-
-    def _aclient(self) -> aredis.Redis:
-        if self._async is None:
-            self._async = async_redis(self.url)
-        return self._async
+            await self._redis.aio.set(self.key, status.to_json(), ex=ttl)
 
     def read(self) -> FeedStatus | None:
         if not self.url:
             return self._local
-        raw = self._client().get(self.key)
+        raw = self._redis.sync.get(self.key)
         return FeedStatus.from_json(raw) if raw else None
 
     async def aread(self) -> FeedStatus | None:
         """``read`` without blocking the event loop (hubs, the feed host)."""
         if not self.url:
             return self._local
-        raw = await self._aclient().get(self.key)
+        raw = await self._redis.aio.get(self.key)
         return FeedStatus.from_json(raw) if raw else None
 
     async def aclose(self) -> None:
-        if self._async is not None:
-            await self._async.aclose()
-            self._async = None
+        await self._redis.aclose()
 
     def clear(self) -> None:
         self._local = None
         if self.url:
-            self._client().delete(self.key)
+            self._redis.sync.delete(self.key)
 
 
 _store: StatusStore | None = None
