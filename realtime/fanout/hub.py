@@ -5,16 +5,8 @@ each tick then costs one channel-layer message, one ``dispatch()`` (with its
 ``aclose_old_connections`` thread hop) and one JSON encode *per client*. Here the
 process is the member instead. The hub receives the feed's batches (each tick's
 text encoded once by the feed) and hands each text to the local connections'
-outboxes; a single flusher task writes the pending texts to the sockets.
-
-Every message to a client goes through its outbox (the consumer's replies and
-snapshots too), so one bound covers them all. A client that keeps up gets every
-message, in order. One that cannot (its socket holds more than
-``REALTIME_SEND_BUFFER_LIMIT`` unread bytes) gets conflated updates: its outbox
-keeps at most one pending update per symbol (the newest) and at most
-``MAX_HELD_REPLIES`` replies, so memory stays bounded whatever the tick rate and
-whatever the client sends. Past that, or past ``REALTIME_STALL_TIMEOUT``, it is
-closed with 4009.
+outboxes; a single writer task writes the pending texts to the sockets
+(``outbox.py``: the outboxes, flush, stall, 4009).
 
 Every reach-in into daphne, Twisted and autobahn is in realtime/fanout/daphne_io.py,
 every one into channels-redis (batched receives) in realtime/layer_io.py.
@@ -35,7 +27,7 @@ import os
 import socket
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -46,7 +38,7 @@ from prometheus_client import Gauge
 from realtime import layer_io, metrics
 from realtime.events import FEED_CHANNEL, HUBS_GROUP, LeaseEvent, UpstreamState
 from realtime.fanout import daphne_io
-from realtime.fanout.closecodes import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_STALLED
+from realtime.fanout.outbox import Outbox, OutboxWriter
 from realtime.fanout.slots import ConnectionSlots, make_slots
 from realtime.feed.state import (
     REPLAY_MARK,
@@ -58,10 +50,6 @@ from realtime.groups import price_group
 
 logger = logging.getLogger(__name__)
 
-# Replies (acks, errors, pongs, subscription lists) held for a client whose socket
-# is backed up. Past this many the client is a stalled reader and is closed 4009:
-# replies cannot be conflated, so they must not queue without bound.
-MAX_HELD_REPLIES = 64
 # Refusals are rare (one per refused stream or ticker); never an unbounded map.
 MAX_REMEMBERED_REFUSALS = 10_000
 # Live updates held for one subscribe while it reads history (``FanoutHub.hold``);
@@ -106,149 +94,6 @@ def _mark_failed(reason: str) -> None:
     FANOUT_HEALTHY.set(0)
 
 
-class Outbox:
-    """One connection's messages waiting for the next flush: queueing, conflation.
-
-    ``queue`` holds every message in order as ``(symbol, data)`` (``symbol`` is
-    None for replies and upstream status) and is emptied on each flush, one
-    event-loop turn after the messages arrived. While the connection's socket
-    holds more than ``REALTIME_SEND_BUFFER_LIMIT`` unread bytes it is stalled:
-    nothing more is written; price updates and snapshots replace each other in
-    ``pending`` (one per symbol), the upstream status keeps only the latest in
-    ``upstream``, and replies queue in ``pending`` too, at most
-    ``MAX_HELD_REPLIES`` of them (``put_reply`` says when that is exceeded).
-    """
-
-    __slots__ = (
-        "send_text",
-        "close",
-        "queue",
-        "pending",
-        "upstream",
-        "held_replies",
-        "conn_id",
-        "symbols",
-        "conflated",
-        "user_key",
-        "transport",
-        "protocol",
-        "direct",
-        "stalled_since",
-        "closed",
-    )
-
-    def __init__(
-        self,
-        send_text: Callable[[str], Awaitable[None]],
-        conn_id: str,
-        user_key: str | None = None,
-        *,
-        close: Callable[[int], Awaitable[None]] | None = None,
-        protocol: Any = None,
-        direct: bool = False,
-    ) -> None:
-        self.send_text = send_text
-        self.close = close
-        self.conn_id = conn_id
-        self.user_key = user_key
-        # daphne's WebSocket protocol when daphne_io may use it, None elsewhere.
-        self.protocol = protocol
-        self.transport = getattr(protocol, "transport", None)
-        # Messages are ready-made frames (bytes) when written directly to the
-        # socket (daphne_io.write_frames), texts for the ASGI send otherwise.
-        self.direct = (
-            direct
-            and protocol is not None
-            and daphne_io.supports_direct_write(protocol)
-        )
-        self.queue: list[tuple[str | None, str | bytes]] = []
-        # Keys: symbols for updates and snapshots, ints for held replies.
-        self.pending: dict[str | int, str | bytes] = {}
-        self.upstream: str | bytes | None = None
-        self.held_replies = 0
-        self.symbols: set[str] = set()
-        self.conflated = 0
-        self.stalled_since: float | None = None
-        self.closed = False
-
-    def backlogged(self, limit: int) -> bool:
-        return (
-            self.transport is not None
-            and daphne_io.buffered_bytes(self.transport) > limit
-        )
-
-    def encode(self, text: str) -> str | bytes:
-        return daphne_io.text_frame(text) if self.direct else text
-
-    def put(self, symbol: str, data: str | bytes) -> None:
-        """A price update or snapshot of ``symbol`` (encoded for this outbox)."""
-        if self.stalled_since is None:
-            self.queue.append((symbol, data))
-            return
-        if symbol in self.pending:
-            self.conflated += 1
-            metrics.MESSAGES_CONFLATED.inc()
-        self.pending[symbol] = data
-
-    def put_upstream(self, data: str | bytes) -> None:
-        if self.stalled_since is None:
-            self.queue.append((None, data))
-        else:
-            self.upstream = data  # latest wins
-
-    def put_reply(self, data: str | bytes) -> bool:
-        """Queue a reply; False when a stalled client has too many held already."""
-        if self.stalled_since is None:
-            self.queue.append((None, data))
-            return True
-        self.held_replies += 1
-        self.pending[-self.held_replies] = data
-        return self.held_replies <= MAX_HELD_REPLIES
-
-    def has_pending(self, symbol: str) -> bool:
-        return symbol in self.pending or any(s == symbol for s, _ in self.queue)
-
-    def discard(self, symbol: str) -> None:
-        """Drop what is waiting for ``symbol`` (the client unsubscribed)."""
-        self.pending.pop(symbol, None)
-        if self.queue:
-            self.queue = [item for item in self.queue if item[0] != symbol]
-
-    def resume(self) -> None:
-        """The client reads again: what was held goes out next, in order."""
-        self.stalled_since = None
-        if self.upstream is not None:
-            self.queue.append((None, self.upstream))
-            self.upstream = None
-        self.queue.extend(
-            (key if isinstance(key, str) else None, data)
-            for key, data in self.pending.items()
-        )
-        self.pending = {}
-        self.held_replies = 0
-
-    def drop_all(self) -> None:
-        """Closing: nothing waiting is sent any more."""
-        self.closed = True
-        self.queue = []
-        self.pending = {}
-        self.upstream = None
-
-    async def flush(self) -> int:
-        batch, self.queue = self.queue, []
-        if self.closed:
-            return 0
-        if self.direct:
-            if not daphne_io.write_frames(
-                self.protocol, b"".join([d for _, d in batch])
-            ):
-                return 0
-            return len(batch)
-        for _, text in batch:
-            await self.send_text(text)
-        return len(batch)
-
-
 class FanoutHub:
     def __init__(
         self,
@@ -265,12 +110,7 @@ class FanoutHub:
         self.by_symbol: dict[str, set[Outbox]] = {}
         self.outboxes: set[Outbox] = set()
         self.channel_name: str | None = None
-        self._dirty: set[Outbox] = set()
-        self._stalled: set[Outbox] = set()
-        self.buffer_limit = settings.REALTIME_SEND_BUFFER_LIMIT
-        self.stall_timeout = settings.REALTIME_STALL_TIMEOUT
-        self.close_grace = settings.REALTIME_CLOSE_GRACE
-        self._flush_wakeup = asyncio.Event()
+        self.writer = OutboxWriter()
         self._lease_wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -295,11 +135,10 @@ class FanoutHub:
 
     # --- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
+        self.writer.start(self._task_done)
         self._tasks = [
-            asyncio.create_task(self._flush_loop(), name="hub-flush"),
             asyncio.create_task(self._receive_loop(), name="hub-receive"),
             asyncio.create_task(self._lease_loop(), name="hub-lease"),
-            asyncio.create_task(self._stall_loop(), name="hub-stalls"),
         ]
         for task in self._tasks:
             task.add_done_callback(self._task_done)
@@ -345,6 +184,7 @@ class FanoutHub:
                         )
         for task in self._tasks:
             task.cancel()
+        await self.writer.aclose()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         await self.slots.release_all()
@@ -358,20 +198,7 @@ class FanoutHub:
         outboxes = list(self.outboxes)
         logger.info("event=hub_shutdown owner=%s clients=%d", self.owner, len(outboxes))
         for outbox in outboxes:
-            outbox.drop_all()
-            try:
-                if outbox.protocol is not None:
-                    daphne_io.close_going_away(outbox.protocol)
-                elif outbox.close is not None:
-                    # ASGI allows no 1001 (daphne_io.close_going_away): normal close.
-                    await outbox.close(CLOSE_NORMAL)
-            except Exception as exc:
-                logger.warning(
-                    "event=close_failed conn=%s code=%d error=%r",
-                    outbox.conn_id,
-                    CLOSE_GOING_AWAY,
-                    exc,
-                )
+            await outbox.go_away()
         protocols = [ob.protocol for ob in outboxes if ob.protocol is not None]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):
@@ -395,15 +222,14 @@ class FanoutHub:
         self.outboxes.add(outbox)
         if self.upstream_down_text is not None:
             outbox.put_upstream(outbox.encode(self.upstream_down_text))
-            self._wake(outbox)
+            self.writer.wake(outbox)
         metrics.CLIENTS.set(len(self.outboxes))
         self._lease_wakeup.set()
 
     async def detach(self, outbox: Outbox) -> None:
         await self.unsubscribe(outbox, list(outbox.symbols))
         self.outboxes.discard(outbox)
-        self._dirty.discard(outbox)
-        self._stalled.discard(outbox)
+        self.writer.forget(outbox)
         metrics.CLIENTS.set(len(self.outboxes))
         self._lease_wakeup.set()
         if outbox.user_key is not None:
@@ -474,23 +300,16 @@ class FanoutHub:
         if outbox.closed:
             return
         if not outbox.put_reply(outbox.encode(text)):
-            self._stalled.discard(outbox)
-            asyncio.get_running_loop().create_task(
-                self._close_stalled(outbox, "replies")
-            )
+            self.writer.close_stalled(outbox, "replies")
             return
-        self._wake(outbox)
+        self.writer.wake(outbox)
 
     def send_snapshot(self, outbox: Outbox, symbol: str, text: str) -> None:
         """Queue a snapshot; like an update, a newer one for the symbol replaces it."""
         if outbox.closed:
             return
         outbox.put(symbol, outbox.encode(text))
-        self._wake(outbox)
-
-    def _wake(self, outbox: Outbox) -> None:
-        self._dirty.add(outbox)
-        self._flush_wakeup.set()
+        self.writer.wake(outbox)
 
     # --- recovery (docs/protocol.md, sequence numbers) -------------------------------
     def hold(self, outbox: Outbox, symbols: Iterable[str]) -> None:
@@ -538,7 +357,7 @@ class FanoutHub:
         else:
             holders[outbox] = after_seq  # type: ignore[index]
         if sent:
-            self._wake(outbox)
+            self.writer.wake(outbox)
         return sent
 
     def send_updates(self, outbox: Outbox, symbol: str, texts: Iterable[str]) -> None:
@@ -547,7 +366,7 @@ class FanoutHub:
             return
         for text in texts:
             outbox.put(symbol, outbox.encode(text))
-        self._wake(outbox)
+        self.writer.wake(outbox)
 
     # --- tick path -----------------------------------------------------------------
     def deliver(self, symbol: str, text: str, tick_ts: int) -> None:
@@ -576,8 +395,9 @@ class FanoutHub:
                 outbox.put(symbol, frame)
             else:
                 outbox.put(symbol, text)
-        self._dirty.update(members)
-        self._flush_wakeup.set()
+        writer = self.writer
+        writer.dirty.update(members)
+        writer.wakeup.set()
         metrics.TICK_TO_SEND.observe(max(0.0, time.time() - tick_ts / 1000))
 
     def _check_epoch(self, symbol: str, text: str) -> bool:
@@ -658,89 +478,8 @@ class FanoutHub:
         frame = daphne_io.text_frame(text)
         for outbox in self.outboxes:
             outbox.put_upstream(frame if outbox.direct else text)
-        self._dirty.update(self.outboxes)
-        self._flush_wakeup.set()
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await self._flush_wakeup.wait()
-            self._flush_wakeup.clear()
-            dirty, self._dirty = self._dirty, set()
-            sent = 0
-            for outbox in dirty:
-                if outbox.stalled_since is not None:
-                    continue  # the stall loop resumes it once the client reads
-                if outbox.backlogged(self.buffer_limit):
-                    outbox.stalled_since = time.monotonic()
-                    self._stalled.add(outbox)
-                    logger.info("event=ws_stalled conn=%s", outbox.conn_id)
-                    # What this turn queued is held (and conflated) from now on.
-                    batch, outbox.queue = outbox.queue, []
-                    for symbol, data in batch:
-                        if symbol is None:
-                            outbox.put_reply(data)
-                        else:
-                            outbox.put(symbol, data)
-                    continue
-                try:
-                    sent += await outbox.flush()
-                except Exception as exc:  # the socket went away mid-send
-                    logger.debug(
-                        "event=send_failed conn=%s error=%r", outbox.conn_id, exc
-                    )
-            if sent:
-                metrics.MESSAGES_DELIVERED.inc(sent)
-
-    async def _stall_loop(self) -> None:
-        """Resume stalled connections that read again; close the ones that don't."""
-        while True:
-            await asyncio.sleep(0.2)
-            now = time.monotonic()
-            for outbox in list(self._stalled):
-                if not outbox.backlogged(self.buffer_limit):
-                    outbox.resume()
-                    self._stalled.discard(outbox)
-                    self._wake(outbox)
-                elif now - outbox.stalled_since > self.stall_timeout:
-                    self._stalled.discard(outbox)
-                    await self._close_stalled(outbox, "deadline")
-
-    async def _close_stalled(self, outbox: Outbox, reason: str) -> None:
-        """Close a client that does not read with 4009, so that it can see why.
-
-        The unsent frames Twisted holds are dropped first and the client gets
-        ``REALTIME_CLOSE_GRACE`` s to read the close frame (daphne_io).
-        """
-        if outbox.closed:
-            return
-        stalled_since = outbox.stalled_since or time.monotonic()
-        buffered = daphne_io.buffered_bytes(outbox.transport) if outbox.transport else 0
-        outbox.drop_all()
-        dropped = 0
-        if outbox.protocol is not None:
-            try:
-                dropped = daphne_io.prepare_stall_close(
-                    outbox.protocol, self.close_grace
-                )
-            except Exception as exc:  # never let this stop the close itself
-                logger.warning(
-                    "event=stall_drop_failed conn=%s error=%r", outbox.conn_id, exc
-                )
-        logger.warning(
-            "event=ws_stalled_closed conn=%s code=%d reason=%s seconds=%.1f "
-            "buffered=%d dropped=%d",
-            outbox.conn_id,
-            CLOSE_STALLED,
-            reason,
-            time.monotonic() - stalled_since,
-            buffered,
-            dropped,
-        )
-        if outbox.close is not None:
-            try:
-                await outbox.close(CLOSE_STALLED)
-            except Exception as exc:
-                logger.debug("event=close_failed error=%r", exc)
+        self.writer.dirty.update(self.outboxes)
+        self.writer.wakeup.set()
 
     # --- channel layer -------------------------------------------------------------
     async def _receive_loop(self) -> None:

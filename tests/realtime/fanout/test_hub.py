@@ -11,12 +11,12 @@ from realtime.fanout.closecodes import CLOSE_STALLED
 from realtime.fanout.daphne_io import text_frame
 from realtime.fanout.hub import (
     FANOUT_HEALTHY,
-    MAX_HELD_REPLIES,
     Outbox,
     close_hub,
     fanout_failure,
     get_hub,
 )
+from realtime.fanout.outbox import MAX_HELD_REPLIES
 from tests.conftest import async_wait_until
 
 
@@ -93,7 +93,7 @@ def backed_up_outbox(hub, closed: list[int]) -> tuple[Outbox, list[str]]:
     async def close(code: int) -> None:
         closed.append(code)
 
-    protocol = SimpleNamespace(transport=FakeTransport(hub.buffer_limit * 2))
+    protocol = SimpleNamespace(transport=FakeTransport(hub.writer.buffer_limit * 2))
     return Outbox(send_text, "ws-backed-up", close=close, protocol=protocol), sent
 
 
@@ -115,7 +115,7 @@ async def test_replies_to_a_client_that_does_not_read_are_bounded_then_4009():
         assert outbox.pending == {} and outbox.closed
         # Twisted's unsent frames were dropped so the close frame is next.
         assert outbox.transport.dataBuffer == b""
-        assert outbox.protocol.closeHandshakeTimeout == hub.close_grace
+        assert outbox.protocol.closeHandshakeTimeout == hub.writer.close_grace
     finally:
         await close_hub()
 
