@@ -30,7 +30,6 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from channels.layers import get_channel_layer
 from django.conf import settings
 from prometheus_client import Gauge
@@ -39,12 +38,9 @@ from realtime import layer_io, metrics
 from realtime.events import FEED_CHANNEL, HUBS_GROUP, LeaseEvent, UpstreamState
 from realtime.fanout import daphne_io
 from realtime.fanout.outbox import Outbox, OutboxWriter
+from realtime.fanout.recovery import SequenceGuard, SubscribeHolds
 from realtime.fanout.slots import ConnectionSlots, make_slots
-from realtime.feed.state import (
-    REPLAY_MARK,
-    encode_upstream_refused,
-    encode_upstream_status,
-)
+from realtime.feed.state import encode_upstream_refused, encode_upstream_status
 from realtime.feed.status import get_status_store
 from realtime.groups import price_group
 
@@ -52,9 +48,6 @@ logger = logging.getLogger(__name__)
 
 # Refusals are rare (one per refused stream or ticker); never an unbounded map.
 MAX_REMEMBERED_REFUSALS = 10_000
-# Live updates held for one subscribe while it reads history (``FanoutHub.hold``);
-# past this the newest are dropped and the client sees a gap in ``seq``.
-MAX_HELD_UPDATES = 5_000
 # Scaled mode: how often a hub reads the feed leader's status to notice a dead feed.
 FEED_WATCH_INTERVAL = 1.0
 
@@ -64,19 +57,6 @@ FANOUT_HEALTHY = Gauge(
 )
 FANOUT_HEALTHY.set(1)
 _failure: str | None = None
-
-
-def seq_of(text: str) -> int:
-    """The ``seq`` of an encoded ``price_update`` (-1 without one), without
-    decoding it: the feed writes ``"seq":N`` near the end (realtime/feed/state.py)."""
-    at = text.rfind('"seq":')
-    if at < 0:
-        return -1
-    start = at + 6
-    end = start
-    while end < len(text) and text[end].isdigit():
-        end += 1
-    return int(text[start:end]) if end > start else -1
 
 
 def fanout_failure() -> str | None:
@@ -111,6 +91,14 @@ class FanoutHub:
         self.outboxes: set[Outbox] = set()
         self.channel_name: str | None = None
         self.writer = OutboxWriter()
+        self.holds = SubscribeHolds()
+        # Scaled mode only: a new feed leader replays, Redis may restart the
+        # sequence (realtime/fanout/recovery.py).
+        self.sequence: SequenceGuard | None = (
+            SequenceGuard(self.by_symbol, self.send_snapshot)
+            if settings.REDIS_URL
+            else None
+        )
         self._lease_wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -120,16 +108,6 @@ class FanoutHub:
         # Symbols FMP refused (or the configured socket cannot serve), with why: a
         # client subscribing to one later is told at once (``refusals_for``).
         self.refused: dict[str, str] = {}
-        # Per symbol, for outboxes whose subscribe is reading the history or the
-        # snapshot: the live updates held meanwhile (a list), then, once released,
-        # the seq already sent (an int) below which updates still in flight are
-        # dropped (``hold``/``release``). Empty almost always.
-        self._holds: dict[str, dict[Outbox, list[str] | int]] = {}
-        # Scaled mode: each delivered symbol's last seq, to notice the sequence
-        # restarting in a new epoch (Redis lost the history) while clients are
-        # connected; they then get a fresh snapshot (``_epoch_restarted``).
-        self._last_seq: dict[str, int] | None = {} if settings.REDIS_URL else None
-        self._restarting: dict[str, str] = {}
         # Scaled mode: the feed leader's status went stale (``_watch_feed``).
         self.feed_stale = False
 
@@ -264,8 +242,8 @@ class FanoutHub:
         for symbol in symbols:
             outbox.symbols.discard(symbol)
             outbox.discard(symbol)
-            if self._holds:
-                self.drop_hold(outbox, symbol)
+            if self.holds.held:
+                self.holds.drop(outbox, symbol)
             members = self.by_symbol.get(symbol)
             if members is None:
                 continue
@@ -273,8 +251,8 @@ class FanoutHub:
             if not members:
                 del self.by_symbol[symbol]
                 left.append(symbol)
-                if self._last_seq:
-                    self._last_seq.pop(symbol, None)
+                if self.sequence is not None:
+                    self.sequence.forget(symbol)
         if not left:
             return
         self._lease_wakeup.set()
@@ -290,6 +268,7 @@ class FanoutHub:
                     "event=group_discard_failed symbol=%s error=%r", symbol, exc
                 )
 
+    # --- replies, snapshots, replays -----------------------------------------------
     def send_reply(self, outbox: Outbox, text: str) -> None:
         """Queue a reply (ack, error, pong, list) behind what the client awaits.
 
@@ -311,55 +290,6 @@ class FanoutHub:
         outbox.put(symbol, outbox.encode(text))
         self.writer.wake(outbox)
 
-    # --- recovery (docs/protocol.md, sequence numbers) -------------------------------
-    def hold(self, outbox: Outbox, symbols: Iterable[str]) -> None:
-        """Hold ``outbox``'s live updates of ``symbols`` until ``release``.
-
-        Called before ``subscribe``, so every update delivered from then on is
-        either held here or was published before the history/snapshot read that
-        follows (realtime/feed/history.py): the consumer can replay, then release
-        only the held updates after what it replayed, with no gap and no duplicate.
-        """
-        for symbol in symbols:
-            self._holds.setdefault(symbol, {})[outbox] = []
-
-    def drop_hold(self, outbox: Outbox, symbol: str) -> list[str] | int | None:
-        """Stop holding or filtering (nothing is sent)."""
-        holders = self._holds.get(symbol)
-        if holders is None:
-            return None
-        held = holders.pop(outbox, None)
-        if not holders:
-            del self._holds[symbol]
-        return held
-
-    def release(self, outbox: Outbox, symbol: str, after_seq: int | None) -> int:
-        """Queue the held updates of ``symbol`` whose seq is above ``after_seq``
-        (all of them for None) and deliver live again; returns how many.
-
-        In scaled mode an update the history read already returned may still be
-        on its way to this hub: until one above ``after_seq`` arrives, live
-        updates at or below it are dropped as the duplicates they are.
-        """
-        holders = self._holds.get(symbol)
-        held = holders.get(outbox) if holders is not None else None
-        if not isinstance(held, list):
-            return 0
-        sent = 0
-        if not outbox.closed and symbol in outbox.symbols:
-            for text in held:
-                if after_seq is not None and seq_of(text) <= after_seq:
-                    continue
-                outbox.put(symbol, outbox.encode(text))
-                sent += 1
-        if sent or after_seq is None or outbox.closed:
-            self.drop_hold(outbox, symbol)  # what comes next is newer
-        else:
-            holders[outbox] = after_seq  # type: ignore[index]
-        if sent:
-            self.writer.wake(outbox)
-        return sent
-
     def send_updates(self, outbox: Outbox, symbol: str, texts: Iterable[str]) -> None:
         """Queue replayed updates (already marked ``recovered``), in order."""
         if outbox.closed:
@@ -368,6 +298,23 @@ class FanoutHub:
             outbox.put(symbol, outbox.encode(text))
         self.writer.wake(outbox)
 
+    # --- subscribe holds (realtime/fanout/recovery.py) -----------------------------
+    def hold(self, outbox: Outbox, symbols: Iterable[str]) -> None:
+        """Hold live updates of ``symbols`` until ``release`` (before ``subscribe``)."""
+        self.holds.hold(outbox, symbols)
+
+    def drop_hold(self, outbox: Outbox, symbol: str) -> list[str] | int | None:
+        """Stop holding or filtering (nothing is sent)."""
+        return self.holds.drop(outbox, symbol)
+
+    def release(self, outbox: Outbox, symbol: str, after_seq: int | None) -> int:
+        """Queue the held updates of ``symbol`` above ``after_seq`` (all for None)
+        and deliver live again; returns how many (``SubscribeHolds.release``)."""
+        sent = self.holds.release(outbox, symbol, after_seq)
+        if sent:
+            self.writer.wake(outbox)
+        return sent
+
     # --- tick path -----------------------------------------------------------------
     def deliver(self, symbol: str, text: str, tick_ts: int) -> None:
         if self.refused:  # rare: FMP now serves a symbol it had refused
@@ -375,20 +322,19 @@ class FanoutHub:
         members = self.by_symbol.get(symbol)
         if not members:
             return
-        if self._last_seq is not None and not self._check_epoch(symbol, text):
+        sequence = self.sequence
+        if sequence is not None and not sequence.check(symbol, text):
             return  # a takeover replay of an update this process already sent
-        holds = self._holds.get(symbol) if self._holds else None
+        held = self.holds.held
+        holds = held.get(symbol) if held else None
         frame: bytes | None = None
         for outbox in members:
-            if holds is not None and outbox in holds:
-                held = holds[outbox]
-                if isinstance(held, list):
-                    if len(held) < MAX_HELD_UPDATES:
-                        held.append(text)
-                    continue
-                if seq_of(text) <= held:
-                    continue  # replayed already, was still in flight
-                self.drop_hold(outbox, symbol)
+            if (
+                holds is not None
+                and outbox in holds
+                and not self.holds.admit(holds, outbox, symbol, text)
+            ):
+                continue  # held for its subscribe, or a duplicate of its replay
             if outbox.direct:
                 if frame is None:
                     frame = daphne_io.text_frame(text)  # once per tick
@@ -399,52 +345,6 @@ class FanoutHub:
         writer.dirty.update(members)
         writer.wakeup.set()
         metrics.TICK_TO_SEND.observe(max(0.0, time.time() - tick_ts / 1000))
-
-    def _check_epoch(self, symbol: str, text: str) -> bool:
-        """Track the symbol's sequence; False for a replayed update to drop.
-
-        A new feed leader re-publishes the last updates it finds in the history
-        (realtime/feed/history.py, ``_replay_tail``): the ones this process sent
-        already, or that came before it sent anything, are dropped; the ones a
-        killed leader wrote but never published fill the gap, in order.
-        """
-        seq = seq_of(text)
-        last = self._last_seq.get(symbol, -1)  # type: ignore[union-attr]
-        if (seq <= last or last < 0) and REPLAY_MARK in text:
-            return False
-        self._last_seq[symbol] = seq  # type: ignore[index]
-        if symbol in self._restarting:
-            self._restarting[symbol] = text  # the snapshot shows the newest state
-        elif 0 <= seq < last:
-            self._restarting[symbol] = text
-            logger.warning(
-                "event=epoch_restart_seen symbol=%s seq=%d previous=%d",
-                symbol,
-                seq,
-                last,
-            )
-            task = asyncio.get_running_loop().create_task(self._epoch_restarted(symbol))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        return True
-
-    async def _epoch_restarted(self, symbol: str) -> None:
-        """The sequence of ``symbol`` restarted (a new epoch): send its clients a
-        fresh snapshot naming the new epoch (docs/protocol.md)."""
-        from realtime.feed.history import get_history
-
-        try:
-            epoch = await get_history().aepoch()
-        except Exception as exc:
-            logger.warning("event=epoch_read_failed error=%r", exc)
-            epoch = None
-        text = self._restarting.pop(symbol, None)
-        if text is None or epoch is None:
-            return
-        snapshot = (
-            text[:-1] + ',"snapshot":true,"epoch":' + orjson.dumps(epoch).decode() + "}"
-        )
-        for outbox in list(self.by_symbol.get(symbol, ())):
-            self.send_snapshot(outbox, symbol, snapshot)
 
     def deliver_refused(self, symbols: list[str], message: str) -> None:
         """Tell each client subscribed to a refused symbol, naming only its own.

@@ -17,6 +17,7 @@ from realtime.fanout.hub import (
     get_hub,
 )
 from realtime.fanout.outbox import MAX_HELD_REPLIES
+from realtime.fanout.recovery import SequenceGuard
 from tests.conftest import async_wait_until
 
 
@@ -160,7 +161,8 @@ async def test_takeover_replays_fill_a_gap_and_duplicates_are_dropped():
     replayed: the hub passes on only what it never sent, in order."""
     hub = get_hub()
     try:
-        hub._last_seq = {}  # scaled mode: the hub follows each symbol's sequence
+        # scaled mode: the hub follows each symbol's sequence
+        hub.sequence = SequenceGuard(hub.by_symbol, hub.send_snapshot)
         outbox, sent = collecting_outbox()
         hub.attach(outbox)
         await hub.subscribe(outbox, ["AAA", "NEW"])
