@@ -5,17 +5,18 @@ each tick then costs one channel-layer message, one ``dispatch()`` (with its
 ``aclose_old_connections`` thread hop) and one JSON encode *per client*. Here the
 process is the member instead. The hub receives the feed's batches (each tick's
 text encoded once by the feed) and hands each text to the local connections'
-outboxes; a single writer task writes the pending texts to the sockets
-(``outbox.py``: the outboxes, flush, stall, 4009).
+outboxes; a single writer task writes the pending texts to the sockets.
+
+The hub keeps who receives what (registry, subscribe, delivery, the layer's
+messages) and the lifecycle. Each other job has its module beside it:
+``outbox.py`` (the outboxes and their writer: flush, stall, 4009),
+``recovery.py`` (subscribe holds, sequence guard), ``lease.py`` (lease, feed
+watch, slot refresh).
 
 Every reach-in into daphne, Twisted and autobahn is in realtime/fanout/daphne_io.py,
 every one into channels-redis (batched receives) in realtime/layer_io.py.
 Each long-running task has a done-callback: a crash is logged and marks the
 process unhealthy (``fanout_failure()``, gauge ``fmpsite_fanout_healthy``).
-
-The hub also aggregates its connections' symbols into one lease for the feed
-(docs/architecture.md), sent on change and every ttl/3 s, and refreshes its
-connections' per-user slots (realtime/fanout/slots.py) on the same beat.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import os
 import socket
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -35,21 +36,21 @@ from django.conf import settings
 from prometheus_client import Gauge
 
 from realtime import layer_io, metrics
-from realtime.events import FEED_CHANNEL, HUBS_GROUP, LeaseEvent, UpstreamState
+from realtime.events import HUBS_GROUP
 from realtime.fanout import daphne_io
+from realtime.fanout.lease import LeaseKeeper
 from realtime.fanout.outbox import Outbox, OutboxWriter
 from realtime.fanout.recovery import SequenceGuard, SubscribeHolds
 from realtime.fanout.slots import ConnectionSlots, make_slots
-from realtime.feed.state import encode_upstream_refused, encode_upstream_status
-from realtime.feed.status import get_status_store
+from realtime.feed.state import encode_upstream_refused
 from realtime.groups import price_group
+
+__all__ = ["FanoutHub", "Outbox", "close_hub", "current_hub", "get_hub"]
 
 logger = logging.getLogger(__name__)
 
 # Refusals are rare (one per refused stream or ticker); never an unbounded map.
 MAX_REMEMBERED_REFUSALS = 10_000
-# Scaled mode: how often a hub reads the feed leader's status to notice a dead feed.
-FEED_WATCH_INTERVAL = 1.0
 
 FANOUT_HEALTHY = Gauge(
     "fmpsite_fanout_healthy",
@@ -75,6 +76,9 @@ def _mark_failed(reason: str) -> None:
 
 
 class FanoutHub:
+    """One per event loop (``get_hub``): the registry of this process's
+    connections and the one path every message to them takes."""
+
     def __init__(
         self,
         channel_layer: Any,
@@ -99,7 +103,7 @@ class FanoutHub:
             if settings.REDIS_URL
             else None
         )
-        self._lease_wakeup = asyncio.Event()
+        self.lease = LeaseKeeper(self)
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         # The feed's last upstream_status message, for clients that connect while
@@ -108,18 +112,21 @@ class FanoutHub:
         # Symbols FMP refused (or the configured socket cannot serve), with why: a
         # client subscribing to one later is told at once (``refusals_for``).
         self.refused: dict[str, str] = {}
-        # Scaled mode: the feed leader's status went stale (``_watch_feed``).
-        self.feed_stale = False
+        # Layer message type -> its handler (``_on_layer_message``).
+        self._handlers: dict[str, Callable[[dict], None]] = {
+            "price.batch": self._on_batch,
+            "price.update": self._on_update,  # a feed of the previous release
+            "hub.upstream": self._on_upstream,
+            "hub.refused": self._on_refused,
+            "hub.lease_request": self._on_lease_request,
+        }
 
     # --- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
         self.writer.start(self._task_done)
-        self._tasks = [
-            asyncio.create_task(self._receive_loop(), name="hub-receive"),
-            asyncio.create_task(self._lease_loop(), name="hub-lease"),
-        ]
-        for task in self._tasks:
-            task.add_done_callback(self._task_done)
+        self._tasks = [asyncio.create_task(self._receive_loop(), name="hub-receive")]
+        self._tasks[0].add_done_callback(self._task_done)
+        self.lease.start(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         """A hub task ending by itself means no more delivery: say so, loudly."""
@@ -144,12 +151,7 @@ class FanoutHub:
         """
         self._closing = True
         if self.channel_layer is not None:
-            try:
-                await self.channel_layer.send(
-                    FEED_CHANNEL, {"type": "feed.release", "owner": self.owner}
-                )
-            except Exception as exc:
-                logger.debug("event=lease_release_failed error=%r", exc)
+            await self.lease.release()
             channel = self.channel_name
             if channel is not None:
                 groups = [HUBS_GROUP, *(price_group(s) for s in self.by_symbol)]
@@ -163,6 +165,7 @@ class FanoutHub:
         for task in self._tasks:
             task.cancel()
         await self.writer.aclose()
+        await self.lease.aclose()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         await self.slots.release_all()
@@ -202,14 +205,14 @@ class FanoutHub:
             outbox.put_upstream(outbox.encode(self.upstream_down_text))
             self.writer.wake(outbox)
         metrics.CLIENTS.set(len(self.outboxes))
-        self._lease_wakeup.set()
+        self.lease.wake()
 
     async def detach(self, outbox: Outbox) -> None:
         await self.unsubscribe(outbox, list(outbox.symbols))
         self.outboxes.discard(outbox)
         self.writer.forget(outbox)
         metrics.CLIENTS.set(len(self.outboxes))
-        self._lease_wakeup.set()
+        self.lease.wake()
         if outbox.user_key is not None:
             await self.slots.release(outbox.user_key, outbox.conn_id)
 
@@ -230,7 +233,7 @@ class FanoutHub:
             members.add(outbox)
         if not joined:
             return
-        self._lease_wakeup.set()
+        self.lease.wake()
         if self.channel_name is None:
             return  # the receive loop joins every needed group once it has a channel
         for symbol in joined:
@@ -255,7 +258,7 @@ class FanoutHub:
                     self.sequence.forget(symbol)
         if not left:
             return
-        self._lease_wakeup.set()
+        self.lease.wake()
         if self.channel_name is None:
             return
         for symbol in left:
@@ -415,20 +418,28 @@ class FanoutHub:
 
     def _on_layer_message(self, message: dict) -> None:
         kind = message.get("type")
-        if kind == "price.batch":
-            deliver = self.deliver
-            for symbol, text, tick_ts in message["updates"]:
-                deliver(symbol, text, tick_ts)
-        elif kind == "price.update":  # a feed of the previous release
-            self.deliver(message["symbol"], message["text"], message["tick_ts"])
-        elif kind == "hub.upstream":
-            self.deliver_upstream(message["status"], message["text"])
-        elif kind == "hub.refused":
-            self.deliver_refused(list(message["symbols"]), message["message"])
-        elif kind == "hub.lease_request":
-            self._lease_wakeup.set()
-        else:
+        handler = self._handlers.get(kind)
+        if handler is None:
             logger.warning("event=hub_unknown_message type=%r", kind)
+            return
+        handler(message)
+
+    def _on_batch(self, message: dict) -> None:
+        deliver = self.deliver
+        for symbol, text, tick_ts in message["updates"]:
+            deliver(symbol, text, tick_ts)
+
+    def _on_update(self, message: dict) -> None:
+        self.deliver(message["symbol"], message["text"], message["tick_ts"])
+
+    def _on_upstream(self, message: dict) -> None:
+        self.deliver_upstream(message["status"], message["text"])
+
+    def _on_refused(self, message: dict) -> None:
+        self.deliver_refused(list(message["symbols"]), message["message"])
+
+    def _on_lease_request(self, message: dict) -> None:
+        self.lease.wake()
 
     async def _register(self) -> None:
         # The layer's default prefix: channels-redis reads process-local channels
@@ -441,94 +452,8 @@ class FanoutHub:
         await self.channel_layer.group_add(HUBS_GROUP, channel)
         for symbol in list(self.by_symbol):
             await self.channel_layer.group_add(price_group(symbol), channel)
-        self._lease_wakeup.set()
+        self.lease.wake()
         logger.info("event=hub_registered owner=%s channel=%s", self.owner, channel)
-
-    async def _lease_loop(self) -> None:
-        """Send the lease on change and every ttl/3 s; in scaled mode also watch
-        the feed leader's status once a second (``_watch_feed``)."""
-        interval = max(0.5, self.lease_ttl / 3)
-        watch = self._feed_watched()
-        tick = min(interval, FEED_WATCH_INTERVAL) if watch else interval
-        loop = asyncio.get_running_loop()
-        next_lease = loop.time()
-        while True:
-            # asyncio.timeout, not wait_for: cancelling wait_for's inner task
-            # could leave aclose() waiting forever on 3.11 (seen in the fuzz test).
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(tick):
-                    await self._lease_wakeup.wait()
-            woken = self._lease_wakeup.is_set()
-            self._lease_wakeup.clear()
-            if watch:
-                await self._watch_feed()
-            if not woken and loop.time() < next_lease:
-                continue
-            next_lease = loop.time() + interval
-            await self.send_lease()
-            await self.slots.refresh(
-                (ob.user_key, ob.conn_id)
-                for ob in self.outboxes
-                if ob.user_key is not None
-            )
-
-    def _feed_watched(self) -> bool:
-        """Scaled mode only: in embedded mode the feed lives and dies with us."""
-        return bool(settings.REDIS_URL) and settings.REALTIME_MODE == "scaled"
-
-    async def _watch_feed(self) -> None:
-        """Tell clients when the feed leader stops reporting, and when it is back.
-
-        A killed feed worker sends nothing: without this, clients would see a
-        silent stream and no ``upstream_status`` for the whole outage. Stale means
-        older than the leader lock's TTL (``FeedStatus.is_fresh``), the time a
-        standby needs to take over.
-        """
-        try:
-            status = await get_status_store().aread()
-        except Exception as exc:  # Redis restarting: the receive loop says so
-            logger.debug("event=feed_watch_failed error=%r", exc)
-            return
-        fresh = status is not None and status.is_fresh()
-        if not fresh and not self.feed_stale:
-            self.feed_stale = True
-            metrics.FEED_STALE.set(1)
-            logger.warning(
-                "event=feed_status_stale owner=%s leader=%s age=%s",
-                self.owner,
-                status.owner if status else "-",
-                f"{time.time() - status.updated_at:.1f}" if status else "-",
-            )
-            state = UpstreamState.RECONNECTING
-            self.deliver_upstream(state, encode_upstream_status(state))
-        elif fresh and self.feed_stale:
-            assert status is not None
-            self.feed_stale = False
-            metrics.FEED_STALE.set(0)
-            logger.info(
-                "event=feed_status_fresh owner=%s leader=%s state=%s",
-                self.owner,
-                status.owner,
-                status.state,
-            )
-            self.deliver_upstream(status.state, encode_upstream_status(status.state))
-        if status is not None and fresh:
-            metrics.adopt_feed_counters(status.counters)
-
-    async def send_lease(self) -> None:
-        lease: LeaseEvent = {
-            "type": "feed.lease",
-            "owner": self.owner,
-            "symbols": sorted(self.by_symbol),
-            "clients": len(self.outboxes),
-            "ttl": self.lease_ttl,
-        }
-        if self.channel_name is not None:
-            lease["channel"] = self.channel_name
-        try:
-            await self.channel_layer.send(FEED_CHANNEL, lease)
-        except Exception as exc:  # feed absent (channel full) or Redis down
-            logger.warning("event=lease_send_failed owner=%s error=%r", self.owner, exc)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FanoutHub] = (
