@@ -104,6 +104,9 @@ class FanoutHub:
             else None
         )
         self.lease = LeaseKeeper(self)
+        # deliver() reads these once per tick without going through their owners.
+        self._held = self.holds.held
+        self._flush_wakeup = self.writer.wakeup
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         # The feed's last upstream_status message, for clients that connect while
@@ -328,8 +331,7 @@ class FanoutHub:
         sequence = self.sequence
         if sequence is not None and not sequence.check(symbol, text):
             return  # a takeover replay of an update this process already sent
-        held = self.holds.held
-        holds = held.get(symbol) if held else None
+        holds = self._held.get(symbol) if self._held else None
         frame: bytes | None = None
         for outbox in members:
             if (
@@ -344,9 +346,8 @@ class FanoutHub:
                 outbox.put(symbol, frame)
             else:
                 outbox.put(symbol, text)
-        writer = self.writer
-        writer.dirty.update(members)
-        writer.wakeup.set()
+        self.writer.dirty.update(members)
+        self._flush_wakeup.set()
         metrics.TICK_TO_SEND.observe(max(0.0, time.time() - tick_ts / 1000))
 
     def deliver_refused(self, symbols: list[str], message: str) -> None:

@@ -201,12 +201,13 @@ class OutboxWriter:
     """The flush task, the stall watch and the 4009 close of one hub's outboxes.
 
     ``dirty`` holds the outboxes with something new since the last flush and
-    ``wakeup`` starts the next one. ``wake`` does both for one outbox; the hub's
-    tick path updates them inline (``FanoutHub.deliver``), one set update per
-    tick instead of one call per outbox. Each flush writes every dirty outbox one
-    event-loop turn after its messages arrived, unless its socket is backed up:
-    then the outbox is stalled, held and conflated until the client reads again
-    (resumed) or ``REALTIME_STALL_TIMEOUT`` passes (closed 4009).
+    ``wakeup`` (never rebound) starts the next one. ``wake`` does both for one
+    outbox; the hub's tick path updates them inline (``FanoutHub.deliver``), one
+    set update per tick instead of one call per outbox. Each flush writes every
+    dirty outbox one event-loop turn after its messages arrived, unless its
+    socket is backed up: then the outbox is stalled, held and conflated until
+    the client reads again (resumed) or ``REALTIME_STALL_TIMEOUT`` passes
+    (closed 4009).
     """
 
     def __init__(self) -> None:

@@ -49,8 +49,8 @@ class SubscribeHolds:
     ``held`` maps a symbol to, per outbox whose subscribe is reading the history
     or the snapshot, the live updates held meanwhile (a list), then, once
     released, the seq already sent (an int) below which updates still in flight
-    are dropped. Empty almost always; the hub's tick path reads it directly and
-    asks ``admit`` only about an outbox found in it.
+    are dropped. Empty almost always; the hub's tick path reads it directly (it
+    is never rebound) and asks ``admit`` only about an outbox found in it.
     """
 
     def __init__(self) -> None:
