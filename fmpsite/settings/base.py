@@ -366,8 +366,14 @@ CORS_URLS_REGEX = r"^/api/.*$"
 CORS_ALLOW_CREDENTIALS = False
 SPECTACULAR_SETTINGS = {
     "TITLE": "fmpsite real-time price gateway",
+    # The product serves no protocol page: point at the repository's own.
     "DESCRIPTION": "REST side of fmpsite: health, status, pinned subscriptions, "
-    "and the latest-price cache. The WebSocket protocol is in PROTOCOL.md.",
+    "and the latest-price cache. Prices stream over the WebSocket at "
+    "`/api/v2/realtime/ws/prices` (`wss://` under TLS; `/api/` lists its URL), "
+    'one JSON object per frame: `{"action": "subscribe", "symbols": [...]}`, '
+    '`{"action": "unsubscribe", "symbols": [...]}`, '
+    '`{"action": "get_subscriptions"}` and `{"action": "ping"}`. The full '
+    "protocol is docs/protocol.md in the fmpsite repository.",
     "VERSION": "2.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI from drf-spectacular-sidecar: /api/docs/ works with no network.

@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from realtime.api.schema import TAGS
 from realtime.api.serializers import DetailSerializer
 from realtime.tokens import connection_tokens_enabled, mint_connection_token
 
@@ -52,6 +53,54 @@ class ConnectionTokensDisabled(APIException):
     default_code = "connection_tokens_disabled"
 
 
+connection_token_schema = extend_schema(
+    operation_id="realtime_connection_token_create",
+    summary="Issue a short-lived WebSocket connection token",
+    description=(
+        "For a logged-in user: a session (with the X-CSRFToken header) or "
+        "`Authorization: Token <key>`. The token opens "
+        "`/api/v2/realtime/ws/prices?token=<token>` from any origin listed in "
+        "REALTIME_ALLOWED_ORIGINS until `expires_at` "
+        "(REALTIME_CONNECTION_TOKEN_TTL seconds); it is checked at the "
+        "handshake only. Limits count per user."
+    ),
+    request=None,
+    responses={
+        200: OpenApiResponse(
+            ConnectionTokenSerializer,
+            description="A token for the caller.",
+            examples=[
+                OpenApiExample(
+                    "Token",
+                    value={
+                        "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIi"
+                        "OiI0MiIsImlhdCI6MTczMTI0MDAwMCwiZXhwIjoxNzMxMjQwMzAw"
+                        "LCJpc3MiOiJmbXBzaXRlIn0.signature",
+                        "expires_at": "2024-11-10T12:05:00Z",
+                    },
+                    response_only=True,
+                    status_codes=["200"],
+                )
+            ],
+        ),
+        401: OpenApiResponse(
+            DetailSerializer,
+            description="Not logged in, or an unknown DRF token "
+            "(`WWW-Authenticate: Token`).",
+        ),
+        403: OpenApiResponse(
+            DetailSerializer,
+            description="A session without the CSRF token.",
+        ),
+        503: OpenApiResponse(
+            DetailSerializer,
+            description="REALTIME_CONNECTION_TOKEN_SECRET is not set.",
+        ),
+    },
+    tags=TAGS,
+)
+
+
 class ConnectionTokenView(APIView):
     """Mint a connection token for the logged-in user (``sub`` = the user's id)."""
 
@@ -60,52 +109,7 @@ class ConnectionTokenView(APIView):
     authentication_classes = [TokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(
-        operation_id="realtime_connection_token_create",
-        summary="Issue a short-lived WebSocket connection token",
-        description=(
-            "For a logged-in user: a session (with the X-CSRFToken header) or "
-            "`Authorization: Token <key>`. The token opens "
-            "`/api/v2/realtime/ws/prices?token=<token>` from any origin listed in "
-            "REALTIME_ALLOWED_ORIGINS until `expires_at` "
-            "(REALTIME_CONNECTION_TOKEN_TTL seconds); it is checked at the "
-            "handshake only. Limits count per user."
-        ),
-        request=None,
-        responses={
-            200: OpenApiResponse(
-                ConnectionTokenSerializer,
-                description="A token for the caller.",
-                examples=[
-                    OpenApiExample(
-                        "Token",
-                        value={
-                            "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIi"
-                            "OiI0MiIsImlhdCI6MTczMTI0MDAwMCwiZXhwIjoxNzMxMjQwMzAw"
-                            "LCJpc3MiOiJmbXBzaXRlIn0.signature",
-                            "expires_at": "2024-11-10T12:05:00Z",
-                        },
-                        response_only=True,
-                        status_codes=["200"],
-                    )
-                ],
-            ),
-            401: OpenApiResponse(
-                DetailSerializer,
-                description="Not logged in, or an unknown DRF token "
-                "(`WWW-Authenticate: Token`).",
-            ),
-            403: OpenApiResponse(
-                DetailSerializer,
-                description="A session without the CSRF token.",
-            ),
-            503: OpenApiResponse(
-                DetailSerializer,
-                description="REALTIME_CONNECTION_TOKEN_SECRET is not set.",
-            ),
-        },
-        tags=["realtime"],
-    )
+    @connection_token_schema
     def post(self, request: Request) -> Response:
         if not connection_tokens_enabled():
             raise ConnectionTokensDisabled()

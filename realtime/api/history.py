@@ -27,10 +27,10 @@ from rest_framework.views import APIView
 
 from realtime.api.permissions import CanReadRealtime
 from realtime.api.schema import (
-    _READ_ERRORS,
+    READ_ERRORS,
     SYMBOL_PATH_PARAMETER,
     TAGS,
-    _detail_400,
+    detail_400,
     detail_response,
 )
 from realtime.api.serializers import parse_rest_symbol
@@ -93,65 +93,67 @@ _UPDATE_EXAMPLE = {
 }
 
 
+history_schema = extend_schema(
+    operation_id="realtime_history_retrieve",
+    summary="Recent updates of one symbol (with seq), oldest first",
+    description=(
+        "Without `after_seq`: the newest `limit` updates. With it: the first "
+        "`limit` updates after that seq (page forward with the last seq "
+        "returned). The server keeps at most REALTIME_HISTORY_SIZE updates per "
+        "symbol, none older than REALTIME_HISTORY_SECONDS."
+    ),
+    parameters=[
+        SYMBOL_PATH_PARAMETER,
+        OpenApiParameter(
+            "limit",
+            {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": HISTORY_LIMIT_MAX,
+                "default": HISTORY_LIMIT_DEFAULT,
+            },
+            OpenApiParameter.QUERY,
+            description=f"1 to {HISTORY_LIMIT_MAX}, default {HISTORY_LIMIT_DEFAULT}.",
+        ),
+        OpenApiParameter(
+            "after_seq",
+            {"type": "integer", "minimum": 0, "maximum": SEQ_MAX},
+            OpenApiParameter.QUERY,
+            description="Only updates whose seq is greater.",
+        ),
+    ],
+    responses={
+        200: HistorySerializer,
+        400: detail_400("Invalid limit '0': expected an integer from 1 to 1000"),
+        404: detail_response(
+            404,
+            "The feed has published nothing for the symbol.",
+            "No history",
+            "No history for AAPL",
+        ),
+        **READ_ERRORS,
+    },
+    examples=[
+        OpenApiExample(
+            "AAPL",
+            value={
+                "symbol": "AAPL",
+                "epoch": "k3x9Qa1b",
+                "last_seq": 1235,
+                "updates": [_UPDATE_EXAMPLE],
+            },
+            response_only=True,
+            status_codes=["200"],
+        )
+    ],
+    tags=TAGS,
+)
+
+
 class HistoryView(APIView):
     permission_classes = [CanReadRealtime]
 
-    @extend_schema(
-        operation_id="realtime_history_retrieve",
-        summary="Recent updates of one symbol (with seq), oldest first",
-        description=(
-            "Without `after_seq`: the newest `limit` updates. With it: the first "
-            "`limit` updates after that seq (page forward with the last seq "
-            "returned). The server keeps at most REALTIME_HISTORY_SIZE updates per "
-            "symbol, none older than REALTIME_HISTORY_SECONDS."
-        ),
-        parameters=[
-            SYMBOL_PATH_PARAMETER,
-            OpenApiParameter(
-                "limit",
-                {
-                    "type": "integer",
-                    "minimum": 1,
-                    "maximum": HISTORY_LIMIT_MAX,
-                    "default": HISTORY_LIMIT_DEFAULT,
-                },
-                OpenApiParameter.QUERY,
-                description=f"1 to {HISTORY_LIMIT_MAX}, default "
-                f"{HISTORY_LIMIT_DEFAULT}.",
-            ),
-            OpenApiParameter(
-                "after_seq",
-                {"type": "integer", "minimum": 0, "maximum": SEQ_MAX},
-                OpenApiParameter.QUERY,
-                description="Only updates whose seq is greater.",
-            ),
-        ],
-        responses={
-            200: HistorySerializer,
-            400: _detail_400("Invalid limit '0': expected an integer from 1 to 1000"),
-            404: detail_response(
-                404,
-                "The feed has published nothing for the symbol.",
-                "No history",
-                "No history for AAPL",
-            ),
-            **_READ_ERRORS,
-        },
-        examples=[
-            OpenApiExample(
-                "AAPL",
-                value={
-                    "symbol": "AAPL",
-                    "epoch": "k3x9Qa1b",
-                    "last_seq": 1235,
-                    "updates": [_UPDATE_EXAMPLE],
-                },
-                response_only=True,
-                status_codes=["200"],
-            )
-        ],
-        tags=TAGS,
-    )
+    @history_schema
     def get(self, request: Request, symbol: str) -> Response:
         symbol = parse_rest_symbol(symbol)
         params = request.query_params

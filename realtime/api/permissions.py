@@ -1,4 +1,4 @@
-"""Who may call the REST API (PROTOCOL.md, "Who may connect").
+"""Who may call the REST API (docs/protocol.md, "Who may connect").
 
 Reads follow the WebSocket rule: anyone when ``REALTIME_ALLOW_ANONYMOUS`` is on,
 otherwise a logged-in session or a token. Writes (pins) are for staff only:

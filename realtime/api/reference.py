@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from drf_spectacular.utils import (
-    OpenApiExample,
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-)
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework import status as http
 from rest_framework.exceptions import APIException, NotFound
@@ -25,8 +20,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from realtime.api.permissions import CanReadRealtime
-from realtime.api.schema import SYMBOL_SCHEMA, detail_response
-from realtime.api.serializers import DetailSerializer, parse_rest_symbol
+from realtime.api.schema import (
+    NOT_ACCEPTABLE,
+    SYMBOL_PATH_PARAMETER,
+    TAGS,
+    detail_response,
+)
+from realtime.api.serializers import parse_rest_symbol
 from realtime.reference import selectors
 
 logger = logging.getLogger(__name__)
@@ -81,60 +81,54 @@ _EXAMPLE = {
 }
 
 
+reference_schema = extend_schema(
+    operation_id="realtime_reference_retrieve",
+    summary="Reference data of one symbol (name, previous close, open)",
+    description=(
+        "From FMP's REST quote endpoint with the server's key (or the built-in "
+        "simulator's), cached per symbol per trading day. The symbol is "
+        "normalised (`aapl` finds `AAPL`)."
+    ),
+    parameters=[SYMBOL_PATH_PARAMETER],
+    responses={
+        200: ReferenceSerializer,
+        400: detail_response(
+            400, "Invalid symbol", "Invalid symbol", "Invalid symbol: 'A A'"
+        ),
+        401: detail_response(
+            401,
+            "No credentials (anonymous reads are off) or a bad token",
+            "No credentials (anonymous reads are off) or a bad token",
+            "Authentication credentials were not provided.",
+        ),
+        403: detail_response(
+            403,
+            "Not allowed",
+            "Not allowed",
+            "You do not have permission to perform this action.",
+        ),
+        404: detail_response(
+            404, "Unknown symbol", "Unknown symbol", "Unknown symbol: ZZZZZZ"
+        ),
+        406: NOT_ACCEPTABLE,
+        503: detail_response(
+            503,
+            "FMP's REST API cannot answer now",
+            "FMP's REST API cannot answer now",
+            ReferenceUnavailable.default_detail,
+        ),
+    },
+    examples=[
+        OpenApiExample("AAPL", value=_EXAMPLE, response_only=True, status_codes=["200"])
+    ],
+    tags=TAGS,
+)
+
+
 class ReferenceView(APIView):
     permission_classes = [CanReadRealtime]
 
-    @extend_schema(
-        operation_id="realtime_reference_retrieve",
-        summary="Reference data of one symbol (name, previous close, open)",
-        description=(
-            "From FMP's REST quote endpoint with the server's key (or the built-in "
-            "simulator's), cached per symbol per trading day. The symbol is "
-            "normalised (`aapl` finds `AAPL`)."
-        ),
-        parameters=[
-            OpenApiParameter(
-                "symbol", SYMBOL_SCHEMA, OpenApiParameter.PATH, required=True
-            )
-        ],
-        responses={
-            200: ReferenceSerializer,
-            400: detail_response(
-                400, "Invalid symbol", "Invalid symbol", "Invalid symbol: 'A A'"
-            ),
-            401: detail_response(
-                401,
-                "No credentials (anonymous reads are off) or a bad token",
-                "No credentials (anonymous reads are off) or a bad token",
-                "Authentication credentials were not provided.",
-            ),
-            403: detail_response(
-                403,
-                "Not allowed",
-                "Not allowed",
-                "You do not have permission to perform this action.",
-            ),
-            404: detail_response(
-                404, "Unknown symbol", "Unknown symbol", "Unknown symbol: ZZZZZZ"
-            ),
-            406: OpenApiResponse(
-                DetailSerializer,
-                description="The Accept header asks for neither JSON nor HTML.",
-            ),
-            503: detail_response(
-                503,
-                "FMP's REST API cannot answer now",
-                "FMP's REST API cannot answer now",
-                ReferenceUnavailable.default_detail,
-            ),
-        },
-        examples=[
-            OpenApiExample(
-                "AAPL", value=_EXAMPLE, response_only=True, status_codes=["200"]
-            )
-        ],
-        tags=["realtime"],
-    )
+    @reference_schema
     def get(self, request: Request, symbol: str) -> Response:
         symbol = parse_rest_symbol(symbol)
         resolution = selectors.resolve_sync([symbol])

@@ -2,10 +2,15 @@
 
 Kept apart from the views so realtime/api/views.py shows what each endpoint does
 and this module what the schema says about it. Each ``*_schema`` below is a
-decorator for one view method. The schema is as strict as the API: symbols carry
-the REST pattern and length bounds (realtime/api/serializers.py), the symbol
-bodies their item bounds, and reads declare anonymous access (``{}`` in
-``security``) exactly when ``REALTIME_ALLOW_ANONYMOUS`` is on.
+decorator for one view method. Every endpoint module has the same shape: the
+single-endpoint modules (history.py, reference.py, connection_token.py) declare
+their ``*_schema`` beside their view, above it, from the shared pieces here
+(``SYMBOL_PATH_PARAMETER``, ``READ_ERRORS``, ``detail_response`` ...).
+
+The schema is as strict as the API: symbols carry the REST pattern and length
+bounds (realtime/api/serializers.py), the symbol bodies their item bounds, and
+reads declare anonymous access (``{}`` in ``security``) exactly when
+``REALTIME_ALLOW_ANONYMOUS`` is on.
 """
 
 from __future__ import annotations
@@ -143,33 +148,30 @@ def detail_response(
     )
 
 
-_UNAUTHENTICATED = detail_response(
+UNAUTHENTICATED = detail_response(
     401,
     "No credentials where they are needed (anonymous reads are off, "
     "or a write), or a bad token. Carries `WWW-Authenticate: Token`.",
     "Anonymous",
     "Authentication credentials were not provided.",
 )
-_FORBIDDEN = detail_response(
+FORBIDDEN = detail_response(
     403,
     "Authenticated, but not allowed (writes are for staff only).",
     "Not staff",
     "Only staff users may change server-side subscriptions.",
 )
-_NOT_ACCEPTABLE = OpenApiResponse(
+NOT_ACCEPTABLE = OpenApiResponse(
     DetailSerializer,
     description="The Accept header asks for neither JSON nor HTML.",
 )
-_UNAVAILABLE = OpenApiResponse(
+UNAVAILABLE = OpenApiResponse(
     DetailSerializer, description="Redis (scaled mode) is unreachable."
 )
-# Public names for other endpoint modules (realtime/api/reference.py ...).
-UNAUTHENTICATED = _UNAUTHENTICATED
-NOT_ACCEPTABLE = _NOT_ACCEPTABLE
-_READ_ERRORS = {401: _UNAUTHENTICATED, 406: _NOT_ACCEPTABLE, 503: _UNAVAILABLE}
+READ_ERRORS = {401: UNAUTHENTICATED, 406: NOT_ACCEPTABLE, 503: UNAVAILABLE}
 
 
-def _detail_400(example: str) -> OpenApiResponse:
+def detail_400(example: str) -> OpenApiResponse:
     return detail_response(
         400, "Bad request; `detail` names the bad value.", "Bad request", example
     )
@@ -186,7 +188,7 @@ health_schema = extend_schema(
     "fan-out failed). Open to anyone, for load balancers.",
     responses={
         200: OpenApiResponse(HealthSerializer, description="The feed is healthy."),
-        406: _NOT_ACCEPTABLE,
+        406: NOT_ACCEPTABLE,
         503: OpenApiResponse(
             HealthSerializer, description="The feed is stopped or not reporting."
         ),
@@ -220,7 +222,7 @@ health_schema = extend_schema(
 status_schema = extend_schema(
     operation_id="realtime_status",
     summary="Connection and cache status",
-    responses={200: StatusSerializer, **_READ_ERRORS},
+    responses={200: StatusSerializer, **READ_ERRORS},
     examples=[
         OpenApiExample(
             "Connected",
@@ -271,10 +273,10 @@ def symbols_change_schema(
         request={"application/json": SYMBOLS_BODY_SCHEMA},
         responses={
             200: SymbolsChangeSerializer,
-            400: _detail_400("Invalid symbols: 'A A', '$$$'"),
-            401: _UNAUTHENTICATED,
-            403: _FORBIDDEN,
-            406: _NOT_ACCEPTABLE,
+            400: detail_400("Invalid symbols: 'A A', '$$$'"),
+            401: UNAUTHENTICATED,
+            403: FORBIDDEN,
+            406: NOT_ACCEPTABLE,
             413: OpenApiResponse(
                 DetailSerializer,
                 description="The body is over DATA_UPLOAD_MAX_MEMORY_SIZE.",
@@ -330,8 +332,8 @@ cache_list_schema = extend_schema(
     ],
     responses={
         200: CacheListSerializer,
-        400: _detail_400("Invalid limit '0': expected an integer from 1 to 1000"),
-        **_READ_ERRORS,
+        400: detail_400("Invalid limit '0': expected an integer from 1 to 1000"),
+        **READ_ERRORS,
     },
     examples=[
         OpenApiExample(
@@ -356,14 +358,14 @@ cache_symbol_schema = extend_schema(
     parameters=[SYMBOL_PATH_PARAMETER],
     responses={
         200: CacheSymbolSerializer,
-        400: _detail_400("Invalid symbol: 'A A'"),
+        400: detail_400("Invalid symbol: 'A A'"),
         404: detail_response(
             404,
             "Nothing cached for the symbol.",
             "Not cached",
             "No cached data for AAPL",
         ),
-        **_READ_ERRORS,
+        **READ_ERRORS,
     },
     examples=[
         OpenApiExample(

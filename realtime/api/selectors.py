@@ -29,7 +29,7 @@ NEVER_REPORTED = "The feed has not reported its status yet"
 
 @dataclass(frozen=True, slots=True)
 class Health:
-    """PROTOCOL.md's health body and the HTTP status a probe gets with it."""
+    """docs/protocol.md's health body and the HTTP status a probe gets with it."""
 
     body: dict[str, Any]
     status_code: int
@@ -138,7 +138,7 @@ def feed_health() -> Health:
 
 
 def feed_status() -> dict[str, Any]:
-    """PROTOCOL.md's ``GET /status`` body (store errors rise: a 503)."""
+    """docs/protocol.md's ``GET /status`` body (store errors rise: a 503)."""
     cached = get_tick_cache().symbols()
     body, running = _health_body(read_feed_status(), cached)
     return {

@@ -1,4 +1,4 @@
-"""Request parsing and response shapes of the REST API (PROTOCOL.md, "REST").
+"""Request parsing and response shapes of the REST API (docs/protocol.md, "REST").
 
 Views build their responses as plain dicts in the documented shapes; the
 serializers below describe those shapes for the OpenAPI schema. Request bodies of

@@ -1,9 +1,10 @@
-"""REST endpoints under /api/v2/realtime/ (PROTOCOL.md, "REST").
+"""REST endpoints under /api/v2/realtime/ (docs/protocol.md, "REST").
 
 Paths have no trailing slash, exactly as the guide's curl commands call them, so
-those commands get JSON and never a redirect. Every named route here is listed by
-the API root (``""``, realtime/api/views.py), parameters as ``{name}``. (The
-WebSocket route lives in realtime/fanout/routing.py.)
+those commands get JSON and never a redirect. The API root (``""``) lists every
+route of ``endpoints``, parameters as ``{name}``: this module hands it the list,
+so realtime/api/views.py never imports this module back. (The WebSocket route
+lives in realtime/fanout/routing.py.)
 """
 
 from django.urls import path
@@ -14,8 +15,7 @@ from realtime.api.history import HistoryView
 from realtime.api.reference import ReferenceView
 
 app_name = "realtime"
-urlpatterns = [
-    path("", views.RealtimeRootView.as_view(), name="root"),
+endpoints = [
     path("health", views.HealthView.as_view(), name="health"),
     path("status", views.StatusView.as_view(), name="status"),
     path("subscribe", views.SubscribeView.as_view(), name="subscribe"),
@@ -26,4 +26,12 @@ urlpatterns = [
     path("connection-token", ConnectionTokenView.as_view(), name="connection-token"),
     path("reference/<path:symbol>", ReferenceView.as_view(), name="reference"),
     path("history/<path:symbol>", HistoryView.as_view(), name="history"),
+]
+urlpatterns = [
+    path(
+        "",
+        views.RealtimeRootView.as_view(routes=views.listed_routes(endpoints)),
+        name="root",
+    ),
+    *endpoints,
 ]

@@ -1,4 +1,4 @@
-"""REST endpoints under /api/v2/realtime/ (PROTOCOL.md, "REST").
+"""REST endpoints under /api/v2/realtime/ (docs/protocol.md, "REST").
 
 Thin views in the HackSoft sense: parse and validate the request, call one
 selector or service, shape the documented response. Health and freshness rules
@@ -11,7 +11,7 @@ text/html gets DRF's browsable page of the same data.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import ClassVar
 
 from django.urls import URLPattern, reverse
@@ -32,34 +32,38 @@ from realtime.api.serializers import (
     parse_rest_symbol,
     parse_symbols_body,
 )
-from realtime.fanout.routing import PRICES_PATH
+from realtime.paths import PRICES_PATH
 
 # --- API roots ----------------------------------------------------------------------
 
 _CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
 
 
+def listed_routes(patterns: Iterable[URLPattern]) -> dict[str, str]:
+    """Name -> route of each named pattern, a parameter shown as ``{name}``: what
+    realtime/api/urls.py hands the root view (as DRF's router hands its
+    ``APIRootView`` the routes it registered)."""
+    return {
+        pattern.name: _CONVERTER.sub(r"{\1}", str(pattern.pattern))
+        for pattern in patterns
+        if pattern.name is not None
+    }
+
+
 @extend_schema(exclude=True)
 class RealtimeRootView(APIView):
     """The realtime endpoints under /api/v2/realtime/, each with its URL.
 
-    Built from realtime/api/urls.py, so a route added there is listed here too;
-    a route with a parameter shows it as ``{name}``.
+    realtime/api/urls.py builds it with ``routes=listed_routes(...)`` of its own
+    patterns, so a route added there is listed here too.
     """
 
     permission_classes = [AllowAny]
+    routes: ClassVar[dict[str, str]] = {}
 
     def get(self, request: Request) -> Response:
-        from realtime.api import urls
-
         base = request.build_absolute_uri(reverse("realtime:root"))
-        listing: dict[str, str] = {}
-        for pattern in urls.urlpatterns:
-            if not isinstance(pattern, URLPattern) or pattern.name in (None, "root"):
-                continue
-            route = _CONVERTER.sub(r"{\1}", str(pattern.pattern))
-            listing[pattern.name] = base + route
-        return Response(listing)
+        return Response({name: base + route for name, route in self.routes.items()})
 
 
 @extend_schema(exclude=True)

@@ -15,10 +15,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import path, re_path
 
 from realtime.fanout.consumers import PriceStreamConsumer
+from realtime.paths import PRICES_PATH
 
 logger = logging.getLogger(__name__)
-
-PRICES_PATH = "api/v2/realtime/ws/prices"
 
 
 class UnknownPathConsumer(AsyncWebsocketConsumer):

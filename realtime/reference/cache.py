@@ -19,7 +19,8 @@ from datetime import date
 from typing import Any, Protocol
 
 import orjson
-import redis
+
+from realtime.stores import RedisClients
 
 logger = logging.getLogger(__name__)
 
@@ -113,14 +114,7 @@ class RedisReferenceCache:
     def __init__(self, url: str, prefix: str) -> None:
         self.url = url
         self.prefix = f"{prefix}:reference"
-        self._redis: redis.Redis | None = None
-
-    def _client(self) -> redis.Redis:
-        if self._redis is None:
-            self._redis = redis.Redis.from_url(
-                self.url, socket_timeout=2.0, socket_connect_timeout=2.0
-            )
-        return self._redis
+        self._redis = RedisClients(url, socket_timeout=2.0, socket_connect_timeout=2.0)
 
     def key(self, day: date) -> str:
         return f"{self.prefix}:{day.isoformat()}"
@@ -129,7 +123,7 @@ class RedisReferenceCache:
         names = list(symbols)
         if not names:
             return {}
-        raws = await asyncio.to_thread(self._client().hmget, self.key(day), names)
+        raws = await asyncio.to_thread(self._redis.sync.hmget, self.key(day), names)
         found: dict[str, Entry] = {}
         for symbol, raw in zip(names, raws, strict=True):
             if raw is not None and (entry := decode_entry(raw)) is not None:
@@ -142,7 +136,7 @@ class RedisReferenceCache:
         mapping = {s: encode_entry(s, e) for s, e in entries.items()}
 
         def write() -> None:
-            pipe = self._client().pipeline()
+            pipe = self._redis.sync.pipeline()
             pipe.hset(self.key(day), mapping=mapping)
             pipe.expire(self.key(day), REDIS_TTL)
             pipe.execute()
@@ -150,6 +144,6 @@ class RedisReferenceCache:
         await asyncio.to_thread(write)
 
     def clear(self) -> None:
-        client = self._client()
+        client = self._redis.sync
         for key in client.scan_iter(f"{self.prefix}:*"):
             client.delete(key)

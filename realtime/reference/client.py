@@ -1,11 +1,14 @@
-"""``FmpRestClient``: FMP's REST quote endpoints (FMP_UPSTREAM.md, "FMP REST API").
+"""``FmpRestClient``: FMP's REST quote endpoints (FMP_UPSTREAM.md, "FMP REST API"),
+and the mapping of FMP's quote objects to ``Reference`` entries.
 
 Requests are rare (one batch per new symbol per trading day), so they use the
 standard library's HTTP client on a small private thread pool instead of adding an
 async HTTP dependency; the event loop only awaits the result. TLS trusts certifi's
 bundle plus ``SSL_CERT_FILE``/``SSL_CERT_DIR`` and ``FMP_CA_BUNDLE``, like the
 stream. The API key travels as FMP wants it (``apikey=`` in the query) and never
-appears in a log line or an exception message.
+appears in a log line or an exception message. FMP's quote fields are loose
+(numbers sometimes as strings, ``exchange`` or ``exchangeShortName``), so the
+mapping accepts both and leaves a field it cannot read as None.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 
+from realtime.reference.cache import UNKNOWN, Entry, Reference
 from realtime.upstream.config import trust_context
 
 logger = logging.getLogger(__name__)
@@ -31,6 +36,12 @@ logger = logging.getLogger(__name__)
 # hanging DNS lookup from occupying threads other code relies on.
 _EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fmp-rest")
 USER_AGENT = "fmpsite-reference/1"
+ASSET_CLASS_BY_EXCHANGE = {
+    "CRYPTO": "crypto",
+    "FOREX": "forex",
+    "INDEX": "index",
+    "COMMODITY": "commodity",
+}
 
 
 class RestError(Exception):
@@ -163,3 +174,65 @@ class FmpRestClient:
         return QuoteBatch(
             quotes=[q for q in parsed if isinstance(q, dict)], simulated=simulated
         )
+
+
+# --- Quote object -> Reference ------------------------------------------------------
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def asset_class_of(symbol: str, exchange: str | None) -> str:
+    """FMP's ``exchange`` decides (CRYPTO, FOREX, INDEX, COMMODITY), else stock."""
+    if exchange and exchange.upper() in ASSET_CLASS_BY_EXCHANGE:
+        return ASSET_CLASS_BY_EXCHANGE[exchange.upper()]
+    if symbol.startswith("^"):
+        return "index"
+    return "stock" if exchange else "unknown"
+
+
+def reference_from_quote(
+    symbol: str, quote: dict[str, Any], day: date, simulated: bool
+) -> Reference:
+    name = quote.get("name")
+    exchange = quote.get("exchange") or quote.get("exchangeShortName")
+    exchange = exchange if isinstance(exchange, str) else None
+    return Reference(
+        symbol=symbol,
+        name=name if isinstance(name, str) and name else None,
+        exchange=exchange,
+        asset_class=asset_class_of(symbol, exchange),
+        previous_close=_number(quote.get("previousClose")),
+        open=_number(quote.get("open")),
+        day_high=_number(quote.get("dayHigh")),
+        day_low=_number(quote.get("dayLow")),
+        simulated=simulated,
+        trading_day=day.isoformat(),
+    )
+
+
+def entries_from_quotes(
+    batch: QuoteBatch, answered: Sequence[str], day: date, simulated: bool
+) -> dict[str, Entry]:
+    """An entry per symbol the answer covers: its Reference, or UNKNOWN when FMP
+    listed no quote for it (FMP leaves unknown symbols out of a batch)."""
+    simulated = simulated or batch.simulated
+    by_symbol = {
+        q["symbol"].upper(): q for q in batch.quotes if isinstance(q.get("symbol"), str)
+    }
+    return {
+        symbol: UNKNOWN
+        if (quote := by_symbol.get(symbol)) is None
+        else reference_from_quote(symbol, quote, day, simulated)
+        for symbol in answered
+    }

@@ -14,12 +14,12 @@ Why it looks like this:
 - never on the tick path: callers are snapshots, REST views and the subscribe
   check, each bounding its wait with ``wait``.
 
-Where the REST API is: ``FMP_REST_URL`` with ``FMP_API_KEY``; without a key, the
-built-in simulator's REST port, registered by whoever starts it with
-``set_rest_base(url)``. In scaled mode the simulator runs in the feed process, so
-``set_rest_base`` also publishes the URL in Redis for the web processes; with no
-URL anywhere the service answers "unavailable" (the REST view's 503) and the
-subscribe check lets every symbol through.
+Where the REST API is (``FMP_REST_URL`` with a key, or the simulator's port
+registered with ``set_rest_base``) is endpoint.py's job, the HTTP calls and the
+mapping of FMP's quotes to entries client.py's; with no endpoint the service
+answers "unavailable" (the REST view's 503) and the subscribe check lets every
+symbol through. ``set_rest_base`` and ``rest_endpoint`` are importable from here
+too, where the feed runner and the tests have always found them.
 """
 
 from __future__ import annotations
@@ -33,11 +33,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import redis
 from django.conf import settings
 
+from realtime.ratelimit import TokenBucket
 from realtime.reference.cache import (
-    UNKNOWN,
     Entry,
     LocalReferenceCache,
     RedisReferenceCache,
@@ -52,136 +51,26 @@ from realtime.reference.client import (
     RestError,
     RestRefused,
     RestUnavailable,
+    entries_from_quotes,
+)
+from realtime.reference.endpoint import (
+    reset_rest_base,
+    rest_endpoint,
+    set_rest_base,
 )
 from realtime.symbols import InvalidSymbol, normalize_symbol
 from realtime.upstream.universe import trading_day
 
 logger = logging.getLogger(__name__)
 
-SIMULATOR_KEY = "simulator"  # any non-empty key opens the simulator
-ASSET_CLASS_BY_EXCHANGE = {
-    "CRYPTO": "crypto",
-    "FOREX": "forex",
-    "INDEX": "index",
-    "COMMODITY": "commodity",
-}
-REDIS_BASE_TTL = 10.0  # seconds a web process trusts the published simulator URL
-
-
-# --- Where the REST API is ----------------------------------------------------------
-
-_local_base: str | None = None
-_redis_base: tuple[float, str | None] | None = None
-
-
-_DELETE_IF_OURS = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then "
-    "return redis.call('del', KEYS[1]) end return 0"
-)
-
-
-def _base_key() -> str:
-    return f"{settings.REALTIME_CACHE_PREFIX}:reference:rest_base"
-
-
-def set_rest_base(url: str | None) -> None:
-    """Register the running simulator's REST URL (None: it stopped).
-
-    Called by the feed runner right after it starts the simulator. In scaled mode
-    the URL is also published in Redis so the web processes find it.
-    """
-    global _local_base, _redis_base
-    previous, _local_base = _local_base, url
-    _redis_base = None
-    if settings.REDIS_URL:
-        try:
-            client = redis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=2.0, socket_connect_timeout=2.0
-            )
-            if url:
-                client.set(_base_key(), url)
-            elif previous:
-                # Only our own URL: a new feed leader may have published its own.
-                client.eval(_DELETE_IF_OURS, 1, _base_key(), previous)
-            client.close()
-        except (redis.RedisError, OSError) as exc:
-            logger.warning("event=reference_base_publish_failed error=%r", exc)
-    logger.info("event=reference_rest_base url=%s", url)
-
-
-def _published_base() -> str | None:
-    """The simulator URL another process published (cached for a few seconds)."""
-    global _redis_base
-    now = time.monotonic()
-    if _redis_base is not None and now - _redis_base[0] < REDIS_BASE_TTL:
-        return _redis_base[1]
-    value: str | None = None
-    try:
-        client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0
-        )
-        raw = client.get(_base_key())
-        client.close()
-        value = raw.decode() if raw else None
-    except (redis.RedisError, OSError) as exc:
-        logger.warning("event=reference_base_read_failed error=%r", exc)
-    _redis_base = (now, value)
-    return value
-
-
-def rest_endpoint() -> tuple[str, str, bool] | None:
-    """(base URL, API key, simulated) of the REST API to use, or None."""
-    if not settings.FMP_REST_ENABLED:
-        return None
-    if settings.FMP_API_KEY:
-        return settings.FMP_REST_URL, settings.FMP_API_KEY, False
-    base = _local_base or (_published_base() if settings.REDIS_URL else None)
-    return (base, SIMULATOR_KEY, True) if base else None
-
-
-# --- Quote object -> Reference ------------------------------------------------------
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def asset_class_of(symbol: str, exchange: str | None) -> str:
-    """FMP's ``exchange`` decides (CRYPTO, FOREX, INDEX, COMMODITY), else stock."""
-    if exchange and exchange.upper() in ASSET_CLASS_BY_EXCHANGE:
-        return ASSET_CLASS_BY_EXCHANGE[exchange.upper()]
-    if symbol.startswith("^"):
-        return "index"
-    return "stock" if exchange else "unknown"
-
-
-def reference_from_quote(
-    symbol: str, quote: dict[str, Any], day: date, simulated: bool
-) -> Reference:
-    name = quote.get("name")
-    exchange = quote.get("exchange") or quote.get("exchangeShortName")
-    exchange = exchange if isinstance(exchange, str) else None
-    return Reference(
-        symbol=symbol,
-        name=name if isinstance(name, str) and name else None,
-        exchange=exchange,
-        asset_class=asset_class_of(symbol, exchange),
-        previous_close=_number(quote.get("previousClose")),
-        open=_number(quote.get("open")),
-        day_high=_number(quote.get("dayHigh")),
-        day_low=_number(quote.get("dayLow")),
-        simulated=simulated,
-        trading_day=day.isoformat(),
-    )
+__all__ = [
+    "ReferenceService",
+    "Resolution",
+    "get_reference_service",
+    "reset_reference_service",
+    "rest_endpoint",
+    "set_rest_base",
+]
 
 
 # --- The service --------------------------------------------------------------------
@@ -235,8 +124,12 @@ class ReferenceService:
         self.last_error: str | None = None
         self._failures = 0
         self._blocked_until = 0.0
-        self._tokens = max_per_minute
-        self._refilled = clock()
+        # No bucket: no cap (FMP_REST_MAX_PER_MINUTE=0).
+        self._budget = (
+            TokenBucket(max_per_minute / 60.0, max_per_minute, clock)
+            if max_per_minute > 0
+            else None
+        )
         self._client: FmpRestClient | None = None
         self._client_for: tuple[str, str] | None = None
         self._loops: weakref.WeakKeyDictionary[
@@ -377,18 +270,7 @@ class ReferenceService:
         return self._client, simulated
 
     def _take_token(self) -> bool:
-        if self.max_per_minute <= 0:
-            return True
-        now = self.clock()
-        self._tokens = min(
-            self.max_per_minute,
-            self._tokens + (now - self._refilled) * self.max_per_minute / 60.0,
-        )
-        self._refilled = now
-        if self._tokens < 1.0:
-            return False
-        self._tokens -= 1.0
-        return True
+        return self._budget is None or self._budget.take()
 
     def _back_off(self, exc: RestError, retry_after: float | None = None) -> None:
         delay = min(self.backoff_cap, self.backoff * 2**self._failures)
@@ -468,20 +350,7 @@ class ReferenceService:
             batch, answered = answer
             self._failures = 0
             self.last_error = None
-            by_symbol = {
-                q["symbol"].upper(): q
-                for q in batch.quotes
-                if isinstance(q.get("symbol"), str)
-            }
-            for symbol in answered:
-                quote = by_symbol.get(symbol)
-                entries[symbol] = (
-                    UNKNOWN
-                    if quote is None
-                    else reference_from_quote(
-                        symbol, quote, day, simulated or batch.simulated
-                    )
-                )
+            entries.update(entries_from_quotes(batch, answered, day, simulated))
         logger.info(
             "event=reference_fetched asked=%d known=%d unknown=%d",
             len(symbols),
@@ -521,7 +390,6 @@ def get_reference_service() -> ReferenceService:
 
 def reset_reference_service() -> None:
     """Forget the service and the registered simulator URL (tests)."""
-    global _service, _local_base, _redis_base
+    global _service
     _service = None
-    _local_base = None
-    _redis_base = None
+    reset_rest_base()

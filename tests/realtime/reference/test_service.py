@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 import pytest
 import redis
 
-from realtime.reference import service as service_module
+from realtime.reference import endpoint as endpoint_module
 from realtime.reference.cache import (
     LocalReferenceCache,
     RedisReferenceCache,
@@ -259,15 +259,15 @@ def test_the_simulator_url_is_published_for_web_processes(settings, redis_prefix
     settings.REDIS_URL = REDIS_URL
     settings.REALTIME_CACHE_PREFIX = redis_prefix
     set_rest_base("http://127.0.0.1:1234")
-    service_module._local_base = None  # a web process: it did not start the simulator
-    service_module._redis_base = None
+    endpoint_module._local_base = None  # a web process: it did not start the simulator
+    endpoint_module._redis_base = None
     assert rest_endpoint() == ("http://127.0.0.1:1234", "simulator", True)
     # The old leader stepping down must not erase a new leader's URL.
-    service_module._local_base = "http://127.0.0.1:999"
+    endpoint_module._local_base = "http://127.0.0.1:999"
     set_rest_base(None)
-    service_module._redis_base = None
+    endpoint_module._redis_base = None
     assert rest_endpoint() == ("http://127.0.0.1:1234", "simulator", True)
-    service_module._local_base = "http://127.0.0.1:1234"
+    endpoint_module._local_base = "http://127.0.0.1:1234"
     set_rest_base(None)
     assert rest_endpoint() is None
     settings.FMP_API_KEY = "real-key"
