@@ -36,6 +36,7 @@ from typing import Any
 import redis
 from django.conf import settings
 
+from realtime.marketday import trading_day
 from realtime.reference.cache import (
     UNKNOWN,
     Entry,
@@ -54,7 +55,6 @@ from realtime.reference.client import (
     RestUnavailable,
 )
 from realtime.symbols import InvalidSymbol, normalize_symbol
-from realtime.upstream.universe import trading_day
 
 logger = logging.getLogger(__name__)
 
