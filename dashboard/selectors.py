@@ -159,7 +159,8 @@ def _directory() -> dict[str, str]:
 
 def symbol_suggestions(query: str, *, limit: int = 10) -> list[dict[str, str]]:
     """Known symbols whose symbol or name contains ``query``, with their names:
-    symbol-prefix matches first, then symbol matches, then name matches. Known
+    symbol-prefix matches first, then symbol matches, then name matches, each in
+    the table's order (best known first: "AA" suggests AAPL before AAL). Known
     means the realtime symbol directory when it exists, plus realtime/universe.py."""
     query = query.strip()
     if not query:
@@ -168,11 +169,11 @@ def symbol_suggestions(query: str, *, limit: int = 10) -> list[dict[str, str]]:
     upper = query.upper()
     lower = query.lower()
     ranked = sorted(
-        (0 if symbol.startswith(upper) else 1 if upper in symbol else 2, symbol)
-        for symbol, name in directory.items()
+        (0 if symbol.startswith(upper) else 1 if upper in symbol else 2, i, symbol)
+        for i, (symbol, name) in enumerate(directory.items())
         if upper in symbol or lower in name.lower()
     )
-    return [{"symbol": s, "name": directory[s]} for _, s in ranked[:limit]]
+    return [{"symbol": s, "name": directory[s]} for _, _, s in ranked[:limit]]
 
 
 def preference_get(*, user: AbstractBaseUser) -> DashboardPreference:
