@@ -17,10 +17,10 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from dashboard.known_symbols import KNOWN_SYMBOLS
 from dashboard.models import DashboardPreference, Watchlist
 from realtime.feed.cache import get_tick_cache
 from realtime.feed.state import PriceState
+from realtime.universe import NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +97,8 @@ REFERENCE_WAIT_SECONDS = 1.0
 
 def _reference_source() -> Any:
     """``realtime.reference.selectors.get_references_sync`` when the realtime
-    reference data exists; ``None`` otherwise (the dashboard then uses its static
-    list of names and shows "—" for the change)."""
+    reference data exists; ``None`` otherwise (the dashboard then uses the names
+    of realtime/universe.py and shows "—" for the change)."""
     try:
         from realtime.reference.selectors import get_references_sync
     except ImportError:
@@ -117,13 +117,13 @@ def _directory_source() -> Any:
 
 def reference_for(symbols: Iterable[str]) -> dict[str, Reference]:
     """Names and previous closes from the realtime reference data when that module
-    exists; otherwise names from the dashboard's small static list and no previous
+    exists; otherwise names from the product's symbol table and no previous
     close (the page shows "—").
 
     Never raises: the page must render whatever the reference source does.
     """
     symbols = list(symbols)
-    result = {s: Reference(name=KNOWN_SYMBOLS.get(s, "")) for s in symbols}
+    result = {s: Reference(name=NAMES.get(s, "")) for s in symbols}
     source = _reference_source()
     if source is None or not symbols:
         return result
@@ -146,21 +146,22 @@ def reference_for(symbols: Iterable[str]) -> dict[str, Reference]:
 def _directory() -> dict[str, str]:
     source = _directory_source()
     if source is None:
-        return KNOWN_SYMBOLS
+        return NAMES
     try:
         entries = {
             str(_field(e, "symbol")): str(_field(e, "name") or "") for e in source()
         }
-    except Exception as exc:  # noqa: BLE001 - fall back to the static list
+    except Exception as exc:  # noqa: BLE001 - fall back to the table
         logger.warning("event=dashboard_symbol_directory_failed error=%r", exc)
-        return KNOWN_SYMBOLS
-    return {**KNOWN_SYMBOLS, **entries}
+        return NAMES
+    return {**NAMES, **entries}
 
 
 def symbol_suggestions(query: str, *, limit: int = 10) -> list[dict[str, str]]:
     """Known symbols whose symbol or name contains ``query``, with their names:
-    symbol-prefix matches first, then symbol matches, then name matches. Known
-    means the realtime symbol directory when it exists, plus the static list."""
+    symbol-prefix matches first, then symbol matches, then name matches, each in
+    the table's order (best known first: "AA" suggests AAPL before AAL). Known
+    means the realtime symbol directory when it exists, plus realtime/universe.py."""
     query = query.strip()
     if not query:
         return []
@@ -168,11 +169,11 @@ def symbol_suggestions(query: str, *, limit: int = 10) -> list[dict[str, str]]:
     upper = query.upper()
     lower = query.lower()
     ranked = sorted(
-        (0 if symbol.startswith(upper) else 1 if upper in symbol else 2, symbol)
-        for symbol, name in directory.items()
+        (0 if symbol.startswith(upper) else 1 if upper in symbol else 2, i, symbol)
+        for i, (symbol, name) in enumerate(directory.items())
         if upper in symbol or lower in name.lower()
     )
-    return [{"symbol": s, "name": directory[s]} for _, s in ranked[:limit]]
+    return [{"symbol": s, "name": directory[s]} for _, _, s in ranked[:limit]]
 
 
 def preference_get(*, user: AbstractBaseUser) -> DashboardPreference:

@@ -267,7 +267,7 @@ REALTIME_EMBEDDED_FEED = env_bool("REALTIME_EMBEDDED_FEED", REALTIME_MODE == "em
 # Built-in simulator used when FMP_API_KEY is empty.
 REALTIME_SIMULATOR_RATE = env_float("REALTIME_SIMULATOR_RATE", 20.0)
 REALTIME_SIMULATOR_SEED = env_int("REALTIME_SIMULATOR_SEED", 0) or None
-# Off: like FMP, the simulator only knows its universe (realtime/upstream/universe.py)
+# Off: like FMP, the simulator only knows its universe (realtime/universe.csv)
 # and unknown symbols get no ticks and an unknown_symbol error. On: any symbol.
 REALTIME_SIMULATOR_ANY_SYMBOL = env_bool("REALTIME_SIMULATOR_ANY_SYMBOL", False)
 REALTIME_UNSUBSCRIBE_GRACE = env_float("REALTIME_UNSUBSCRIBE_GRACE", 30.0)

@@ -12,9 +12,9 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 
+from realtime import universe
 from realtime.reference.cache import Reference
 from realtime.reference.service import Resolution, get_reference_service
-from realtime.upstream import universe
 
 # Default bound on a wait for FMP in request paths: a page or a subscribe answers
 # within this even when FMP is slow (the fetch goes on and fills the cache).

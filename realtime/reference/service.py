@@ -35,6 +35,7 @@ from typing import Any
 
 from django.conf import settings
 
+from realtime.marketday import trading_day
 from realtime.ratelimit import TokenBucket
 from realtime.reference.cache import (
     Entry,
@@ -59,7 +60,6 @@ from realtime.reference.endpoint import (
     set_rest_base,
 )
 from realtime.symbols import InvalidSymbol, normalize_symbol
-from realtime.upstream.universe import trading_day
 
 logger = logging.getLogger(__name__)
 

@@ -678,8 +678,8 @@ def test_fifty_symbols_fit_a_phone(
     table keep it a few screens long."""
     from django.contrib.auth.models import User
 
-    from dashboard.known_symbols import KNOWN_SYMBOLS
     from dashboard.services import watchlist_get_or_create_default
+    from realtime.universe import NAMES
 
     watchlist = watchlist_get_or_create_default(
         user=User.objects.get(username="viewer")
@@ -687,7 +687,7 @@ def test_fifty_symbols_fit_a_phone(
     watchlist.items.all().delete()
     watchlist.items.bulk_create(
         WatchlistItem(watchlist=watchlist, symbol=s, position=i)
-        for i, s in enumerate(list(KNOWN_SYMBOLS)[:50])
+        for i, s in enumerate(list(NAMES)[:50])
     )
     context = browser.new_context(viewport={"width": 390, "height": 844})
     try:

@@ -20,8 +20,7 @@ from realtime.reference.service import (
     rest_endpoint,
     set_rest_base,
 )
-from realtime.upstream import universe
-from realtime.upstream.simulator import FmpSimulator
+from realtime.upstream.simulator import FmpSimulator, universe
 from tests.conftest import async_wait_until, free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
