@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from dashboard.models import DashboardPreference, Watchlist
-from realtime.feed.cache import get_tick_cache
+from realtime.backends import backends
 from realtime.feed.state import PriceState
 from realtime.universe import NAMES
 
@@ -259,7 +259,7 @@ class PriceCard:
 
 def _cached_state(symbol: str) -> PriceState | None:
     try:
-        return get_tick_cache().get(symbol)
+        return backends().cache.get(symbol)
     except (redis.RedisError, OSError) as exc:
         # The page must render without prices rather than fail; the socket fills in.
         logger.warning(

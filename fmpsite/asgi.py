@@ -5,7 +5,7 @@ a real secret key required, collected static files); tests and `make run` name
 their settings module. Static files are served by nginx in front, or by WhiteNoise
 in the middleware chain (fmpsite/staticfiles.py), in DEBUG too.
 
-In embedded mode the feed starts with the server process (realtime.feed.embedded), not
+In embedded mode the feed starts with the server process (fmpsite/embedded.py), not
 on the first client, so prices are flowing before anyone connects.
 """
 
@@ -20,13 +20,13 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from fmpsite.embedded import start_with_server  # noqa: E402
 from fmpsite.gctune import tune_gc  # noqa: E402
 from realtime.fanout.auth import (  # noqa: E402
     BrowserOriginValidatorStack,
     RealtimeAuthMiddlewareStack,
 )
 from realtime.fanout.routing import websocket_urlpatterns  # noqa: E402
-from realtime.feed.embedded import start_with_server  # noqa: E402
 
 
 def check_static_manifest() -> None:

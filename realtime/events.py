@@ -6,8 +6,9 @@ senders and handlers agree on the payload (STYLE.md).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Literal, NotRequired, TypedDict
+from typing import Literal, NamedTuple, NotRequired, Protocol, TypedDict
 
 
 class UpstreamState(StrEnum):
@@ -29,21 +30,41 @@ FEED_CHANNEL = "fmp-feed"
 HUBS_GROUP = "realtime.hubs"
 
 
-class PriceUpdateEvent(TypedDict):
-    """Feed -> symbol group. ``text`` is the encoded client message, built once."""
+class Update(NamedTuple):
+    """One numbered price update, from the broker to every hub.
 
-    type: Literal["price.update"]
+    ``text`` is the client ``price_update`` message, encoded once by the feed
+    (its ``seq`` is inside it too, for the client); the position travels beside
+    it as data, so no one has to find ``seq``, ``epoch`` or the replay mark in the
+    text. ``replayed``: a new feed leader re-published it from the history at
+    takeover (realtime/feed/broker.py); a hub that already sent it drops it.
+    A tuple, so the channel layer carries it as one msgpack array.
+    """
+
     symbol: str
+    seq: int
+    epoch: str
     text: str
     tick_ts: int  # upstream tick timestamp (ms), for latency metrics
+    replayed: bool = False
+
+
+class Fanout(Protocol):
+    """Where a broker hands what it published: this process's hub (embedded
+    mode) or the channel layer to every web process's hub (scaled mode)."""
+
+    def deliver(self, update: Update) -> None: ...
+    def deliver_upstream(self, status: str, text: str) -> None: ...
+    def deliver_refused(self, symbols: Sequence[str], message: str) -> None: ...
 
 
 class PriceBatchEvent(TypedDict):
     """Feed -> one web process's hub channel: every update of one feed flush that
-    this process's lease asks for, in order, as ``[symbol, text, tick_ts]``."""
+    this process's lease asks for, in order, each an ``Update`` (an array on the
+    wire: ``[symbol, seq, epoch, text, tick_ts, replayed]``)."""
 
     type: Literal["price.batch"]
-    updates: list[tuple[str, str, int]]
+    updates: list[Update]
 
 
 class LeaseEvent(TypedDict):

@@ -18,8 +18,8 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 
+from realtime.backends import backends
 from realtime.events import FEED_CHANNEL, PinsChangedEvent
-from realtime.feed.status import read_feed_status
 from realtime.models import PinnedSubscription
 from realtime.selectors import pinned_symbols
 from realtime.stores import STORE_ERRORS
@@ -104,7 +104,7 @@ def subscribed_total() -> int:
     counts the new pins at once. A read, kept beside the writes it reports on.
     """
     try:
-        status = read_feed_status()
+        status = backends().status.read()
     except STORE_ERRORS as exc:
         logger.warning("event=status_read_failed error=%r", exc)
         status = None

@@ -329,21 +329,14 @@ def _fresh_realtime_state():
     test's feed runner then subscribed upstream."""
     from channels.layers import channel_layers
 
-    from realtime.feed.cache import get_tick_cache, reset_tick_cache
-    from realtime.feed.history import reset_history
-    from realtime.feed.status import reset_status_store
+    from realtime.backends import reset_backends
     from realtime.reference.service import reset_reference_service
 
     channel_layers.backends.clear()
-    reset_tick_cache()
-    reset_history()
-    reset_status_store()
+    reset_backends()
     reset_reference_service()
     yield
-    get_tick_cache().clear()
-    reset_tick_cache()
-    reset_history()
-    reset_status_store()
+    reset_backends()
     reset_reference_service()
 
 

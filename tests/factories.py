@@ -10,9 +10,10 @@ from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 
-from realtime.feed.cache import get_tick_cache
+from realtime.backends import backends
+from realtime.events import Update
 from realtime.feed.state import PriceState, merge_tick, utc_now_iso
-from realtime.feed.status import FeedStatus, get_status_store
+from realtime.feed.status import FeedStatus
 from realtime.upstream.protocol import Tick
 
 PASSWORD = "pw-12345-secret"
@@ -38,7 +39,7 @@ def seed_price(
     timestamp: int = 1699564800000,
 ) -> PriceState:
     """Put a trade (and a quote, unless ask/bid are None) into the tick cache."""
-    cache = get_tick_cache()
+    cache = backends().cache
     state = merge_tick(
         cache.get(symbol),
         Tick(symbol, timestamp, "T", last_price=price, last_size=size),
@@ -81,5 +82,18 @@ def publish_status(**overrides: Any) -> FeedStatus:
     }
     fields.update(overrides)
     status = FeedStatus(**fields)
-    async_to_sync(get_status_store().publish)(status)
+    async_to_sync(backends().status.publish)(status)
     return status
+
+
+def update(
+    symbol: str,
+    text: str,
+    tick_ts: int = 0,
+    *,
+    seq: int = 1,
+    epoch: str = "test-epoch",
+    replayed: bool = False,
+) -> Update:
+    """A numbered update as the broker hands it to a hub."""
+    return Update(symbol, seq, epoch, text, tick_ts, replayed)

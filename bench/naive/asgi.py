@@ -31,7 +31,7 @@ def _start_feed(loop) -> None:
     _feed_task = loop.create_task(run_feed())
 
 
-# Daphne has no lifespan hook; like realtime/feed/embedded.py, schedule the feed on the
+# Daphne has no lifespan hook; like fmpsite/embedded.py, schedule the feed on the
 # loop daphne created at import time and runs once it is listening.
 _daphne = sys.modules.get("daphne.server")
 if _daphne is not None:

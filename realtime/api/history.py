@@ -34,7 +34,7 @@ from realtime.api.schema import (
     detail_response,
 )
 from realtime.api.serializers import parse_rest_symbol
-from realtime.feed.history import get_history
+from realtime.backends import backends
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,9 @@ class HistoryView(APIView):
         limit = _int_param(params.get("limit"), "limit", 1, HISTORY_LIMIT_MAX)
         after = _int_param(params.get("after_seq"), "after_seq", 0, SEQ_MAX)
         try:
-            page = get_history().read(symbol, after, limit or HISTORY_LIMIT_DEFAULT)
+            page = backends().history.read(
+                symbol, after, limit or HISTORY_LIMIT_DEFAULT
+            )
         except Exception as exc:  # Redis down in scaled mode
             logger.warning("event=history_read_failed symbol=%s error=%r", symbol, exc)
             raise HistoryUnavailable() from exc

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Iterator
 
-from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
@@ -22,9 +21,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from realtime import metrics
+from realtime.backends import backends
 from realtime.events import UPSTREAM_STATES
-from realtime.feed.cache import get_tick_cache
-from realtime.feed.status import FeedStatus, read_feed_status
+from realtime.feed.status import FeedStatus
 from realtime.selectors import pinned_symbols
 from realtime.stores import STORE_ERRORS
 
@@ -33,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 def _read_status() -> FeedStatus | None:
     try:
-        return read_feed_status()
+        return backends().status.read()
     except STORE_ERRORS as exc:
         logger.warning("event=metrics_status_failed error=%r", exc)
         return None
@@ -110,14 +109,14 @@ def _refresh_process_gauges() -> None:
     """Set the gauges the feed sets in its own process from the shared stores."""
     feed = _read_status()
     state = feed.state if feed is not None and feed.is_fresh() else "stopped"
-    if feed is not None and feed.is_fresh() and settings.REALTIME_MODE == "scaled":
+    if feed is not None and feed.is_fresh() and backends().scaled:
         # The worker's own counters (ticks, reconnects, malformed frames), also on
         # a web process with no WebSocket client whose hub would copy them.
         metrics.adopt_feed_counters(feed.counters)
     for name in UPSTREAM_STATES:
         metrics.UPSTREAM_STATE.labels(name).set(1 if name == state else 0)
     try:
-        metrics.CACHE_SYMBOLS.set(len(get_tick_cache().symbols()))
+        metrics.CACHE_SYMBOLS.set(len(backends().cache.symbols()))
     except STORE_ERRORS as exc:
         logger.warning("event=metrics_cache_failed error=%r", exc)
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from rest_framework import status as http
 
+from realtime.backends import backends
 from realtime.fanout import hub
-from realtime.feed.cache import get_tick_cache
 from realtime.feed.state import to_cache_entry, utc_now_iso
-from realtime.feed.status import FeedStatus, read_feed_status
+from realtime.feed.status import FeedStatus
 from realtime.stores import STORE_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -119,8 +119,8 @@ def feed_health() -> Health:
     """200 while the feed runs and reports fresh status and this process's
     fan-out works; 503 otherwise, with the same body shape either way."""
     try:
-        feed = read_feed_status()
-        cached = get_tick_cache().symbols()
+        feed = backends().status.read()
+        cached = backends().cache.symbols()
     except STORE_ERRORS as exc:
         logger.warning("event=health_store_failed error=%r", exc)
         body, _ = _health_body(None, [])
@@ -139,8 +139,8 @@ def feed_health() -> Health:
 
 def feed_status() -> dict[str, Any]:
     """docs/protocol.md's ``GET /status`` body (store errors rise: a 503)."""
-    cached = get_tick_cache().symbols()
-    body, running = _health_body(read_feed_status(), cached)
+    cached = backends().cache.symbols()
+    body, running = _health_body(backends().status.read(), cached)
     return {
         "timestamp": utc_now_iso(),
         "connection_status": {
@@ -157,7 +157,7 @@ def feed_status() -> dict[str, Any]:
 
 def cache_page(limit: int) -> dict[str, Any]:
     """``GET /cache``: the first ``limit`` cached symbols in alphabetical order."""
-    cache = get_tick_cache()
+    cache = backends().cache
     total = len(cache.symbols())
     data = cache.entries(limit)
     return {"total": total, "returned": len(data), "limit": limit, "data": data}
@@ -165,7 +165,7 @@ def cache_page(limit: int) -> dict[str, Any]:
 
 def cache_entry(symbol: str) -> dict[str, Any] | None:
     """``GET /cache/<symbol>`` for a canonical symbol, or None if not cached."""
-    state = get_tick_cache().get(symbol)
+    state = backends().cache.get(symbol)
     if state is None:
         return None
     return {"symbol": symbol, "data": to_cache_entry(state)}

@@ -17,15 +17,20 @@ from typing import Any
 import orjson
 from django.conf import settings
 
+from realtime.backends import backends
 from realtime.fanout import daphne_io
 from realtime.fanout.auth import log_refused
 from realtime.fanout.closecodes import CLOSE_FLOODING, CLOSE_MESSAGE_TOO_BIG
 from realtime.fanout.hub import FanoutHub, Outbox, get_hub
 from realtime.fanout.limits import RateLimiter
 from realtime.fanout.nodb import NoDatabaseJsonWebsocketConsumer
-from realtime.feed.cache import get_tick_cache
-from realtime.feed.history import HistoryPage, get_history
-from realtime.feed.state import encode_upstream_refused, to_price_update
+from realtime.feed.history import HistoryPage
+from realtime.feed.state import (
+    RECOVERED,
+    add_fields,
+    encode_upstream_refused,
+    to_price_update,
+)
 from realtime.reference.selectors import (
     get_references,
     snapshot_fields,
@@ -43,13 +48,6 @@ logger = logging.getLogger(__name__)
 _conn_ids = itertools.count(1)
 # How long a subscribe waits for FMP's reference data before going on without it.
 REFERENCE_WAIT = 2.0
-# The marker a replayed update carries: appended to the stored text, no re-encode.
-_RECOVERED_SUFFIX = ',"recovered":true}'
-
-
-def mark_recovered(text: str) -> str:
-    """A stored ``price_update`` text with ``"recovered": true`` added."""
-    return text[:-1] + _RECOVERED_SUFFIX
 
 
 def parse_recover(raw: object) -> tuple[dict[str, tuple[str, int]], list[str]]:
@@ -314,7 +312,7 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
         """Ack, list, then per symbol the replay (recovered) or the snapshot, then
         the held live updates after it."""
         await self.hub.subscribe(self.outbox, added)
-        history = get_history()
+        history = backends().history
         pages: dict[str, HistoryPage | None] = {}
         for symbol in added:
             if recover and symbol in recover:
@@ -332,7 +330,7 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
             if page is not None and page.recovers(*recover[s])  # type: ignore[index]
         ]
         rest = [s for s in added if s not in recovered]
-        snapshots = await get_tick_cache().aget_many(rest) if rest else {}
+        snapshots = await backends().cache.aget_many(rest) if rest else {}
         try:
             epoch = await history.aepoch() if added else None
         except Exception as exc:
@@ -361,7 +359,9 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
             page = pages[symbol]
             assert page is not None
             self.hub.send_updates(
-                self.outbox, symbol, [mark_recovered(text) for _, text in page.updates]
+                self.outbox,
+                symbol,
+                [add_fields(text, RECOVERED) for _, text in page.updates],
             )
             self.hub.release(self.outbox, symbol, page.last_seq)
         for symbol in rest:

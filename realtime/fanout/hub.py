@@ -36,12 +36,13 @@ from django.conf import settings
 from prometheus_client import Gauge
 
 from realtime import layer_io, metrics
-from realtime.events import HUBS_GROUP
+from realtime.backends import backends
+from realtime.events import HUBS_GROUP, Update
 from realtime.fanout import daphne_io
 from realtime.fanout.lease import LeaseKeeper
 from realtime.fanout.outbox import Outbox, OutboxWriter
 from realtime.fanout.recovery import SequenceGuard, SubscribeHolds
-from realtime.fanout.slots import ConnectionSlots, make_slots
+from realtime.fanout.slots import ConnectionSlots
 from realtime.feed.state import encode_upstream_refused
 from realtime.groups import price_group
 
@@ -90,7 +91,8 @@ class FanoutHub:
         self.channel_layer = channel_layer
         self.owner = owner
         self.lease_ttl = lease_ttl
-        self.slots = slots if slots is not None else make_slots(owner, lease_ttl)
+        stores = backends()
+        self.slots = slots if slots is not None else stores.slots(owner, lease_ttl)
         self.by_symbol: dict[str, set[Outbox]] = {}
         self.outboxes: set[Outbox] = set()
         self.channel_name: str | None = None
@@ -98,11 +100,7 @@ class FanoutHub:
         self.holds = SubscribeHolds()
         # Scaled mode only: a new feed leader replays, Redis may restart the
         # sequence (realtime/fanout/recovery.py).
-        self.sequence: SequenceGuard | None = (
-            SequenceGuard(self.by_symbol, self.send_snapshot)
-            if settings.REDIS_URL
-            else None
-        )
+        self.sequence: SequenceGuard | None = SequenceGuard() if stores.scaled else None
         self.lease = LeaseKeeper(self)
         # deliver() reads these once per tick without going through their owners.
         self._held = self.holds.held
@@ -118,7 +116,6 @@ class FanoutHub:
         # Layer message type -> its handler (``_on_layer_message``).
         self._handlers: dict[str, Callable[[dict], None]] = {
             "price.batch": self._on_batch,
-            "price.update": self._on_update,  # a feed of the previous release
             "hub.upstream": self._on_upstream,
             "hub.refused": self._on_refused,
             "hub.lease_request": self._on_lease_request,
@@ -309,7 +306,7 @@ class FanoutHub:
         """Hold live updates of ``symbols`` until ``release`` (before ``subscribe``)."""
         self.holds.hold(outbox, symbols)
 
-    def drop_hold(self, outbox: Outbox, symbol: str) -> list[str] | int | None:
+    def drop_hold(self, outbox: Outbox, symbol: str) -> list[Update] | int | None:
         """Stop holding or filtering (nothing is sent)."""
         return self.holds.drop(outbox, symbol)
 
@@ -322,22 +319,27 @@ class FanoutHub:
         return sent
 
     # --- tick path -----------------------------------------------------------------
-    def deliver(self, symbol: str, text: str, tick_ts: int) -> None:
+    def deliver(self, update: Update) -> None:
+        symbol = update.symbol
         if self.refused:  # rare: FMP now serves a symbol it had refused
             self.refused.pop(symbol, None)
         members = self.by_symbol.get(symbol)
         if not members:
             return
         sequence = self.sequence
-        if sequence is not None and not sequence.check(symbol, text):
-            return  # a takeover replay of an update this process already sent
+        if sequence is not None:
+            checked = sequence.check(update)
+            if checked is None:
+                return  # a takeover replay of an update this process already sent
+            update = checked
+        text = update.text
         holds = self._held.get(symbol) if self._held else None
         frame: bytes | None = None
         for outbox in members:
             if (
                 holds is not None
                 and outbox in holds
-                and not self.holds.admit(holds, outbox, symbol, text)
+                and not self.holds.admit(holds, outbox, update)
             ):
                 continue  # held for its subscribe, or a duplicate of its replay
             if outbox.direct:
@@ -348,7 +350,7 @@ class FanoutHub:
                 outbox.put(symbol, text)
         self.writer.dirty.update(members)
         self._flush_wakeup.set()
-        metrics.TICK_TO_SEND.observe(max(0.0, time.time() - tick_ts / 1000))
+        metrics.TICK_TO_SEND.observe(max(0.0, time.time() - update.tick_ts / 1000))
 
     def deliver_refused(self, symbols: list[str], message: str) -> None:
         """Tell each client subscribed to a refused symbol, naming only its own.
@@ -426,12 +428,9 @@ class FanoutHub:
         handler(message)
 
     def _on_batch(self, message: dict) -> None:
-        deliver = self.deliver
-        for symbol, text, tick_ts in message["updates"]:
-            deliver(symbol, text, tick_ts)
-
-    def _on_update(self, message: dict) -> None:
-        self.deliver(message["symbol"], message["text"], message["tick_ts"])
+        deliver, make = self.deliver, Update._make
+        for item in message["updates"]:  # an array each on the wire
+            deliver(make(item))
 
     def _on_upstream(self, message: dict) -> None:
         self.deliver_upstream(message["status"], message["text"])

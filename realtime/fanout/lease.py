@@ -18,12 +18,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
-
 from realtime import metrics
+from realtime.backends import backends
 from realtime.events import FEED_CHANNEL, LeaseEvent, UpstreamState
 from realtime.feed.state import encode_upstream_status
-from realtime.feed.status import get_status_store
 
 if TYPE_CHECKING:
     from realtime.fanout.hub import FanoutHub
@@ -100,7 +98,7 @@ class LeaseKeeper:
 
     def _feed_watched(self) -> bool:
         """Scaled mode only: in embedded mode the feed lives and dies with us."""
-        return bool(settings.REDIS_URL) and settings.REALTIME_MODE == "scaled"
+        return backends().scaled
 
     async def _watch_feed(self) -> None:
         """Tell clients when the feed leader stops reporting, and when it is back.
@@ -111,7 +109,7 @@ class LeaseKeeper:
         standby needs to take over.
         """
         try:
-            status = await get_status_store().aread()
+            status = await backends().status.aread()
         except Exception as exc:  # Redis restarting: the receive loop says so
             logger.debug("event=feed_watch_failed error=%r", exc)
             return

@@ -14,33 +14,18 @@ outbox.py), which is why they live here.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-import orjson
-
+from realtime.events import Update
 from realtime.fanout.outbox import Outbox
-from realtime.feed.state import REPLAY_MARK
+from realtime.feed.state import RECOVERED, add_fields
 
 logger = logging.getLogger(__name__)
 
 # Live updates held for one subscribe while it reads history (``SubscribeHolds``);
 # past this the newest are dropped and the client sees a gap in ``seq``.
 MAX_HELD_UPDATES = 5_000
-
-
-def seq_of(text: str) -> int:
-    """The ``seq`` of an encoded ``price_update`` (-1 without one), without
-    decoding it: the feed writes ``"seq":N`` near the end (realtime/feed/state.py)."""
-    at = text.rfind('"seq":')
-    if at < 0:
-        return -1
-    start = at + 6
-    end = start
-    while end < len(text) and text[end].isdigit():
-        end += 1
-    return int(text[start:end]) if end > start else -1
 
 
 class SubscribeHolds:
@@ -54,7 +39,7 @@ class SubscribeHolds:
     """
 
     def __init__(self) -> None:
-        self.held: dict[str, dict[Outbox, list[str] | int]] = {}
+        self.held: dict[str, dict[Outbox, list[Update] | int]] = {}
 
     def hold(self, outbox: Outbox, symbols: Iterable[str]) -> None:
         """Hold ``outbox``'s live updates of ``symbols`` until ``release``.
@@ -66,7 +51,7 @@ class SubscribeHolds:
         for symbol in symbols:
             self.held.setdefault(symbol, {})[outbox] = []
 
-    def drop(self, outbox: Outbox, symbol: str) -> list[str] | int | None:
+    def drop(self, outbox: Outbox, symbol: str) -> list[Update] | int | None:
         """Stop holding or filtering (nothing is sent)."""
         holders = self.held.get(symbol)
         if holders is None:
@@ -91,10 +76,10 @@ class SubscribeHolds:
             return 0
         sent = 0
         if not outbox.closed and symbol in outbox.symbols:
-            for text in held:
-                if after_seq is not None and seq_of(text) <= after_seq:
+            for update in held:
+                if after_seq is not None and update.seq <= after_seq:
                     continue
-                outbox.put(symbol, outbox.encode(text))
+                outbox.put(symbol, outbox.encode(update.text))
                 sent += 1
         if sent or after_seq is None or outbox.closed:
             self.drop(outbox, symbol)  # what comes next is newer
@@ -104,90 +89,66 @@ class SubscribeHolds:
 
     def admit(
         self,
-        holders: dict[Outbox, list[str] | int],
+        holders: dict[Outbox, list[Update] | int],
         outbox: Outbox,
-        symbol: str,
-        text: str,
+        update: Update,
     ) -> bool:
-        """A live update for ``outbox``, one of ``symbol``'s ``holders``: True to
+        """A live update for ``outbox``, one of its symbol's ``holders``: True to
         deliver it now, False when it is held or a duplicate of the replay."""
         held = holders[outbox]
         if isinstance(held, list):
             if len(held) < MAX_HELD_UPDATES:
-                held.append(text)
+                held.append(update)
             return False
-        if seq_of(text) <= held:
+        if update.seq <= held:
             return False  # replayed already, was still in flight
-        self.drop(outbox, symbol)
+        self.drop(outbox, update.symbol)
         return True
 
 
 class SequenceGuard:
-    """Scaled mode: each delivered symbol's last seq, to drop a new leader's
-    replays of what this process sent and to notice the sequence restarting in a
-    new epoch (Redis lost the history) while clients are connected.
+    """Scaled mode: each delivered symbol's last position (epoch, seq), to drop
+    a new leader's replays of what this process sent and to notice the sequence
+    restarting in a new epoch (Redis lost the history) while clients are
+    connected; they then get the update as a fresh snapshot naming the new
+    epoch (docs/protocol.md)."""
 
-    On a restart each outbox of the symbol in ``by_symbol`` (the hub's registry)
-    gets, through ``send_snapshot``, a fresh snapshot naming the new epoch.
-    """
-
-    def __init__(
-        self,
-        by_symbol: dict[str, set[Outbox]],
-        send_snapshot: Callable[[Outbox, str, str], None],
-    ) -> None:
-        self.by_symbol = by_symbol
-        self.send_snapshot = send_snapshot
-        self._last_seq: dict[str, int] = {}
-        self._restarting: dict[str, str] = {}
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[str, int]] = {}
 
     def forget(self, symbol: str) -> None:
         """Nobody here receives ``symbol`` any more."""
-        if self._last_seq:
-            self._last_seq.pop(symbol, None)
+        if self._last:
+            self._last.pop(symbol, None)
 
-    def check(self, symbol: str, text: str) -> bool:
-        """Track the symbol's sequence; False for a replayed update to drop.
+    def check(self, update: Update) -> Update | None:
+        """What to deliver for ``update``: None for a replay to drop, else the
+        update (a replay that fills a gap marked ``recovered``, the first of a
+        new epoch made a snapshot).
 
         A new feed leader re-publishes the last updates it finds in the history
-        (realtime/feed/history.py, ``_replay_tail``): the ones this process sent
-        already, or that came before it sent anything, are dropped; the ones a
-        killed leader wrote but never published fill the gap, in order.
+        (realtime/feed/broker.py): the ones this process sent already, or that
+        came before it sent anything, are dropped; the ones a killed leader wrote
+        but never published fill the gap, in order.
         """
-        seq = seq_of(text)
-        last = self._last_seq.get(symbol, -1)
-        if (seq <= last or last < 0) and REPLAY_MARK in text:
-            return False
-        self._last_seq[symbol] = seq
-        if symbol in self._restarting:
-            self._restarting[symbol] = text  # the snapshot shows the newest state
-        elif 0 <= seq < last:
-            self._restarting[symbol] = text
-            logger.warning(
-                "event=epoch_restart_seen symbol=%s seq=%d previous=%d",
-                symbol,
-                seq,
-                last,
+        symbol = update.symbol
+        last = self._last.get(symbol)
+        if update.replayed:
+            if last is None or (last[0] == update.epoch and update.seq <= last[1]):
+                return None
+            update = update._replace(
+                text=add_fields(update.text, RECOVERED), replayed=False
             )
-            task = asyncio.get_running_loop().create_task(self._epoch_restarted(symbol))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        return True
-
-    async def _epoch_restarted(self, symbol: str) -> None:
-        """The sequence of ``symbol`` restarted (a new epoch): send its clients a
-        fresh snapshot naming the new epoch (docs/protocol.md)."""
-        from realtime.feed.history import get_history
-
-        try:
-            epoch = await get_history().aepoch()
-        except Exception as exc:
-            logger.warning("event=epoch_read_failed error=%r", exc)
-            epoch = None
-        text = self._restarting.pop(symbol, None)
-        if text is None or epoch is None:
-            return
-        snapshot = (
-            text[:-1] + ',"snapshot":true,"epoch":' + orjson.dumps(epoch).decode() + "}"
-        )
-        for outbox in list(self.by_symbol.get(symbol, ())):
-            self.send_snapshot(outbox, symbol, snapshot)
+        self._last[symbol] = (update.epoch, update.seq)
+        if last is not None and last[0] != update.epoch:
+            logger.warning(
+                "event=epoch_restart_seen symbol=%s epoch=%s seq=%d previous=%s:%d",
+                symbol,
+                update.epoch,
+                update.seq,
+                last[0],
+                last[1],
+            )
+            fields = {"snapshot": True, "epoch": update.epoch}
+            return update._replace(text=add_fields(update.text, fields))
+        return update

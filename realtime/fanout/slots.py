@@ -23,8 +23,6 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Protocol
 
-from django.conf import settings
-
 logger = logging.getLogger(__name__)
 
 
@@ -158,12 +156,3 @@ class RedisSlots:
             await self.redis.aclose()
         except Exception as exc:
             logger.debug("event=connection_slots_close_failed error=%r", exc)
-
-
-def make_slots(owner: str, ttl: float) -> ConnectionSlots:
-    """Redis-backed slots in scaled mode, in-process ones in embedded mode."""
-    if settings.REDIS_URL:
-        return RedisSlots(
-            settings.REDIS_URL, settings.REALTIME_CACHE_PREFIX, owner, ttl
-        )
-    return LocalSlots()

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import orjson
-from django.conf import settings
 
 from realtime.feed.state import PriceState, from_cache_entry, to_cache_entry
 from realtime.stores import STORE_ERRORS, RedisClients
@@ -225,23 +224,3 @@ def _trim(
             evicted[0],
         )
     return evicted
-
-
-_cache: TickCache | None = None
-
-
-def get_tick_cache() -> TickCache:
-    """The process's cache, chosen by configuration (REDIS_URL or not)."""
-    global _cache
-    if _cache is None:
-        if settings.REDIS_URL:
-            _cache = RedisTickCache(settings.REDIS_URL, settings.REALTIME_CACHE_PREFIX)
-        else:
-            _cache = InProcessTickCache()
-    return _cache
-
-
-def reset_tick_cache() -> None:
-    """Forget the process's cache (tests switch configurations)."""
-    global _cache
-    _cache = None

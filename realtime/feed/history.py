@@ -6,6 +6,9 @@ update) inside an **epoch**, a short random name of the sequence space, and keep
 each symbol's recent update texts so a client that reconnects can be sent what it
 missed. One history write per tick, in the feed, never per client.
 
+This module is storage only: the broker (realtime/feed/broker.py) decides when an
+update is recorded and when it is handed to the fan-out.
+
 Embedded mode: ``InMemoryHistory``, a ring per symbol in the process (count
 ``REALTIME_HISTORY_SIZE``, age ``REALTIME_HISTORY_SECONDS``); a restart is a new
 epoch.
@@ -13,13 +16,10 @@ epoch.
 Scaled mode: ``RedisHistory``. The epoch, the per-symbol counters and one stream
 per symbol live in Redis under ``REALTIME_CACHE_PREFIX``, so the standby feed that
 takes over after a failover loads them and continues the sequence in the same
-epoch; the epoch changes only when Redis lost it. The feed's writes are queued and
-sent from a task in one script call per batch (never a round trip per tick on the
-read loop; a script, not a pipeline, because the client's cost is per command:
-packing thousands of XADDs a second was a quarter of the feed worker's CPU), and
-each batch is handed to the publisher only *after* it is in
-Redis: whatever a fan-out hub has seen, a history read already finds. That is
-what lets a consumer replay history and then live updates with no gap.
+epoch; the epoch changes only when Redis lost it. A batch of updates is written in
+one script call (a script, not a pipeline, because the client's cost is per
+command: packing thousands of XADDs a second was a quarter of the feed worker's
+CPU).
 """
 
 from __future__ import annotations
@@ -35,23 +35,16 @@ from typing import Protocol
 
 import orjson
 import redis
-from django.conf import settings
 
-from realtime.feed.state import REPLAY_MARK
+from realtime.events import Update
 from realtime.stores import RedisClients
 
 logger = logging.getLogger(__name__)
 
-# (symbol, text, tick_ts): what a publisher's ``publish`` takes.
-PublishFn = Callable[[str, str, int], None]
 # Redis history writes that wait longer than this are failed, and the batch is
 # published anyway: live prices never wait on a hung Redis.
 REDIS_TIMEOUT = 2.0
 SWEEP_INTERVAL = 30.0
-
-
-# What a new leader re-publishes per symbol at takeover (marked REPLAY_MARK).
-REPLAY_TAIL = 16
 
 # One batch of the feed's writes, atomic (a reader never sees the streams and the
 # counters apart). KEYS: the epoch key, the counters' hash, then one stream per
@@ -123,10 +116,9 @@ class HistoryPage:
 class History(Protocol):
     size: int
     seconds: float
+    epoch: str
 
     def next_seq(self, symbol: str) -> int: ...
-    def record(self, symbol: str, seq: int, text: str, tick_ts: int) -> None: ...
-    def gate(self, publish: PublishFn) -> bool: ...
     async def start(self) -> None: ...
     async def aclose(self) -> None: ...
     async def aepoch(self) -> str | None: ...
@@ -172,15 +164,13 @@ class InMemoryHistory:
         self._seq[symbol] = seq
         return seq
 
-    def gate(self, publish: PublishFn) -> bool:
-        return False  # the feed publishes itself: the ring is written synchronously
-
-    def record(self, symbol: str, seq: int, text: str, tick_ts: int) -> None:
+    def record(self, update: Update) -> None:
+        symbol = update.symbol
         ring = self._rings.get(symbol)
         if ring is None:
             ring = self._rings[symbol] = deque(maxlen=self.size)
         now = self.clock()
-        ring.append((seq, now, text))
+        ring.append((update.seq, now, update.text))
         cutoff = now - self.seconds
         while ring[0][1] < cutoff:
             ring.popleft()
@@ -258,10 +248,6 @@ class RedisHistory:
         self.epoch_key = f"{prefix}:history:epoch"
         self.epoch = ""
         self._seq: dict[str, int] = {}
-        self._queue: list[tuple[str, int, str, int]] = []
-        self._publish: PublishFn | None = None
-        self._wakeup = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
         self._redis = RedisClients(
             url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=2.0
         )
@@ -279,15 +265,6 @@ class RedisHistory:
         self._seq[symbol] = seq
         return seq
 
-    def gate(self, publish: PublishFn) -> bool:
-        """Publish each update only once its batch is written: see the module doc."""
-        self._publish = publish
-        return True
-
-    def record(self, symbol: str, seq: int, text: str, tick_ts: int) -> None:
-        self._queue.append((symbol, seq, text, tick_ts))
-        self._wakeup.set()
-
     async def start(self) -> None:
         """Continue the sequence held in Redis, or start a new epoch if it is lost."""
         try:
@@ -299,8 +276,6 @@ class RedisHistory:
             logger.warning(
                 "event=history_load_failed epoch=%s error=%r", self.epoch, exc
             )
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._run(), name="history-writer")
 
     async def _load(self) -> None:
         client = self._redis.aio
@@ -318,67 +293,40 @@ class RedisHistory:
         logger.info(
             "event=history_continued epoch=%s symbols=%d", self.epoch, len(self._seq)
         )
-        await self._replay_tail()
 
-    async def _replay_tail(self) -> None:
-        """Re-publish each symbol's last few written updates, marked replayed.
-
-        A leader killed between writing a batch and publishing it leaves updates
-        that are in the history but reached no hub: clients connected through the
-        failover would see a gap. Hubs drop the replayed updates they already
-        delivered and pass on the ones they missed, in order, before the new
-        leader's own (realtime/fanout/hub.py, ``REPLAY_MARK``).
-        """
-        publish = self._publish
-        if publish is None or not self._seq:
-            return
+    async def tail(self, count: int) -> list[Update]:
+        """Each symbol's last ``count`` written updates, oldest first, marked
+        ``replayed``: what a new leader re-publishes at takeover (broker.py)."""
+        if not self._seq:
+            return []
         pipe = self._redis.aio.pipeline(transaction=False)
         symbols = sorted(self._seq)
         for symbol in symbols:
-            pipe.xrevrange(self._stream_key(self.epoch, symbol), count=REPLAY_TAIL)
-        replayed = 0
+            pipe.xrevrange(self._stream_key(self.epoch, symbol), count=count)
+        updates: list[Update] = []
         for symbol, entries in zip(symbols, await pipe.execute(), strict=True):
             for _, fields in reversed(entries):
                 text = fields[b"d"].decode()
                 try:
+                    seq = int(fields[b"s"])
                     tick_ts = int(orjson.loads(text).get("timestamp") or 0)
-                except (orjson.JSONDecodeError, AttributeError, TypeError):
+                except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
                     continue  # not an update this feed wrote
-                if text.endswith("}"):
-                    publish(symbol, text[:-1] + "," + REPLAY_MARK + "}", tick_ts)
-                    replayed += 1
-        logger.info("event=history_tail_replayed updates=%d", replayed)
+                updates.append(Update(symbol, seq, self.epoch, text, tick_ts, True))
+        return updates
 
-    async def _run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            await self._write_batch()
-
-    async def _write_batch(self) -> None:
-        batch, self._queue = self._queue, []
-        if not batch:
-            return
-        try:
+    async def write(self, batch: list[Update]) -> None:
+        """Write ``batch`` in one script call (raises what Redis raises)."""
+        if batch:
             await self._write(batch)
             self.batches_written += 1
-        except (redis.RedisError, OSError) as exc:
-            # Those updates are not replayable; clients still get them live, and a
-            # recovery over them finds the hole and falls back to a snapshot.
-            logger.warning(
-                "event=history_write_failed updates=%d error=%r", len(batch), exc
-            )
-        publish = self._publish
-        if publish is not None:
-            for symbol, _, text, tick_ts in batch:
-                publish(symbol, text, tick_ts)
 
-    async def _write(self, batch: list[tuple[str, int, str, int]]) -> None:
+    async def _write(self, batch: list[Update]) -> None:
         epoch = self.epoch
         keys = [self.epoch_key, self._seq_key(epoch)]
         index: dict[str, int] = {}
         args: list[str | int] = []
-        for symbol, seq, text, _ in batch:
+        for symbol, seq, _, text, *_ in batch:
             k = index.get(symbol)
             if k is None:
                 keys.append(self._stream_key(epoch, symbol))
@@ -401,11 +349,6 @@ class RedisHistory:
             )
 
     async def aclose(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
-            self._writer = None
-            await self._write_batch()  # what was queued still goes out, in order
         await self._redis.aclose()
 
     # --- reader side (any process) ----------------------------------------------------
@@ -451,28 +394,3 @@ class RedisHistory:
 
     def clear(self) -> None:
         self._seq.clear()
-        self._queue.clear()
-
-
-_history: History | None = None
-
-
-def get_history() -> History:
-    """The process's history, chosen by configuration (REDIS_URL or not)."""
-    global _history
-    if _history is None:
-        size = settings.REALTIME_HISTORY_SIZE
-        seconds = settings.REALTIME_HISTORY_SECONDS
-        if settings.REDIS_URL:
-            _history = RedisHistory(
-                settings.REDIS_URL, settings.REALTIME_CACHE_PREFIX, size, seconds
-            )
-        else:
-            _history = InMemoryHistory(size, seconds)
-    return _history
-
-
-def reset_history() -> None:
-    """Forget the process's history (tests switch configurations)."""
-    global _history
-    _history = None

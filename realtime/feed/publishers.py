@@ -1,8 +1,9 @@
-"""Publishers: how the feed hands each encoded update to the fan-out side.
+"""LayerPublisher: the scaled fan-out, from the feed to every web process's hub.
 
-The feed never imports the hub: embedded mode gets a ``LocalPublisher`` holding a
-hub lookup resolved once (or injected by a test), scaled mode a ``LayerPublisher``
-that sends over the channel layer. ``build_publisher`` picks one by mode.
+The broker (realtime/feed/broker.py) hands it each update once the update is in
+the Redis history; it sends them over the channel layer. Embedded mode has no
+publisher: its broker calls this process's hub (wired above the stages, in
+realtime/backends.py), so the feed never imports the fan-out.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from channels.exceptions import ChannelFull
 
@@ -19,6 +20,7 @@ from realtime import layer_io, metrics
 from realtime.events import (
     HUBS_GROUP,
     PriceBatchEvent,
+    Update,
     UpstreamRefusedEvent,
     UpstreamStatusEvent,
 )
@@ -26,68 +28,11 @@ from realtime.groups import price_group
 
 logger = logging.getLogger(__name__)
 
-# One update on the wire: (symbol, encoded client message, upstream tick ms).
-Update = tuple[str, str, int]
-
-
-class Publisher(Protocol):
-    def publish(self, symbol: str, text: str, tick_ts: int) -> None: ...
-    def publish_upstream(self, status: str, text: str) -> None: ...
-    def publish_refused(self, symbols: Sequence[str], message: str) -> None: ...
-    async def start(self) -> None: ...
-    async def aclose(self) -> None: ...
-
-
-def _hub_lookup() -> Callable[[], Any]:
-    from realtime.fanout.hub import current_hub
-
-    return current_hub
-
-
-class LocalPublisher:
-    """Embedded mode: hand the update straight to this process's fan-out hub.
-
-    ``current_hub`` returns the running loop's hub or None (no client yet); it is
-    looked up once here, not imported per tick.
-    """
-
-    def __init__(self, current_hub: Callable[[], Any] | None = None) -> None:
-        self._current_hub = current_hub or _hub_lookup()
-        self._refusal_unsupported_logged = False
-
-    def publish(self, symbol: str, text: str, tick_ts: int) -> None:
-        hub = self._current_hub()
-        if hub is not None:
-            hub.deliver(symbol, text, tick_ts)
-
-    def publish_upstream(self, status: str, text: str) -> None:
-        hub = self._current_hub()
-        if hub is not None:
-            hub.deliver_upstream(status, text)
-
-    def publish_refused(self, symbols: Sequence[str], message: str) -> None:
-        hub = self._current_hub()
-        if hub is None:
-            return
-        deliver = getattr(hub, "deliver_refused", None)
-        if deliver is None:
-            if not self._refusal_unsupported_logged:
-                logger.warning("event=hub_cannot_deliver_refusals")
-                self._refusal_unsupported_logged = True
-            return
-        deliver(sorted(symbols), message)
-
-    async def start(self) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
-
 
 class LayerPublisher:
     """Scaled mode: one channel-layer message per web process per flush.
 
-    ``publish`` is called from the read loop and must not wait on Redis, so updates
+    ``deliver`` is called from the broker and must not wait on Redis, so updates
     queue here in order. Each flush groups the queued updates by destination and
     sends every web process's hub ONE ``price.batch`` message carrying its
     updates in order: a flush costs one Redis round trip to read who needs what
@@ -150,11 +95,11 @@ class LayerPublisher:
         lookup = getattr(self.channel_layer, "groups", {})
         return {symbol: list(lookup.get(group, ())) for symbol, group in groups.items()}
 
-    # --- publishing ----------------------------------------------------------------
-    def publish(self, symbol: str, text: str, tick_ts: int) -> None:
-        self._queue.append((symbol, text, tick_ts))
+    # --- publishing (the broker's ``Fanout``) ---------------------------------------
+    def deliver(self, update: Update) -> None:
+        self._queue.append(update)
         if len(self._queue) > self.backlog_limit:
-            latest = {item[0]: item for item in self._queue}
+            latest = {item.symbol: item for item in self._queue}
             logger.warning(
                 "event=publish_backlog_conflated updates=%d kept=%d",
                 len(self._queue),
@@ -163,11 +108,11 @@ class LayerPublisher:
             self._queue = list(latest.values())
         self._wakeup.set()
 
-    def publish_upstream(self, status: str, text: str) -> None:
+    def deliver_upstream(self, status: str, text: str) -> None:
         self._upstream = {"type": "hub.upstream", "status": status, "text": text}
         self._wakeup.set()
 
-    def publish_refused(self, symbols: Sequence[str], message: str) -> None:
+    def deliver_refused(self, symbols: Sequence[str], message: str) -> None:
         if len(self._refused) < 100:  # refusals are rare; never an unbounded list
             self._refused.append(
                 {"type": "hub.refused", "symbols": sorted(symbols), "message": message}
@@ -213,7 +158,7 @@ class LayerPublisher:
         resync, self._resync = self._resync, {}
         if not batch and not resync:
             return
-        symbols = {item[0] for item in batch}
+        symbols = {item.symbol for item in batch}
         for wanted in resync.values():
             symbols |= wanted
         try:
@@ -229,11 +174,11 @@ class LayerPublisher:
         latest = self._latest
         per_hub: dict[str, list[Update]] = {}
         for item in batch:
-            channels = members.get(item[0])
+            channels = members.get(item.symbol)
             if not channels:
-                latest.pop(item[0], None)
+                latest.pop(item.symbol, None)
                 continue
-            latest[item[0]] = item
+            latest[item.symbol] = item
             for channel in channels:
                 updates = per_hub.get(channel)
                 if updates is None:
@@ -242,7 +187,7 @@ class LayerPublisher:
                     updates.append(item)
         for channel, wanted in resync.items():
             updates = per_hub.get(channel, [])
-            present = {item[0] for item in updates}
+            present = {item.symbol for item in updates}
             stale = [
                 latest[s]
                 for s in sorted(wanted - present)
@@ -304,17 +249,10 @@ class LayerPublisher:
                 exc,
             )
         self._dropping[channel] += len(updates)
-        self._resync.setdefault(channel, set()).update(u[0] for u in updates)
+        self._resync.setdefault(channel, set()).update(u.symbol for u in updates)
 
     async def aclose(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-
-
-def build_publisher(mode: str, channel_layer: Any) -> Publisher:
-    """``embedded`` -> this process's hub; ``scaled`` -> the channel layer."""
-    if mode == "embedded":
-        return LocalPublisher()
-    return LayerPublisher(channel_layer)

@@ -23,16 +23,14 @@ import time
 import uuid
 from typing import Any
 
-import redis.asyncio as aredis
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from realtime.backends import Backends, backends
 from realtime.events import FEED_CHANNEL, HUBS_GROUP, LeaseRequestEvent
-from realtime.feed.cache import get_tick_cache
-from realtime.feed.publishers import build_publisher
+from realtime.feed.broker import Broker
 from realtime.feed.service import FeedService
-from realtime.feed.status import get_status_store
 from realtime.groups import price_group
 from realtime.reference.service import set_rest_base
 from realtime.selectors import pinned_symbols
@@ -49,125 +47,22 @@ FIRST_STATUS_WAIT = 1.0
 LEASE_SETTLE = 0.1
 
 
-class LocalLock:
-    """Embedded mode: one process, so the feed is always the leader."""
-
-    async def acquire(self) -> None:
-        return None
-
-    async def renew(self) -> bool:
-        return True
-
-    async def release(self) -> None:
-        return None
-
-
-class RedisLeaderLock:
-    """``SET NX PX`` lock; its release is announced on ``<key>:released``."""
-
-    _RENEW = (
-        "if redis.call('get', KEYS[1]) == ARGV[1] then "
-        "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
-    )
-    _RELEASE = (
-        "if redis.call('get', KEYS[1]) == ARGV[1] then "
-        "redis.call('publish', KEYS[1] .. ':released', ARGV[1]); "
-        "return redis.call('del', KEYS[1]) else return 0 end"
-    )
-
-    def __init__(self, url: str, key: str, owner: str, ttl: float) -> None:
-        self.redis = aredis.Redis.from_url(url)
-        self.key = key
-        self.released_channel = f"{key}:released"
-        self.owner = owner
-        self.ttl_ms = int(ttl * 1000)
-
-    async def acquire(self) -> None:
-        """Wait until this process holds the lock: retry every ttl/3, and at once
-        when the holder announces its release."""
-        announced = False
-        pubsub = None
-        try:
-            while True:
-                try:
-                    if pubsub is None:
-                        pubsub = self.redis.pubsub()
-                        await pubsub.subscribe(self.released_channel)
-                    if await self.redis.set(
-                        self.key, self.owner, nx=True, px=self.ttl_ms
-                    ):
-                        logger.info("event=feed_lock_acquired owner=%s", self.owner)
-                        return
-                    if not announced:
-                        holder = await self.redis.get(self.key)
-                        logger.info(
-                            "event=feed_standby owner=%s leader=%s",
-                            self.owner,
-                            holder.decode() if holder else "-",
-                        )
-                        announced = True
-                    message = await pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=self.ttl_ms / 3000
-                    )
-                    if message is not None:
-                        data = message.get("data")
-                        logger.info(
-                            "event=feed_leader_released owner=%s leader=%s",
-                            self.owner,
-                            data.decode(errors="replace")
-                            if isinstance(data, bytes)
-                            else "-",
-                        )
-                except (aredis.RedisError, OSError) as exc:
-                    logger.warning("event=feed_lock_error error=%r", exc)
-                    if pubsub is not None:
-                        with contextlib.suppress(Exception):
-                            await pubsub.aclose()
-                        pubsub = None
-                    await asyncio.sleep(self.ttl_ms / 3000)
-        finally:
-            if pubsub is not None:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-
-    async def renew(self) -> bool:
-        try:
-            return bool(
-                await self.redis.eval(self._RENEW, 1, self.key, self.owner, self.ttl_ms)
-            )
-        except (aredis.RedisError, OSError) as exc:
-            logger.warning("event=feed_lock_renew_failed error=%r", exc)
-            return False
-
-    async def release(self) -> None:
-        """Delete the lock if still ours and tell the standby (one round trip)."""
-        try:
-            released = await self.redis.eval(self._RELEASE, 1, self.key, self.owner)
-        except (aredis.RedisError, OSError) as exc:
-            logger.warning("event=feed_lock_release_failed error=%r", exc)
-            return
-        if released:
-            logger.info("event=feed_lock_released owner=%s", self.owner)
-
-
 class FeedRunner:
-    def __init__(self, *, channel_layer: Any = None, lock: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        channel_layer: Any = None,
+        lock: Any = None,
+        stores: Backends | None = None,
+    ) -> None:
+        """``stores``: the backends to run on (default: the process's, chosen
+        by the settings, realtime/backends.py)."""
         self.channel_layer = channel_layer or get_channel_layer()
         self.owner = f"feed:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        if lock is None:
-            lock = (
-                RedisLeaderLock(
-                    settings.REDIS_URL,
-                    f"{settings.REALTIME_CACHE_PREFIX}:feed:leader",
-                    self.owner,
-                    settings.REALTIME_FEED_LOCK_TTL,
-                )
-                if settings.REDIS_URL
-                else LocalLock()
-            )
-        self.lock = lock
+        self.stores = stores if stores is not None else backends()
+        self.lock = lock if lock is not None else self.stores.leader_lock(self.owner)
         self.feed: FeedService | None = None
-        self.publisher: Any = None
+        self.broker: Broker | None = None
         self.simulator: Any = None
         self.leading = asyncio.Event()
         # Lease owner -> (hub channel, symbols of its last lease): where the
@@ -192,15 +87,15 @@ class FeedRunner:
     async def _lead(self) -> None:
         await self._record_leadership()
         self.hubs = {}
-        if settings.REALTIME_MODE == "scaled":
-            get_status_store().held = True  # until ``_first_status``
+        scaled = self.stores.scaled
+        if scaled:
+            self.stores.status.held = True  # until ``_first_status``
         self.feed = await self._build_feed()
         await self.feed.start()
         await self._reload_pins()
         request: LeaseRequestEvent = {"type": "hub.lease_request"}
         with contextlib.suppress(Exception):
             await self.channel_layer.group_send(HUBS_GROUP, request)
-        scaled = settings.REALTIME_MODE == "scaled"
         if not scaled:
             await self.feed.publish_status()
         self.leading.set()
@@ -254,12 +149,12 @@ class FeedRunner:
             )
             source = "simulator"
             logger.info("event=simulator_started url=%s", self.simulator.url)
-        self.publisher = build_publisher(settings.REALTIME_MODE, self.channel_layer)
+        self.broker = self.stores.broker(self.channel_layer)
         return FeedService(
             upstream=upstream,
-            cache=get_tick_cache(),
-            publisher=self.publisher,
-            status_store=get_status_store(),
+            cache=self.stores.cache,
+            broker=self.broker,
+            status_store=self.stores.status,
             source=source,
             api_configured=bool(settings.FMP_API_KEY),
             owner=self.owner,
@@ -318,9 +213,8 @@ class FeedRunner:
 
     def _unroute(self, owner: str) -> tuple[str, frozenset[str]] | None:
         hub = self.hubs.pop(owner, None)
-        forget = getattr(self.publisher, "forget_channel", None)
-        if hub is not None and forget is not None:
-            forget(hub[0])
+        if hub is not None and self.broker is not None:
+            self.broker.forget_hub(hub[0])
         return hub
 
     async def _forget_expired_hubs(self) -> None:
@@ -352,7 +246,7 @@ class FeedRunner:
     async def _record_leadership(self) -> None:
         """Name this leader in the status, and the hand-over if it took over from
         another one (how long no leader reported)."""
-        store = get_status_store()
+        store = self.stores.status
         now = time.time()
         try:
             previous = await store.aread()

@@ -1,14 +1,13 @@
 """FeedService: the one owner of the upstream subscription and of every tick.
 
 Ticks arrive from ``FmpClient`` (built here from one ``FmpConfig``) in order. Each
-is merged into the symbol's previous state (read back from the ``TickCache``, the
-one copy of the latest state in this process), numbered (``seq``, per symbol, by
-the ``History``), written to the cache, encoded once as the client
-``price_update`` message, recorded in the symbol's bounded history, handed to a
-``Publisher`` (the local hub in embedded mode, the channel layer group in scaled
-mode; in scaled mode the history hands it over once written to Redis, so a
-recovering client never misses it) and passed to the registered callbacks.
-Upstream state changes and refusals go to the publisher too.
+is numbered by the ``Broker`` (``seq``, per symbol), merged into the symbol's
+previous state (read back from the ``TickCache``, the one copy of the latest
+state in this process), written to the cache, encoded once as the client
+``price_update`` message and published through the broker, which records it in
+the history before any hub sees it (realtime/feed/broker.py); then it is passed
+to the registered callbacks. Upstream state changes and refusals go through the
+broker too.
 
 The upstream subscription is kept equal to (live leases ∪ pins), except that a
 symbol nobody needs any more stays subscribed for a grace period, so clients that
@@ -28,10 +27,9 @@ from typing import Any
 from django.utils.module_loading import import_string
 
 from realtime import metrics
-from realtime.events import UPSTREAM_STATES, UpstreamState
+from realtime.events import UPSTREAM_STATES, Update, UpstreamState
+from realtime.feed.broker import Broker
 from realtime.feed.cache import TickCache
-from realtime.feed.history import History, get_history
-from realtime.feed.publishers import Publisher
 from realtime.feed.state import (
     PriceState,
     encode_price_update,
@@ -62,7 +60,7 @@ class FeedService:
         *,
         upstream: FmpConfig,
         cache: TickCache,
-        publisher: Publisher,
+        broker: Broker,
         status_store: StatusStore,
         source: str,
         api_configured: bool,
@@ -72,12 +70,10 @@ class FeedService:
         callbacks: Iterable[str | TickCallback] = (),
         clock: Callable[[], float] = time.monotonic,
         asset_class: Callable[[str], str | None] | None = None,
-        history: History | None = None,
     ) -> None:
         """``asset_class`` (symbol -> ``stocks``/``crypto``/``forex``/None) lets
-        reference data replace the client's guess by symbol shape. ``history``
-        (default: the process's, realtime/feed/history.py) numbers and keeps each
-        symbol's updates; in scaled mode it publishes each update once written."""
+        reference data replace the client's guess by symbol shape. ``broker``
+        numbers, records and publishes every update (realtime/feed/broker.py)."""
         self.client = FmpClient(
             upstream,
             on_tick=self.on_tick,
@@ -87,10 +83,7 @@ class FeedService:
             **({"asset_class": asset_class} if asset_class is not None else {}),
         )
         self.cache = cache
-        self.publisher = publisher
-        self.history = history if history is not None else get_history()
-        # True: the history hands each update to the publisher after writing it.
-        self._history_publishes = self.history.gate(publisher.publish)
+        self.broker = broker
         self.status_store = status_store
         self.source = source
         self.api_configured = api_configured
@@ -131,13 +124,12 @@ class FeedService:
         if tick.symbol not in self._upstream:
             return  # a late tick for a symbol already dropped upstream
         symbol = tick.symbol
-        seq = self.history.next_seq(symbol)
+        broker = self.broker
+        seq = broker.next_seq(symbol)
         state = merge_tick(self.cache.latest(symbol), tick, utc_now_iso(), seq)
         self.cache.put(state)
         text = encode_price_update(state)  # the one encode, seq included
-        self.history.record(symbol, seq, text, tick.timestamp)
-        if not self._history_publishes:
-            self.publisher.publish(symbol, text, tick.timestamp)
+        broker.publish(Update(symbol, seq, broker.epoch, text, tick.timestamp))
         self.ticks_received += 1
         self.last_tick_at = time.time()
         metrics.TICKS_RECEIVED.labels(tick.kind).inc()
@@ -238,16 +230,14 @@ class FeedService:
     async def start(self) -> None:
         self.running = True
         await self.cache.start()
-        await self.history.start()
-        await self.publisher.start()
+        await self.broker.start()
         await self.client.start()
         logger.info("event=feed_started source=%s owner=%s", self.source, self.owner)
 
     async def stop(self) -> None:
         self.running = False
         await self.client.stop()
-        await self.history.aclose()  # its last batch still reaches the publisher
-        await self.publisher.aclose()
+        await self.broker.aclose()  # its last batch is still published
         await self.cache.aclose()
         for task in [*self._callback_tasks, *self._status_tasks]:
             task.cancel()
@@ -272,7 +262,7 @@ class FeedService:
     def _on_refused(self, symbols: frozenset[str], message: str) -> None:
         """FMP refused symbols (or the cluster cannot serve them): clients of those
         symbols get an ``upstream_refused`` error through the hub."""
-        self.publisher.publish_refused(sorted(symbols), message)
+        self.broker.publish_refused(sorted(symbols), message)
         self._publish_status_soon()
 
     @staticmethod
@@ -290,7 +280,7 @@ class FeedService:
 
     def announce_upstream(self, state: str) -> None:
         """Tell every client the upstream state changed (``upstream_status``)."""
-        self.publisher.publish_upstream(state, encode_upstream_status(state))
+        self.broker.publish_upstream(state, encode_upstream_status(state))
 
     def problem(self) -> str | None:
         """One operator-readable sentence per thing keeping prices from flowing."""

@@ -56,11 +56,6 @@ class PriceState:
     seq: int | None = field(default=None, compare=False)
 
 
-# Marks an update a new feed leader re-publishes from the history at takeover
-# (realtime/feed/history.py); hubs drop the ones they already sent.
-REPLAY_MARK = '"recovered":true'
-
-
 def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -197,6 +192,25 @@ def to_price_update(state: PriceState, *, snapshot: bool = False) -> dict[str, A
 def encode_price_update(state: PriceState, *, snapshot: bool = False) -> str:
     """Serialise once; every client of the symbol receives these exact bytes."""
     return orjson.dumps(to_price_update(state, snapshot=snapshot)).decode()
+
+
+# What a replayed update gains for the client (docs/protocol.md, recovery).
+RECOVERED: dict[str, Any] = {"recovered": True}
+
+
+def add_fields(text: str, fields: dict[str, Any]) -> str:
+    """``text`` (an encoded JSON object, e.g. ``encode_price_update``'s) with
+    ``fields`` appended, without decoding and re-encoding it.
+
+    The one place that edits an encoded message: a replayed update gains
+    ``"recovered": true``, a re-sent state ``"snapshot": true`` and its epoch.
+    ``fields`` must not repeat a key of ``text`` (JSON would then hold it twice).
+    """
+    if not fields:
+        return text
+    if not text.endswith("}") or text == "{}":
+        raise ValueError(f"not an encoded JSON object with fields: {text[:40]!r}")
+    return text[:-1] + "," + orjson.dumps(fields).decode()[1:]
 
 
 def to_cache_entry(state: PriceState) -> dict[str, Any]:

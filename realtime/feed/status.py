@@ -60,30 +60,24 @@ class FeedStatus:
     # The feed process's own counters (realtime.metrics.feed_counters), so that
     # the web processes' /metrics can export them in scaled mode.
     counters: dict[str, float] = field(default_factory=dict)
+    # How old this status may be and still describe a live feed: set by the
+    # store that read it (``StatusStore.stale_after``); not published.
+    stale_after: float = field(default=10.0, compare=False)
 
     def is_fresh(self, now: float | None = None) -> bool:
-        """Scaled mode: a leader that has not reported for the lock's TTL is gone
-        (its lock has expired too: a standby may take over); embedded mode keeps
-        ``REALTIME_STATUS_STALE_AFTER``."""
         now = time.time() if now is None else now
-        return now - self.updated_at <= stale_after()
+        return now - self.updated_at <= self.stale_after
 
     def to_json(self) -> bytes:
-        return orjson.dumps(dataclasses.asdict(self))
+        data = dataclasses.asdict(self)
+        del data["stale_after"]  # the reader's, not the feed's
+        return orjson.dumps(data)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> FeedStatus:
         data = orjson.loads(raw)
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
-
-
-def stale_after() -> float:
-    """Seconds after which the feed's last status means the feed is down."""
-    limit = settings.REALTIME_STATUS_STALE_AFTER
-    if settings.REDIS_URL and settings.REALTIME_MODE == "scaled":
-        return min(limit, settings.REALTIME_FEED_LOCK_TTL)
-    return limit
 
 
 def refusals(status: FeedStatus | None, symbols: Iterable[str]) -> dict[str, str]:
@@ -97,10 +91,21 @@ def refusals(status: FeedStatus | None, symbols: Iterable[str]) -> dict[str, str
 
 
 class StatusStore:
-    """In-process in embedded mode; a Redis key with a TTL in scaled mode."""
+    """In-process in embedded mode; a Redis key with a TTL in scaled mode.
 
-    def __init__(self, url: str = "", prefix: str = "fmpsite") -> None:
+    ``stale_after``: seconds after which a read status means the feed is down.
+    Scaled mode (realtime/backends.py) uses the leader lock's TTL when shorter: a
+    leader that has not reported for that long has lost its lock too, and a
+    standby may take over.
+    """
+
+    def __init__(
+        self, url: str = "", prefix: str = "fmpsite", stale_after: float | None = None
+    ) -> None:
         self.url = url
+        self.stale_after = (
+            settings.REALTIME_STATUS_STALE_AFTER if stale_after is None else stale_after
+        )
         self.key = f"{prefix}:feed:status"
         self._local: FeedStatus | None = None
         self._redis = RedisClients(url)
@@ -123,16 +128,21 @@ class StatusStore:
 
     def read(self) -> FeedStatus | None:
         if not self.url:
-            return self._local
+            return self._dated(self._local)
         raw = self._redis.sync.get(self.key)
-        return FeedStatus.from_json(raw) if raw else None
+        return self._dated(FeedStatus.from_json(raw) if raw else None)
 
     async def aread(self) -> FeedStatus | None:
         """``read`` without blocking the event loop (hubs, the feed host)."""
         if not self.url:
-            return self._local
+            return self._dated(self._local)
         raw = await self._redis.aio.get(self.key)
-        return FeedStatus.from_json(raw) if raw else None
+        return self._dated(FeedStatus.from_json(raw) if raw else None)
+
+    def _dated(self, status: FeedStatus | None) -> FeedStatus | None:
+        if status is None or status.stale_after == self.stale_after:
+            return status
+        return dataclasses.replace(status, stale_after=self.stale_after)
 
     async def aclose(self) -> None:
         await self._redis.aclose()
@@ -141,23 +151,3 @@ class StatusStore:
         self._local = None
         if self.url:
             self._redis.sync.delete(self.key)
-
-
-_store: StatusStore | None = None
-
-
-def get_status_store() -> StatusStore:
-    global _store
-    if _store is None:
-        _store = StatusStore(settings.REDIS_URL, settings.REALTIME_CACHE_PREFIX)
-    return _store
-
-
-def read_feed_status() -> FeedStatus | None:
-    """Latest published status, or None if the feed never reported."""
-    return get_status_store().read()
-
-
-def reset_status_store() -> None:
-    global _store
-    _store = None

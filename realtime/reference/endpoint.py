@@ -15,6 +15,7 @@ import time
 
 from django.conf import settings
 
+from realtime.backends import backends
 from realtime.stores import STORE_ERRORS, RedisClients
 
 logger = logging.getLogger(__name__)
@@ -38,10 +39,9 @@ def _redis() -> RedisClients:
     Short timeouts: a web process reads the URL on its event loop.
     """
     global _clients
-    if _clients is None or _clients.url != settings.REDIS_URL:
-        _clients = RedisClients(
-            settings.REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0
-        )
+    url = backends().redis_url
+    if _clients is None or _clients.url != url:
+        _clients = RedisClients(url, socket_timeout=1.0, socket_connect_timeout=1.0)
     return _clients
 
 
@@ -58,7 +58,7 @@ def set_rest_base(url: str | None) -> None:
     global _local_base, _redis_base
     previous, _local_base = _local_base, url
     _redis_base = None
-    if settings.REDIS_URL:
+    if backends().scaled:
         try:
             client = _redis().sync
             if url:
@@ -93,7 +93,7 @@ def rest_endpoint() -> tuple[str, str, bool] | None:
         return None
     if settings.FMP_API_KEY:
         return settings.FMP_REST_URL, settings.FMP_API_KEY, False
-    base = _local_base or (_published_base() if settings.REDIS_URL else None)
+    base = _local_base or (_published_base() if backends().scaled else None)
     return (base, SIMULATOR_KEY, True) if base else None
 
 

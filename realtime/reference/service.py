@@ -33,14 +33,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from django.conf import settings
-
+from realtime.backends import backends, reset_backends
 from realtime.marketday import trading_day
 from realtime.ratelimit import TokenBucket
 from realtime.reference.cache import (
     Entry,
-    LocalReferenceCache,
-    RedisReferenceCache,
     Reference,
     ReferenceCache,
     Unknown,
@@ -365,31 +362,12 @@ class ReferenceService:
         return entries
 
 
-_service: ReferenceService | None = None
-
-
 def get_reference_service() -> ReferenceService:
-    """The process's service, configured from settings (REDIS_URL picks the cache)."""
-    global _service
-    if _service is None:
-        cache: ReferenceCache = (
-            RedisReferenceCache(settings.REDIS_URL, settings.REALTIME_CACHE_PREFIX)
-            if settings.REDIS_URL
-            else LocalReferenceCache()
-        )
-        _service = ReferenceService(
-            cache=cache,
-            timeout=settings.FMP_REST_TIMEOUT,
-            batch_size=settings.FMP_REST_BATCH,
-            max_per_minute=settings.FMP_REST_MAX_PER_MINUTE,
-            backoff=settings.FMP_REST_BACKOFF,
-            backoff_cap=settings.FMP_REST_BACKOFF_CAP,
-        )
-    return _service
+    """The process's service (realtime/backends.py: its cache follows the mode)."""
+    return backends().reference
 
 
 def reset_reference_service() -> None:
     """Forget the service and the registered simulator URL (tests)."""
-    global _service
-    _service = None
+    reset_backends()
     reset_rest_base()

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from dashboard.models import DashboardPreference, Watchlist, WatchlistItem
 from dashboard.selectors import watchlist_symbols
-from realtime.feed.cache import get_tick_cache
+from realtime.backends import backends
 from realtime.feed.state import PriceState
 from tests.dashboard.browser import (
     DEFAULT_SYMBOLS,
@@ -497,7 +497,7 @@ def assert_session_ended(page: Page, base_url: str) -> None:
 def test_all_times_in_one_format_and_the_browsers_time_zone(
     django_server: str, browser: Browser, browser_user: str
 ) -> None:
-    get_tick_cache().put(
+    backends().cache.put(
         PriceState(
             symbol="AAPL",
             timestamp=1_699_564_800_000,  # 2023-11-09 21:20:00 UTC

@@ -43,6 +43,7 @@ def test_is_idempotent_and_restores_the_documented_password(settings) -> None:
 )
 def test_refuses_outside_debug_embedded(settings, debug: bool, mode: str) -> None:
     settings.DEBUG = debug
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0" if mode == "scaled" else ""
     settings.REALTIME_MODE = mode
     output = run()
     assert "refusing" in output

@@ -11,7 +11,7 @@ from dashboard.selectors import (
     reference_for,
     symbol_suggestions,
 )
-from realtime.feed.cache import get_tick_cache
+from realtime.backends import backends
 from realtime.feed.state import PriceState
 
 
@@ -56,7 +56,7 @@ def test_price_card_reads_the_tick_cache() -> None:
         bid_size=2_000_000,
         cached_at="2023-11-14T22:13:20.000+00:00",
     )
-    get_tick_cache().put(state)
+    backends().cache.put(state)
     card = price_card(symbol="EURUSD")
     assert card.last_price_display == "\u2014"
     assert card.ask_price_display == "1.0846"
@@ -71,7 +71,7 @@ def test_unreachable_cache_renders_the_card_without_a_price(monkeypatch) -> None
         def get(self, symbol: str) -> None:
             raise redis.ConnectionError("Redis is restarting")
 
-    monkeypatch.setattr("dashboard.selectors.get_tick_cache", DownCache)
+    monkeypatch.setattr(backends(), "cache", DownCache())
     card = price_card(symbol="AAPL")
     assert card.state is None and card.last_price_display == "\u2014"
 
@@ -107,7 +107,7 @@ def test_reference_hook_gives_cards_names_and_change(monkeypatch) -> None:
     monkeypatch.setattr(
         "dashboard.selectors._reference_source", lambda: get_references_sync
     )
-    get_tick_cache().put(state("AAPL", 101.0))
+    backends().cache.put(state("AAPL", 101.0))
     card = price_card(symbol="AAPL")
     assert calls == [(["AAPL"], 1.0)]
     assert card.name == "Apple Inc."

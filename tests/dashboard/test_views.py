@@ -12,7 +12,7 @@ from dashboard.services import (
     DEFAULT_WATCHLIST_SYMBOLS,
     watchlist_get_or_create_default,
 )
-from realtime.feed.cache import get_tick_cache
+from realtime.backends import backends
 from realtime.feed.state import PriceState
 
 pytestmark = pytest.mark.django_db
@@ -85,7 +85,7 @@ def test_first_visit_creates_default_watchlist(user_client: Client, user) -> Non
 
 
 def test_page_renders_cached_price_server_side(user_client: Client) -> None:
-    get_tick_cache().put(
+    backends().cache.put(
         PriceState(
             symbol="AAPL",
             timestamp=1_699_564_800_000,

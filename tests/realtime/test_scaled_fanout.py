@@ -15,7 +15,7 @@ import redis
 from channels_redis.core import RedisChannelLayer
 
 from realtime import metrics
-from realtime.events import HUBS_GROUP
+from realtime.events import HUBS_GROUP, Update
 from realtime.feed.publishers import LayerPublisher
 from realtime.groups import price_group
 from tests.conftest import async_wait_until
@@ -190,14 +190,14 @@ async def test_a_layer_overflow_is_counted_and_the_symbols_resynced(redis_prefix
     try:
         await layer.group_add(price_group("OVA"), channel)
         await layer.group_add(price_group("OVB"), channel)
-        publisher.publish("OVA", "a1", 1)
+        publisher.deliver(Update("OVA", 1, "e1", "a1", 1))
         await async_wait_until(
             lambda: "OVA" in publisher._latest, 60, "the first batch sent"
         )
         # The channel holds one message: every flush from now on is refused.
         for i in range(2, 6):
-            publisher.publish("OVA", f"a{i}", i)
-            publisher.publish("OVB", f"b{i}", i)
+            publisher.deliver(Update("OVA", i, "e1", f"a{i}", i))
+            publisher.deliver(Update("OVB", i, "e1", f"b{i}", i))
             await async_wait_until(
                 lambda: not publisher._queue, 60, "the publisher to flush"
             )
@@ -210,10 +210,10 @@ async def test_a_layer_overflow_is_counted_and_the_symbols_resynced(redis_prefix
             "every refused update of the burst counted",
         )
         first = await layer.receive(channel)  # the hub reads again
-        assert first["updates"] == [["OVA", "a1", 1]]
+        assert first["updates"] == [["OVA", 1, "e1", "a1", 1, False]]
         resync = await asyncio.wait_for(layer.receive(channel), 60)
         assert resync["type"] == "price.batch"
-        latest = {symbol: text for symbol, text, _ in resync["updates"]}
+        latest = {u.symbol: u.text for u in map(Update._make, resync["updates"])}
         assert latest == {"OVA": "a5", "OVB": "b5"}
         assert dropped._value.get() - before >= 8  # four flushes of two
     finally:

@@ -14,6 +14,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from realtime.backends import EMBEDDED, backends
+
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - documented development login
 
@@ -25,8 +27,8 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        mode = getattr(settings, "REALTIME_MODE", None)
-        if not settings.DEBUG or mode != "embedded":
+        mode = backends().mode
+        if not settings.DEBUG or mode != EMBEDDED:
             self.stdout.write(
                 "ensure_demo_user: refusing to create the demo user "
                 f"(needs DEBUG=True and REALTIME_MODE='embedded'; "

@@ -15,8 +15,6 @@ from django.test import Client
 
 from fmpsite.csp import POLICY
 from realtime.api.parsers import MAX_DEPTH, json_depth_exceeds
-from realtime.feed.cache import reset_tick_cache
-from realtime.feed.status import reset_status_store
 from realtime.models import PinnedSubscription
 from tests.conftest import free_port
 from tests.factories import make_token, make_user, publish_status, seed_price
@@ -131,8 +129,7 @@ def test_unacceptable_accept_is_json_406(client):
 def test_store_failure_is_json_503_on_every_read(client, settings):
     """Redis (scaled mode) down: one handler turns it into a JSON 503."""
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens
-    reset_tick_cache()
-    reset_status_store()
+    settings.REALTIME_MODE = "scaled"
     try:
         for path in ("status", "cache", "cache/AAPL"):
             response = client.get(f"{API}/{path}")
@@ -145,9 +142,8 @@ def test_store_failure_is_json_503_on_every_read(client, settings):
         assert health.json()["last_error"].startswith("Status store unavailable")
         assert health.json()["is_running"] is False
     finally:
+        settings.REALTIME_MODE = "embedded"
         settings.REDIS_URL = ""
-        reset_tick_cache()
-        reset_status_store()
 
 
 # --- fan-out failure hook of the health selector --------------------------------------

@@ -6,7 +6,8 @@ import orjson
 import pytest
 from django.test import Client
 
-from realtime.feed.history import get_history
+from realtime.backends import backends
+from realtime.events import Update
 from tests.factories import make_token, make_user
 
 pytestmark = pytest.mark.django_db
@@ -16,13 +17,14 @@ API = "/api/v2/realtime"
 
 def publish(symbol: str, count: int) -> list[dict]:
     """Record ``count`` updates of ``symbol`` the way the feed does."""
-    history = get_history()
+    history = backends().history
     sent = []
     for _ in range(count):
         seq = history.next_seq(symbol)
         update = {"type": "price_update", "symbol": symbol, "last_price": 1.0 + seq}
         update["seq"] = seq
-        history.record(symbol, seq, orjson.dumps(update).decode(), 0)
+        text = orjson.dumps(update).decode()
+        history.record(Update(symbol, seq, history.epoch, text, 0))
         sent.append(update)
     return sent
 
@@ -33,7 +35,7 @@ def test_history_returns_the_updates_oldest_first_with_epoch(client: Client):
     assert response.status_code == 200
     assert response.json() == {
         "symbol": "AAPL",
-        "epoch": get_history().epoch,
+        "epoch": backends().history.epoch,
         "last_seq": 5,
         "updates": sent,
     }

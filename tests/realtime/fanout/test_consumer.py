@@ -10,10 +10,11 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from fmpsite.asgi import application
+from realtime.backends import backends
 from realtime.fanout.hub import close_hub, current_hub
-from realtime.feed.cache import get_tick_cache
 from realtime.feed.state import encode_price_update, merge_tick
 from realtime.upstream.protocol import Tick
+from tests.factories import update
 
 PATH = "/api/v2/realtime/ws/prices"
 
@@ -51,7 +52,7 @@ def seed(symbol: str, price: float, kind: str = "T"):
         ),
         "2024-11-10T12:00:00.000+00:00",
     )
-    get_tick_cache().put(state)
+    backends().cache.put(state)
     return state
 
 
@@ -115,8 +116,8 @@ async def test_live_updates_reach_only_subscribers_of_the_symbol():
     await receive_ack(comm)
     hub = current_hub()
     text = encode_price_update(seed("AAPL", 190.0))
-    hub.deliver("MSFT", encode_price_update(seed("MSFT", 400.0)), 0)
-    hub.deliver("AAPL", text, 0)
+    hub.deliver(update("MSFT", encode_price_update(seed("MSFT", 400.0))))
+    hub.deliver(update("AAPL", text))
     assert await comm.receive_from() == text
     assert await comm.receive_nothing(0.1)
     await comm.disconnect()
@@ -137,7 +138,7 @@ async def test_unsubscribe_stops_updates_and_reports_total():
         "type": "subscriptions",
         "symbols": ["MSFT"],
     }
-    current_hub().deliver("AAPL", encode_price_update(seed("AAPL", 1.0)), 0)
+    current_hub().deliver(update("AAPL", encode_price_update(seed("AAPL", 1.0))))
     assert await comm.receive_nothing(0.1)
     await comm.disconnect()
 
@@ -385,7 +386,8 @@ async def test_refused_symbols_reach_subscribers_and_later_subscribers_at_once()
     ack = await receive_ack(second)
     assert ack["symbols"] == ["RFZ", "RFB"]  # still subscribed: FMP may allow it later
     # A tick for a refused symbol means FMP serves it now: no more early errors.
-    hub.deliver("RFZ", encode_price_update(seed("RFZ", 1.0)), 1_699_564_800_000)
+    text = encode_price_update(seed("RFZ", 1.0))
+    hub.deliver(update("RFZ", text, 1_699_564_800_000))
     await second.receive_json_from()
     assert hub.refusals_for(["RFZ"]) == {}
     await first.disconnect()

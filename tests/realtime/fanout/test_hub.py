@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
+from realtime.events import Update
 from realtime.fanout import hub as hub_module
 from realtime.fanout.closecodes import CLOSE_STALLED
 from realtime.fanout.daphne_io import text_frame
@@ -19,6 +20,7 @@ from realtime.fanout.hub import (
 from realtime.fanout.outbox import MAX_HELD_REPLIES
 from realtime.fanout.recovery import SequenceGuard
 from tests.conftest import async_wait_until
+from tests.factories import update
 
 
 def collecting_outbox(conn_id: str = "ws-test") -> tuple[Outbox, list[str]]:
@@ -38,8 +40,8 @@ async def test_a_reading_client_gets_every_update_in_order():
         await hub.subscribe(outbox, ["AAA", "BBB"])
         # Ticks of one upstream read arrive in one event-loop turn.
         for i in range(5):
-            hub.deliver("AAA", f"AAA-{i}", 0)
-            hub.deliver("BBB", f"BBB-{i}", 0)
+            hub.deliver(update("AAA", f"AAA-{i}", seq=i))
+            hub.deliver(update("BBB", f"BBB-{i}", seq=i))
         await async_wait_until(lambda: len(sent) == 10, 60, "all ten updates")
         assert sent == [f"{s}-{i}" for i in range(5) for s in ("AAA", "BBB")]
         assert outbox.conflated == 0
@@ -162,21 +164,21 @@ async def test_takeover_replays_fill_a_gap_and_duplicates_are_dropped():
     hub = get_hub()
     try:
         # scaled mode: the hub follows each symbol's sequence
-        hub.sequence = SequenceGuard(hub.by_symbol, hub.send_snapshot)
+        hub.sequence = SequenceGuard()
         outbox, sent = collecting_outbox()
         hub.attach(outbox)
         await hub.subscribe(outbox, ["AAA", "NEW"])
 
-        def update(symbol: str, seq: int, replayed: bool = False) -> str:
-            mark = ',"recovered":true' if replayed else ""
-            return f'{{"type":"price_update","symbol":"{symbol}","seq":{seq}{mark}}}'
+        def numbered(symbol: str, seq: int, replayed: bool = False) -> Update:
+            text = f'{{"type":"price_update","symbol":"{symbol}","seq":{seq}}}'
+            return update(symbol, text, seq=seq, replayed=replayed)
 
         for seq in (1, 2, 3):
-            hub.deliver("AAA", update("AAA", seq), 0)
+            hub.deliver(numbered("AAA", seq))
         for seq in (2, 3, 4, 5):  # the tail: 2-3 were sent, 4-5 never were
-            hub.deliver("AAA", update("AAA", seq, replayed=True), 0)
-        hub.deliver("NEW", update("NEW", 7, replayed=True), 0)  # nothing sent yet
-        hub.deliver("AAA", update("AAA", 6), 0)
+            hub.deliver(numbered("AAA", seq, replayed=True))
+        hub.deliver(numbered("NEW", 7, replayed=True))  # nothing sent yet
+        hub.deliver(numbered("AAA", 6))
         await async_wait_until(lambda: len(sent) == 6, 60, "six updates")
         seqs = [
             (t.split('"symbol":"')[1][:3], int(t.split('"seq":')[1][0])) for t in sent

@@ -14,8 +14,11 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from realtime.events import Update
 from realtime.fanout.hub import close_hub
+from realtime.feed.broker import InMemoryBroker
 from realtime.feed.cache import InProcessTickCache
+from realtime.feed.history import InMemoryHistory
 from realtime.feed.service import FeedService
 from realtime.feed.status import StatusStore
 from realtime.upstream.config import FmpConfig
@@ -23,28 +26,29 @@ from realtime.upstream.simulator import FmpSimulator
 from tests.conftest import async_wait_until
 
 
-class CollectingPublisher:
-    """A real Publisher that keeps what it was given instead of fanning it out."""
+class CollectingFanout:
+    """A real fan-out for the broker that keeps what it was given instead of
+    delivering it to clients."""
 
     def __init__(self) -> None:
         self.published: list[tuple[str, dict]] = []
         self.upstream: list[str] = []
         self.refused: list[tuple[list[str], str]] = []
 
-    def publish(self, symbol: str, text: str, tick_ts: int) -> None:
-        self.published.append((symbol, orjson.loads(text)))
+    def deliver(self, update: Update) -> None:
+        self.published.append((update.symbol, orjson.loads(update.text)))
 
-    def publish_upstream(self, status: str, text: str) -> None:
+    def deliver_upstream(self, status: str, text: str) -> None:
         self.upstream.append(status)
 
-    def publish_refused(self, symbols, message: str) -> None:
+    def deliver_refused(self, symbols, message: str) -> None:
         self.refused.append((list(symbols), message))
 
-    async def start(self) -> None:
-        return None
 
-    async def aclose(self) -> None:
-        return None
+def collecting_broker(fanout: CollectingFanout | None = None) -> InMemoryBroker:
+    """An in-memory broker (its own history) handing updates to ``fanout``."""
+    history = InMemoryHistory(size=100, seconds=600)
+    return InMemoryBroker(history, fanout if fanout is not None else CollectingFanout())
 
 
 @pytest.fixture
@@ -57,7 +61,7 @@ async def simulator():
 
 @pytest.fixture
 async def feed(simulator):
-    publisher = CollectingPublisher()
+    publisher = CollectingFanout()
 
     service = FeedService(
         upstream=FmpConfig(
@@ -68,7 +72,7 @@ async def feed(simulator):
             reconnect_cap=0.2,
         ),
         cache=InProcessTickCache(),
-        publisher=publisher,
+        broker=collecting_broker(publisher),
         status_store=StatusStore(),
         source="fmp",
         api_configured=True,
@@ -179,7 +183,7 @@ async def test_dotted_path_callback_from_settings_is_registered(simulator):
     service = FeedService(
         upstream=FmpConfig(url=simulator.url, api_key="k"),
         cache=InProcessTickCache(),
-        publisher=CollectingPublisher(),
+        broker=collecting_broker(),
         status_store=StatusStore(),
         source="fmp",
         api_configured=True,

@@ -8,6 +8,8 @@ import orjson
 import pytest
 import redis
 
+from realtime.events import Update
+from realtime.feed.broker import InMemoryBroker, RedisBroker
 from realtime.feed.cache import InProcessTickCache
 from realtime.feed.history import HistoryPage, InMemoryHistory, RedisHistory
 from realtime.feed.service import FeedService
@@ -31,9 +33,15 @@ def fill(history, symbol: str, count: int) -> list[int]:
     seqs = []
     for _ in range(count):
         seq = history.next_seq(symbol)
-        history.record(symbol, seq, orjson.dumps({"seq": seq}).decode(), 0)
+        text = orjson.dumps({"seq": seq}).decode()
+        history.record(Update(symbol, seq, history.epoch, text, 0))
         seqs.append(seq)
     return seqs
+
+
+def put(broker, symbol: str, text: str) -> None:
+    """Number and publish one update through ``broker`` (history, then fan-out)."""
+    broker.publish(Update(symbol, broker.next_seq(symbol), broker.epoch, text, 0))
 
 
 def test_memory_seq_grows_by_one_per_symbol_and_reads_page_forward():
@@ -85,16 +93,21 @@ def tick(symbol: str, price: float) -> Tick:
 
 
 class Collecting:
+    """A fan-out that keeps what the broker handed it."""
+
     def __init__(self) -> None:
         self.texts: list[tuple[str, dict]] = []
 
-    def publish(self, symbol: str, text: str, tick_ts: int) -> None:
-        self.texts.append((symbol, orjson.loads(text)))
+    def deliver(self, update: Update) -> None:
+        self.texts.append((update.symbol, orjson.loads(update.text)))
 
-    def publish_upstream(self, status, text):
+    def deliver_upstream(self, status, text):
         pass
 
-    def publish_refused(self, symbols, message):
+    def deliver_refused(self, symbols, message):
+        pass
+
+    def forget_channel(self, channel):
         pass
 
     async def start(self):
@@ -104,16 +117,22 @@ class Collecting:
         pass
 
 
+def broker_for(history, fanout=None):
+    fanout = fanout if fanout is not None else Collecting()
+    if isinstance(history, RedisHistory):
+        return RedisBroker(history, fanout)
+    return InMemoryBroker(history, fanout)
+
+
 def feed_with(history, publisher) -> FeedService:
     service = FeedService(
         upstream=FmpConfig(url="ws://127.0.0.1:9", api_key="k"),
         cache=InProcessTickCache(),
-        publisher=publisher,
+        broker=broker_for(history, publisher),
         status_store=StatusStore(),
         source="fmp",
         api_configured=True,
         owner="test",
-        history=history,
     )
     service._upstream = frozenset({"AAPL", "MSFT"})
     return service
@@ -160,19 +179,19 @@ async def test_redis_feed_publishes_only_what_redis_holds_and_failover_continues
     history = redis_history()
     seen_in_redis: list[bool] = []
     publisher = Collecting()
-    collect = publisher.publish
+    collect = publisher.deliver
     reader = redis_history()
 
-    def publish(symbol, text, tick_ts):
+    def deliver(update):
         # Write-then-publish: a reader at this instant already finds the update.
-        seq = orjson.loads(text)["seq"]
-        page = reader.read(symbol, seq - 1, 10)
+        seq = orjson.loads(update.text)["seq"]
+        page = reader.read(update.symbol, seq - 1, 10)
         seen_in_redis.append(page is not None and page.updates[0][0] == seq)
-        collect(symbol, text, tick_ts)
+        collect(update)
 
-    publisher.publish = publish  # type: ignore[method-assign]
+    publisher.deliver = deliver  # type: ignore[method-assign]
     feed = feed_with(history, publisher)
-    await history.start()
+    await feed.broker.start()
     epoch = history.epoch
     for i in range(30):
         feed.on_tick(tick("AAPL", 100 + i))
@@ -180,7 +199,7 @@ async def test_redis_feed_publishes_only_what_redis_holds_and_failover_continues
     assert all(seen_in_redis) and len(seen_in_redis) == 30
     assert [m["seq"] for _, m in publisher.texts] == list(range(1, 31))
     assert history.batches_written < 30  # batched: not one round trip per tick
-    await history.aclose()
+    await feed.broker.aclose()
     # The standby (a new process: a new instance) continues in the same epoch.
     standby = redis_history()
     await standby.start()
@@ -196,9 +215,10 @@ async def test_redis_feed_publishes_only_what_redis_holds_and_failover_continues
 @pytest.mark.redis
 async def test_redis_history_lost_means_a_new_epoch(redis_history, redis_prefix):
     first = redis_history()
-    await first.start()
-    first.record("AAPL", first.next_seq("AAPL"), '{"seq":1}', 0)
-    await first.aclose()
+    broker = broker_for(first)
+    await broker.start()
+    put(broker, "AAPL", '{"seq":1}')
+    await broker.aclose()
     redis.Redis.from_url(REDIS_URL).delete(f"{redis_prefix}:history:epoch")
     second = redis_history()
     await second.start()
@@ -210,11 +230,12 @@ async def test_redis_history_lost_means_a_new_epoch(redis_history, redis_prefix)
 @pytest.mark.redis
 async def test_redis_history_is_bounded_by_count_and_age(redis_history, redis_prefix):
     history = redis_history(size=10, seconds=2)
-    await history.start()
+    broker = broker_for(history)
+    await broker.start()
     for _ in range(25):
-        history.record("AAPL", history.next_seq("AAPL"), '{"x":1}', 0)
-    await async_wait_until(lambda: not history._queue, 60, "the batch written")
-    await history.aclose()
+        put(broker, "AAPL", '{"x":1}')
+    await async_wait_until(lambda: not broker._queue, 60, "the batch written")
+    await broker.aclose()
     client = redis.Redis.from_url(REDIS_URL)
     key = f"{redis_prefix}:history:{history.epoch}:s:AAPL"
     assert client.xlen(key) == 10  # count bound in Redis itself
@@ -225,10 +246,11 @@ async def test_redis_history_is_bounded_by_count_and_age(redis_history, redis_pr
     await async_wait_until(
         lambda: history.read("AAPL", None, 1000).updates == [], 60, "entries to age"
     )
-    await history.start()
-    history.record("AAPL", history.next_seq("AAPL"), '{"x":2}', 0)
+    broker = broker_for(history)
+    await broker.start()
+    put(broker, "AAPL", '{"x":2}')
     await async_wait_until(lambda: client.xlen(key) == 1, 60, "the age trim")
-    await history.aclose()
+    await broker.aclose()
 
 
 @pytest.mark.redis
@@ -240,10 +262,11 @@ async def test_a_flushed_redis_gets_every_counter_back_so_a_failover_continues(
     later continues each sequence instead of restarting some at 1 in the same
     epoch."""
     leader = redis_history()
-    await leader.start()
-    leader.record("AAPL", leader.next_seq("AAPL"), '{"seq":1}', 0)
-    leader.record("AAPL", leader.next_seq("AAPL"), '{"seq":2}', 0)
-    await async_wait_until(lambda: not leader._queue, 60, "the first batch")
+    broker = broker_for(leader)
+    await broker.start()
+    put(broker, "AAPL", '{"seq":1}')
+    put(broker, "AAPL", '{"seq":2}')
+    await async_wait_until(lambda: not broker._queue, 60, "the first batch")
     client = redis.Redis.from_url(REDIS_URL)
     await async_wait_until(
         lambda: client.hget(f"{redis_prefix}:history:{leader.epoch}:seq", "AAPL"),
@@ -252,8 +275,8 @@ async def test_a_flushed_redis_gets_every_counter_back_so_a_failover_continues(
     )
     for key in client.scan_iter(f"{redis_prefix}*"):
         client.delete(key)  # the flush
-    leader.record("MSFT", leader.next_seq("MSFT"), '{"seq":1}', 0)
-    await leader.aclose()  # writes what is queued
+    put(broker, "MSFT", '{"seq":1}')
+    await broker.aclose()  # writes what is queued
     standby = redis_history()
     await standby.start()
     assert standby.epoch == leader.epoch

@@ -1,4 +1,4 @@
-"""Publishers (no hub import on the tick path) and the cache's symbol bound."""
+"""Brokers and publishers (no hub import in the feed) and the cache's bound."""
 
 from __future__ import annotations
 
@@ -6,16 +6,21 @@ import logging
 
 import pytest
 import redis
+from django.core.exceptions import ImproperlyConfigured
 
+from realtime.backends import Backends, CurrentHub
+from realtime.events import Update
+from realtime.feed.broker import InMemoryBroker, RedisBroker
 from realtime.feed.cache import InProcessTickCache, RedisTickCache
-from realtime.feed.publishers import LayerPublisher, LocalPublisher, build_publisher
+from realtime.feed.history import InMemoryHistory
+from realtime.feed.publishers import LayerPublisher
 from realtime.feed.service import FeedService
 from realtime.feed.state import merge_tick
 from realtime.feed.status import FeedStatus, StatusStore, refusals
 from realtime.upstream.config import FmpConfig
 from realtime.upstream.protocol import Tick
 from tests.conftest import async_wait_until
-from tests.realtime.feed.test_feed import CollectingPublisher
+from tests.realtime.feed.test_feed import collecting_broker
 
 AT = "2024-11-10T12:00:00.000+00:00"
 
@@ -24,8 +29,8 @@ class FakeHub:
     def __init__(self) -> None:
         self.delivered: list[tuple] = []
 
-    def deliver(self, symbol, text, tick_ts):
-        self.delivered.append(("price", symbol, text, tick_ts))
+    def deliver(self, update):
+        self.delivered.append(("price", update.symbol, update.seq, update.text))
 
     def deliver_upstream(self, status, text):
         self.delivered.append(("upstream", status))
@@ -34,40 +39,50 @@ class FakeHub:
         self.delivered.append(("refused", symbols, message))
 
 
-def test_local_publisher_uses_the_hub_lookup_it_was_given():
+def test_embedded_broker_records_then_hands_to_the_hub_lookup_it_was_given():
     hub = FakeHub()
     lookups = []
 
     def current_hub():
         lookups.append(1)
+        # Recorded before the hub sees it: a subscribe reading the ring finds it.
+        assert history.read("AAPL", None, 10) is not None
         return hub
 
-    publisher = LocalPublisher(current_hub)
-    publisher.publish("AAPL", "{}", 1)
-    publisher.publish_upstream("connected", "{}")
-    publisher.publish_refused({"TSLA", "AAPL"}, "not authorized")
+    history = InMemoryHistory(size=10, seconds=60)
+    broker = InMemoryBroker(history, CurrentHub(current_hub))
+    seq = broker.next_seq("AAPL")
+    broker.publish(Update("AAPL", seq, broker.epoch, '{"seq":1}', 1))
+    broker.publish_upstream("connected", "{}")
+    broker.publish_refused({"TSLA", "AAPL"}, "not authorized")
     assert hub.delivered == [
-        ("price", "AAPL", "{}", 1),
+        ("price", "AAPL", 1, '{"seq":1}'),
         ("upstream", "connected"),
         ("refused", ["AAPL", "TSLA"], "not authorized"),
     ]
     assert len(lookups) == 3
-    LocalPublisher(lambda: None).publish("AAPL", "{}", 1)  # no hub yet: dropped
+    assert history.read("AAPL", None, 10).updates == [(1, '{"seq":1}')]
+    # No hub yet (no client connected): recorded, delivered to nobody.
+    idle = InMemoryBroker(history, CurrentHub(lambda: None))
+    idle.publish(Update("AAPL", idle.next_seq("AAPL"), idle.epoch, '{"seq":2}', 1))
+    assert history.read("AAPL", None, 10).last_seq == 2
 
 
-def test_local_publisher_without_refusal_support_logs_once(caplog):
-    class OldHub:
-        def deliver(self, *args): ...
-
-    publisher = LocalPublisher(lambda: OldHub())
-    publisher.publish_refused(["A"], "m")
-    publisher.publish_refused(["B"], "m")
-    assert caplog.text.count("event=hub_cannot_deliver_refusals") == 1
-
-
-def test_build_publisher_picks_by_mode():
-    assert isinstance(build_publisher("embedded", None), LocalPublisher)
-    assert isinstance(build_publisher("scaled", object()), LayerPublisher)
+def test_backends_pick_the_broker_by_mode():
+    common = {
+        "prefix": "p",
+        "history_size": 10,
+        "history_seconds": 60.0,
+        "lock_ttl": 3.0,
+    }
+    embedded = Backends(mode="embedded", redis_url="", **common)
+    assert isinstance(embedded.broker(None), InMemoryBroker)
+    scaled = Backends(mode="scaled", redis_url="redis://127.0.0.1:9/0", **common)
+    assert isinstance(scaled.broker(object()), RedisBroker)
+    with pytest.raises(ImproperlyConfigured, match="needs REDIS_URL"):
+        Backends(mode="scaled", redis_url="", **common)
+    with pytest.raises(ImproperlyConfigured, match="REALTIME_MODE"):
+        Backends(mode="cluster", redis_url="", **common)
 
 
 async def test_layer_publisher_sends_refusals_to_every_hub():
@@ -80,7 +95,7 @@ async def test_layer_publisher_sends_refusals_to_every_hub():
     publisher = LayerPublisher(Layer())
     await publisher.start()
     try:
-        publisher.publish_refused(["TSLA"], "you are not authorized to access tsla")
+        publisher.deliver_refused(["TSLA"], "you are not authorized to access tsla")
         await async_wait_until(lambda: sent, 60, "group_send")
     finally:
         await publisher.aclose()
@@ -100,7 +115,7 @@ def _feed(cache, limit: int) -> FeedService:
     return FeedService(
         upstream=FmpConfig(url="ws://127.0.0.1:9", api_key="k"),
         cache=cache,
-        publisher=CollectingPublisher(),
+        broker=collecting_broker(),
         status_store=StatusStore(),
         source="fmp",
         api_configured=True,

@@ -256,6 +256,7 @@ async def test_the_redis_cache_is_shared_between_processes(fmp, redis_prefix):
 def test_the_simulator_url_is_published_for_web_processes(settings, redis_prefix):
     settings.FMP_API_KEY = ""
     settings.REDIS_URL = REDIS_URL
+    settings.REALTIME_MODE = "scaled"
     settings.REALTIME_CACHE_PREFIX = redis_prefix
     set_rest_base("http://127.0.0.1:1234")
     endpoint_module._local_base = None  # a web process: it did not start the simulator

@@ -32,7 +32,7 @@ from realtime.feed.status import StatusStore
 from realtime.upstream.client import FmpClient
 from realtime.upstream.config import FmpConfig
 from tests.conftest import async_wait_until
-from tests.realtime.feed.test_feed import CollectingPublisher
+from tests.realtime.feed.test_feed import CollectingFanout, collecting_broker
 from tests.realtime.upstream.fakefmp import FakeFmp, accept_login, read_json
 
 KEY = "k3yFRAGMENTsecret2026"  # 21 characters
@@ -268,7 +268,7 @@ async def test_feed_status_names_the_slot_problem(fakes):
     feed = FeedService(
         upstream=config(fake.url, slot_backoff=30.0, fatal_backoff=60.0),
         cache=InProcessTickCache(),
-        publisher=CollectingPublisher(),
+        broker=collecting_broker(),
         status_store=StatusStore(),
         source="fmp",
         api_configured=True,
@@ -308,11 +308,11 @@ async def test_refused_stream_is_recorded_and_published_for_every_symbol(fakes):
         await fake.keep_reading(ws)
 
     fake = await fakes(script)
-    publisher = CollectingPublisher()
+    publisher = CollectingFanout()
     feed = FeedService(
         upstream=config(fake.url, protocol="stream"),
         cache=InProcessTickCache(),
-        publisher=publisher,
+        broker=collecting_broker(publisher),
         status_store=StatusStore(),
         source="fmp",
         api_configured=True,
@@ -551,11 +551,11 @@ async def test_quote_only_symbol_gets_a_mid_price_and_string_numbers_are_accepte
         await fake.keep_reading(ws)
 
     fake = await fakes(script)
-    publisher = CollectingPublisher()
+    publisher = CollectingFanout()
     feed = FeedService(
         upstream=config(fake.url),
         cache=InProcessTickCache(),
-        publisher=publisher,
+        broker=collecting_broker(publisher),
         status_store=StatusStore(),
         source="fmp",
         api_configured=True,

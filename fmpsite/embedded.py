@@ -1,5 +1,9 @@
 """Embedded mode: run the feed inside the web server process, from its start.
 
+Wiring above the stages of the data path: it knows both the feed (the runner) and
+the server's event loop (the fan-out's daphne_io), which neither stage may know
+of the other.
+
 Daphne implements no ASGI lifespan events, so there is no "server started" hook
 in the application. Daphne does create its event loop at import time and runs it
 once listening (realtime/fanout/daphne_io.py, ``server_loop``), so the feed is
