@@ -31,7 +31,8 @@ import psycopg
 import pytest
 import redis
 
-from tests.conftest import (
+from tests.httplogin import login
+from tests.live import (
     POSTGRES_ADMIN_URL,
     ROOT,
     async_wait_until,
@@ -39,7 +40,6 @@ from tests.conftest import (
     free_port,
     wait_until,
 )
-from tests.httplogin import login
 from tests.realtime.wsclient import WS_PATH, next_update, subscribe
 from tests.realtime.wsclient import connect as ws_connect
 
@@ -67,7 +67,7 @@ class ScaledStack:
             REDIS_URL=REDIS_URL,
             REALTIME_CHANNEL_PREFIX=prefix,
             REALTIME_CACHE_PREFIX=prefix,
-            # The test's timings (tests/conftest.py server_env), production otherwise.
+            # The test's timings (tests/live.py server_env), production otherwise.
             FMP_RECONNECT_BASE="0.1",
             FMP_RECONNECT_CAP="1",
             REALTIME_LEASE_TTL="3",

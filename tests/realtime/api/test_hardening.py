@@ -18,8 +18,8 @@ from realtime.api.parsers import MAX_DEPTH, json_depth_exceeds
 from realtime.feed.cache import reset_tick_cache
 from realtime.feed.status import reset_status_store
 from realtime.models import PinnedSubscription
-from tests.conftest import free_port
 from tests.factories import make_token, make_user, publish_status, seed_price
+from tests.live import free_port
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from realtime.fanout.hub import (
     fanout_failure,
     get_hub,
 )
-from tests.conftest import async_wait_until
+from tests.live import async_wait_until
 
 
 def collecting_outbox(conn_id: str = "ws-test") -> tuple[Outbox, list[str]]:
