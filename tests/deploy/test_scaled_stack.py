@@ -43,7 +43,9 @@ from tests.live import (
 from tests.realtime.wsclient import WS_PATH, next_update, subscribe
 from tests.realtime.wsclient import connect as ws_connect
 
-pytestmark = pytest.mark.redis
+# `make scaled` itself: nginx, supervisor, daphnes and feed workers on Redis and
+# PostgreSQL.
+pytestmark = [pytest.mark.live, pytest.mark.redis, pytest.mark.postgres]
 REDIS_URL = "redis://127.0.0.1:6379/0"
 MiB = 1024 * 1024
 PASSWORD = "scaled-password-123"
