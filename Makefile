@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run scaled test lint format bench venv clean
+.PHONY: run scaled test test-fast lint format bench venv clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ scaled: $(STAMP)
 ## Run the whole test suite (starts its own simulator, servers and workers).
 test: $(STAMP)
 	$(PY) -m pytest
+
+## The in-process tier only (no server subprocess, browser, Redis or PostgreSQL;
+## markers in pyproject.toml, set by tests/conftest.py): under a minute.
+FAST := not live and not browser and not redis and not postgres
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "$(FAST)"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,4 @@
-"""Shared pieces of the dashboard's browser tests: Chromium settings, the fake
+"""Shared pieces of the dashboard's browser tests: the fake
 WebSocket server played through Playwright's routing, and small page helpers.
 The fixtures that use them are in tests/dashboard/conftest.py."""
 
@@ -11,15 +11,6 @@ from typing import Any
 
 from playwright.sync_api import Page, WebSocketRoute, expect
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WS_GLOB = "**/api/v2/realtime/ws/prices"
 DEFAULT_SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA"]
 PASSWORD = "pw-browser-12345"

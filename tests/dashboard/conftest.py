@@ -1,15 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from pytest_django.live_server_helper import LiveServer
 
-from tests.dashboard.browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD
+from tests.dashboard.browser import PASSWORD
 
 
 @pytest.fixture
@@ -49,20 +48,7 @@ def plain_http(settings) -> None:
 expect.set_options(timeout=60_000)
 
 
-# Module scope, not session: another test module may start its own Playwright,
-# and two sync Playwright instances cannot run at once in one thread.
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"{CHROMIUM} is not installed: `apt-get install chromium` (.ci/run does it)"
-        )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
+# ``browser`` (headless chromium, module scope) is tests/conftest.py's.
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import ServerProcess, daphne, free_port, manage, server_env
 from tests.dashboard.browser import DEFAULT_SYMBOLS, card, log_in, wait_until
+from tests.live import ServerProcess, daphne, free_port, manage, server_env
 
 pytestmark = pytest.mark.browser
 

@@ -24,7 +24,6 @@ import pytest
 import redis
 from playwright.sync_api import Page, expect
 
-from tests.conftest import daphne, manage
 from tests.dashboard.browser import (
     DEFAULT_SYMBOLS,
     PASSWORD,
@@ -34,7 +33,7 @@ from tests.dashboard.browser import (
     log_in,
     wait_until,
 )
-from tests.realtime.scaledstack import start_scaled, stop_scaled
+from tests.live import daphne, manage, start_scaled, stop_scaled
 
 pytestmark = pytest.mark.browser
 

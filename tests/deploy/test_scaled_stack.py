@@ -31,7 +31,8 @@ import psycopg
 import pytest
 import redis
 
-from tests.conftest import (
+from tests.httplogin import login
+from tests.live import (
     POSTGRES_ADMIN_URL,
     ROOT,
     async_wait_until,
@@ -39,11 +40,12 @@ from tests.conftest import (
     free_port,
     wait_until,
 )
-from tests.httplogin import login
 from tests.realtime.wsclient import WS_PATH, next_update, subscribe
 from tests.realtime.wsclient import connect as ws_connect
 
-pytestmark = pytest.mark.redis
+# `make scaled` itself: nginx, supervisor, daphnes and feed workers on Redis and
+# PostgreSQL.
+pytestmark = [pytest.mark.live, pytest.mark.redis, pytest.mark.postgres]
 REDIS_URL = "redis://127.0.0.1:6379/0"
 MiB = 1024 * 1024
 PASSWORD = "scaled-password-123"
@@ -67,7 +69,7 @@ class ScaledStack:
             REDIS_URL=REDIS_URL,
             REALTIME_CHANNEL_PREFIX=prefix,
             REALTIME_CACHE_PREFIX=prefix,
-            # The test's timings (tests/conftest.py server_env), production otherwise.
+            # The test's timings (tests/live.py server_env), production otherwise.
             FMP_RECONNECT_BASE="0.1",
             FMP_RECONNECT_CAP="1",
             REALTIME_LEASE_TTL="3",

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from fmpsite.gctune import parse_thresholds
-from tests.conftest import ROOT, clean_env
+from tests.live import ROOT, clean_env
 
 PROBE = "import gc, fmpsite.asgi; print(*gc.get_threshold(), gc.get_freeze_count() > 0)"
 
@@ -31,24 +31,28 @@ def load_asgi(**env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.live  # imports fmpsite.asgi in a fresh process
 def test_asgi_app_applies_default_thresholds_and_freezes_startup_objects():
     result = load_asgi()
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["50000", "20", "100", "True"]
 
 
+@pytest.mark.live  # imports fmpsite.asgi in a fresh process
 def test_asgi_app_applies_configured_thresholds():
     result = load_asgi(REALTIME_GC_THRESHOLDS="20000,15,50")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["20000", "15", "50", "True"]
 
 
+@pytest.mark.live  # imports fmpsite.asgi in a fresh process
 def test_off_keeps_cpythons_collector_untouched():
     result = load_asgi(REALTIME_GC_THRESHOLDS="off")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["700", "10", "10", "False"]
 
 
+@pytest.mark.live  # imports fmpsite.asgi in a fresh process
 def test_bad_thresholds_refuse_to_start_with_the_setting_named():
     result = load_asgi(REALTIME_GC_THRESHOLDS="lots")
     assert result.returncode != 0

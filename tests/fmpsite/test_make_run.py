@@ -23,8 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, clean_env, free_port, wait_until
 from tests.httplogin import login
+from tests.live import ROOT, clean_env, free_port, wait_until
+
+# `make run` itself: the product's own server on a free port.
+pytestmark = pytest.mark.live
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clean_env, daphne, free_port, manage, wait_until
+from tests.live import clean_env, manage, start_product, wait_until
 
 HOST = "prices.example.com"
 
@@ -43,14 +43,17 @@ def production(migrated_sqlite: str) -> Iterator[dict]:
         "--verbosity",
         "0",
     )
-    port = free_port()
-    server = daphne("daphne-production", port, env)
     try:
-        server.wait_port(port, 60)
-        yield {"port": port, "server": server, "static_root": static_root}
+        with start_product("daphne-production", settings=None, base_env=env) as live:
+            try:
+                yield {
+                    "port": live.port,
+                    "server": live.proc,
+                    "static_root": static_root,
+                }
+            finally:
+                print(live.log())
     finally:
-        print(server.log())
-        server.stop()
         shutil.rmtree(static_root, ignore_errors=True)
 
 

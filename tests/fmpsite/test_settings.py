@@ -10,7 +10,10 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, clean_env, wait_until
+from tests.live import ROOT, clean_env, wait_until
+
+# Each test starts manage.py or fmpsite.asgi in a fresh process (1-8 s each).
+pytestmark = pytest.mark.live
 
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,12 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 
-from tests.conftest import daphne, free_port, manage, server_env
+import pytest
+
+from tests.live import daphne, free_port, manage, server_env
+
+# A daphne of its own on a fresh SQLite database.
+pytestmark = pytest.mark.live
 
 REQUESTS = 50
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "GOOGL", "META", "NFLX"]

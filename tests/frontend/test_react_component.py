@@ -38,22 +38,13 @@ from typing import Any
 
 import jwt
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import daphne, free_port, server_env, wait_until
+from tests.live import free_port, start_product, wait_until
 
 pytestmark = pytest.mark.browser
 
 HERE = Path(__file__).resolve().parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WS_PATH = "/api/v2/realtime/ws/prices"
 DEFAULT_SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA"]  # the component's own
 SECRET = secrets.token_urlsafe(48)
@@ -137,8 +128,9 @@ def page_port() -> int:
 @pytest.fixture(scope="module")
 def gateway(page_port: int, migrated_sqlite: str) -> Iterator[dict[str, Any]]:
     """daphne as production runs it, allowing the page's origin only."""
-    port = free_port()
-    env = server_env(
+    with start_product(
+        "daphne-react",
+        timeout=WITHIN,
         DATABASE_URL=migrated_sqlite,
         DJANGO_DEBUG="false",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
@@ -146,13 +138,8 @@ def gateway(page_port: int, migrated_sqlite: str) -> Iterator[dict[str, Any]]:
         REALTIME_ALLOWED_ORIGINS=f"http://{PAGE_HOST}:{page_port}",
         REALTIME_CONNECTION_TOKEN_SECRET=SECRET,
         REALTIME_SIMULATOR_RATE="60",  # built-in simulator: FMP_API_KEY is unset
-    )
-    server = daphne("daphne-react", port, env)
-    try:
-        server.wait_port(port, timeout=WITHIN)
-        yield {"port": port, "process": server}
-    finally:
-        server.stop()
+    ) as live:
+        yield {"port": live.port, "process": live.proc}
 
 
 @pytest.fixture(scope="module")
@@ -176,18 +163,6 @@ def site(esbuild: Path, gateway: dict[str, Any], page_port: int) -> Iterator[Pat
             server.shutdown()
             server.server_close()
         shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is not installed: `apt-get install chromium`")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from tests.conftest import daphne, free_port, server_env, wait_until
+from tests.live import start_product, wait_until
 from tests.realtime.wsclient import (
     collect_updates,
     next_update,
@@ -137,18 +137,15 @@ def test_guide_python_example_runs_unchanged_and_prints_prices(product_server):
 @pytest.fixture(scope="module")
 def closed_server(migrated_sqlite, live_simulator):
     """A server that refuses anonymous clients, as production does."""
-    port = free_port()
-    env = server_env(
+    with start_product(
+        "daphne-closed",
         DATABASE_URL=migrated_sqlite,
         FMP_API_KEY="closed-key",
         FMP_WS_URL=live_simulator.url,
         REALTIME_ALLOW_ANONYMOUS="false",
         REALTIME_EMBEDDED_FEED="false",
-    )
-    server = daphne("daphne-closed", port, env)
-    server.wait_port(port)
-    yield port
-    server.stop()
+    ) as live:
+        yield live.port
 
 
 async def test_refused_connection_gets_http_403_at_handshake(closed_server):
@@ -164,24 +161,14 @@ async def test_refused_connection_gets_http_403_at_handshake(closed_server):
 @pytest.fixture(scope="module")
 def strict_product(migrated_sqlite):
     """A product whose simulator knows only real symbols, as FMP does."""
-    from tests.conftest import SimulatorThread
-
-    sim = SimulatorThread(rate=20.0, seed=3, any_symbol=False).start()
-    port = free_port()
-    env = server_env(
+    with start_product(
+        "daphne-strict",
+        simulator={"rate": 20.0, "seed": 3, "any_symbol": False},
         DATABASE_URL=migrated_sqlite,
         FMP_API_KEY="strict-test-key",
-        FMP_WS_URL=sim.url,
-        FMP_REST_URL=sim.rest_url,
         REALTIME_SIMULATOR_ANY_SYMBOL="false",
-    )
-    server = daphne("daphne-strict", port, env)
-    try:
-        server.wait_port(port)
-        yield {"port": port, "process": server}
-    finally:
-        server.stop()
-        sim.stop()
+    ) as live:
+        yield {"port": live.port, "process": live.proc}
 
 
 async def next_reply(ws) -> dict:

@@ -16,11 +16,12 @@ import time
 import pytest
 import redis
 
-from tests.conftest import (
+from tests.live import (
     ServerProcess,
+    start_scaled,
+    stop_scaled,
     wait_until,
 )
-from tests.realtime.scaledstack import start_scaled, stop_scaled
 from tests.realtime.wsclient import next_update, open_client, subscribe
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -10,23 +10,22 @@ test_scaled.py. docs/reliability.md maps every fault to its test.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shutil
 import socket
 import statistics
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import websockets
 
-from tests.conftest import (
-    SimulatorThread,
+from tests.live import (
     async_wait_until,
-    daphne,
-    free_port,
-    server_env,
+    start_product,
 )
 from tests.realtime.httpprobe import http_json, metric
 from tests.realtime.wsclient import (
@@ -44,28 +43,26 @@ from tests.realtime.wsclient import (
 def product(migrated_sqlite, tmp_path):
     """Start ``product(**env)``: a fresh simulator and an embedded server fed by it."""
     source = Path(migrated_sqlite.removeprefix("sqlite:///"))
-    started: list[tuple] = []
+    count = itertools.count()
+    with ExitStack() as started:
 
-    def start(rate: float = 40.0, **env: str) -> SimpleNamespace:
-        db = tmp_path / f"db-{len(started)}.sqlite3"
-        shutil.copyfile(source, db)
-        sim = SimulatorThread(rate=rate, seed=5, heartbeat_interval=1.0).start()
-        port = free_port()
-        server_environment = server_env(
-            DATABASE_URL=f"sqlite:///{db}",
-            FMP_API_KEY="reliability-key",
-            FMP_WS_URL=sim.url,
-            **env,
-        )
-        server = daphne(f"daphne-reliability-{len(started)}", port, server_environment)
-        started.append((server, sim))
-        server.wait_port(port)
-        return SimpleNamespace(port=port, sim=sim, server=server)
+        def start(rate: float = 40.0, **env: str) -> SimpleNamespace:
+            index = next(count)
+            db = tmp_path / f"db-{index}.sqlite3"
+            shutil.copyfile(source, db)
+            live = started.enter_context(
+                start_product(
+                    f"daphne-reliability-{index}",
+                    simulator={"rate": rate, "seed": 5, "heartbeat_interval": 1.0},
+                    simulator_rest=False,
+                    DATABASE_URL=f"sqlite:///{db}",
+                    FMP_API_KEY="reliability-key",
+                    **env,
+                )
+            )
+            return SimpleNamespace(port=live.port, sim=live.sim, server=live.proc)
 
-    yield start
-    for server, sim in started:
-        server.stop()
-        sim.stop()
+        yield start
 
 
 def upstream(p) -> frozenset[str]:

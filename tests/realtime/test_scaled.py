@@ -14,11 +14,13 @@ import time
 import pytest
 import redis
 
-from tests.conftest import (
+from tests.live import (
+    REDIS_URL,
     free_port,
+    start_scaled,
+    stop_scaled,
     wait_until,
 )
-from tests.realtime.scaledstack import REDIS_URL, start_scaled, stop_scaled
 from tests.realtime.wsclient import (
     collect_updates,
     next_message,

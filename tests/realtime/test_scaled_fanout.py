@@ -18,9 +18,8 @@ from realtime import metrics
 from realtime.events import HUBS_GROUP, Update
 from realtime.feed.publishers import LayerPublisher
 from realtime.groups import price_group
-from tests.conftest import async_wait_until
+from tests.live import REDIS_URL, async_wait_until, start_scaled, stop_scaled
 from tests.realtime.httpprobe import http_json, metric
-from tests.realtime.scaledstack import REDIS_URL, start_scaled, stop_scaled
 from tests.realtime.wsclient import next_message, next_update, open_client, subscribe
 
 pytestmark = pytest.mark.redis

@@ -7,18 +7,15 @@ Content-Security-Policy with no violation and no inline script or style."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 
 from fmpsite.csp import POLICY
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run"]
 # Every inline <script> that would execute, every <style>, every style attribute.
 INLINE_PROBE = """() => ({
   scripts: [...document.querySelectorAll('script:not([src])')]
@@ -27,18 +24,6 @@ INLINE_PROBE = """() => ({
   styleAttrs: [...document.querySelectorAll('[style]')]
     .filter(e => !e.closest('#swagger-ui')).length,
 })"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is not installed (.ci/run installs chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 class Watched:

@@ -11,10 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 
-import pytest
-
-from tests.conftest import manage
-
 
 def curl(port: int, *args: str) -> tuple[int, dict]:
     """Run curl exactly as the guide does, on the test server's port."""
@@ -33,20 +29,6 @@ def curl(port: int, *args: str) -> tuple[int, dict]:
     )
     body, status = result.stdout.rsplit("\n", 1)
     return int(status), json.loads(body)
-
-
-@pytest.fixture(scope="module")
-def staff_token(product_server) -> str:
-    return manage(
-        product_server["env"],
-        "shell",
-        "-c",
-        "from django.contrib.auth.models import User; "
-        "from rest_framework.authtoken.models import Token; "
-        "u, _ = User.objects.get_or_create(username='curl-staff', "
-        "defaults={'is_staff': True}); "
-        "print(Token.objects.get_or_create(user=u)[0].key)",
-    ).splitlines()[-1]
 
 
 def test_guide_curl_commands_get_the_documented_shapes(product_server, staff_token):

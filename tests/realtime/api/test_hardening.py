@@ -16,8 +16,8 @@ from django.test import Client
 from fmpsite.csp import POLICY
 from realtime.api.parsers import MAX_DEPTH, json_depth_exceeds
 from realtime.models import PinnedSubscription
-from tests.conftest import free_port
 from tests.factories import make_token, make_user, publish_status, seed_price
+from tests.live import free_port
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import ROOT, clean_env
+from tests.live import ROOT, clean_env
 
 # The WebSocket side of the fan-out: routing, the consumer and what only it needs.
 WEBSOCKET_STACK = (

@@ -14,7 +14,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from tests.conftest import manage, wait_until
+from tests.live import wait_until
 
 UNKNOWN_WS_PATHS = [
     "/api/v2/realtime/ws/prices/",
@@ -64,20 +64,6 @@ def _request(
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
-
-
-@pytest.fixture(scope="module")
-def staff_token(product_server) -> str:
-    return manage(
-        product_server["env"],
-        "shell",
-        "-c",
-        "from django.contrib.auth.models import User; "
-        "from rest_framework.authtoken.models import Token; "
-        "u, _ = User.objects.get_or_create(username='hardening-staff', "
-        "defaults={'is_staff': True}); "
-        "print(Token.objects.get_or_create(user=u)[0].key)",
-    ).splitlines()[-1]
 
 
 def test_a_10_mb_body_is_a_json_413(product_server, staff_token):

@@ -25,14 +25,14 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import (
+from tests.live import (
+    LiveProduct,
     ServerProcess,
     SimulatorThread,
     clean_env,
-    daphne,
-    free_port,
     manage,
     server_env,
+    staff_token_for,
     wait_until,
 )
 
@@ -77,18 +77,8 @@ def api_server(
             "REALTIME_CACHE_PREFIX": prefix,
         }
     env = server_env(**overrides)
-    token = manage(
-        env,
-        "shell",
-        "-c",
-        "from django.contrib.auth.models import User; "
-        "from rest_framework.authtoken.models import Token; "
-        "u, _ = User.objects.get_or_create(username='st-staff', "
-        "defaults={'is_staff': True}); "
-        "print(Token.objects.get_or_create(user=u)[0].key)",
-    ).splitlines()[-1]
-    port = free_port()
-    processes: list[ServerProcess] = []
+    token = staff_token_for(env, "st-staff")
+    processes: list[ServerProcess | LiveProduct] = []
     if mode == "scaled":
         processes.append(
             ServerProcess(
@@ -97,15 +87,15 @@ def api_server(
                 env,
             ).start()
         )
-    server = daphne(f"daphne-st-{mode}", port, env)
+    server = LiveProduct(f"daphne-st-{mode}", env).start()
     processes.append(server)
-    url = f"http://127.0.0.1:{port}"
+    url = server.url
     try:
-        server.wait_port(port, timeout=60)
+        server.wait_ready()
         # Start once the feed reports (health 200): a 503 from /health is
         # documented, but then the run would not test a working product.
         wait_until(lambda: _status(f"{url}/health") == 200, 60, "a healthy feed")
-        yield {"url": url, "token": token, "process": server}
+        yield {"url": url, "token": token, "process": server.proc}
     finally:
         for process in processes:
             process.stop()

@@ -45,13 +45,11 @@ from realtime.tokens import (
     mint_connection_token,
     verify_connection_token,
 )
-from tests.conftest import (
+from tests.live import (
     ROOT,
     clean_env,
-    daphne,
-    free_port,
     manage,
-    server_env,
+    start_product,
     wait_until,
 )
 from tests.realtime.wsclient import WS_PATH
@@ -347,8 +345,9 @@ def test_token_endpoint_is_in_the_openapi_schema():
 @pytest.fixture(scope="module")
 def prod_server(migrated_sqlite: str) -> Iterator[dict[str, Any]]:
     """daphne with DEBUG off, anonymous off, one extra origin and tokens on."""
-    port = free_port()
-    env = server_env(
+    with start_product(
+        "daphne-prod-origins",
+        timeout=WITHIN,
         DATABASE_URL=migrated_sqlite,
         DJANGO_DEBUG="false",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
@@ -358,13 +357,8 @@ def prod_server(migrated_sqlite: str) -> Iterator[dict[str, Any]]:
         REALTIME_CONNECTION_TOKEN_SECRET=SECRET,
         REALTIME_CONNECTION_TOKEN_TTL="120",
         REALTIME_MAX_CONNECTIONS_PER_USER="2",
-    )
-    server = daphne("daphne-prod-origins", port, env)
-    try:
-        server.wait_port(port, timeout=WITHIN)
-        yield {"port": port, "env": env, "process": server}
-    finally:
-        server.stop()
+    ) as live:
+        yield {"port": live.port, "env": live.env, "process": live.proc}
 
 
 def _server_log(server: dict[str, Any]) -> str:

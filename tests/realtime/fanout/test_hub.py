@@ -19,8 +19,8 @@ from realtime.fanout.hub import (
 )
 from realtime.fanout.outbox import MAX_HELD_REPLIES
 from realtime.fanout.recovery import SequenceGuard
-from tests.conftest import async_wait_until
 from tests.factories import update
+from tests.live import async_wait_until
 
 
 def collecting_outbox(conn_id: str = "ws-test") -> tuple[Outbox, list[str]]:

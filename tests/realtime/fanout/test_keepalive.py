@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from realtime.fanout.daphne_io import spread_keepalive
-from tests.conftest import daphne, free_port, server_env
+from tests.live import daphne, free_port, server_env
 from tests.realtime.rawclient import RawClient
 
 PING = 0x9

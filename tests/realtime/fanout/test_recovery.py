@@ -17,8 +17,15 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import SimulatorThread, daphne, free_port, server_env, wait_until
-from tests.realtime.scaledstack import REDIS_URL, start_scaled, stop_scaled
+from tests.live import (
+    REDIS_URL,
+    LiveProduct,
+    SimulatorThread,
+    server_env,
+    start_scaled,
+    stop_scaled,
+    wait_until,
+)
 from tests.realtime.wsclient import next_message, open_client, request, subscribe
 
 HIGH_RATE = 400.0  # ticks/s over the subscribed symbols
@@ -145,11 +152,10 @@ def embedded(migrated_sqlite, request):
     servers: list = []
 
     def start():
-        port = free_port()
-        web = daphne(f"recovery-web-{len(servers)}", port, env)
+        web = LiveProduct(f"recovery-web-{len(servers)}", env).start()
         servers.append(web)
-        web.wait_port(port)
-        return web, port
+        web.wait_ready()
+        return web.proc, web.port
 
     yield start
     failed = getattr(request.node, "rep_call", None)

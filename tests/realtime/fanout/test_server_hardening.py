@@ -10,12 +10,14 @@ Redis; SIGTERM closes clients with 1001. docs/reliability.md cites each test.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import re
 import signal
 import struct
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -28,13 +30,13 @@ from realtime.fanout.closecodes import (
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_STALLED,
 )
-from tests.conftest import (
-    SimulatorThread,
+from tests.live import (
     async_wait_until,
     daphne,
     free_port,
     manage,
     server_env,
+    start_product,
     wait_until,
 )
 from tests.realtime.rawclient import RawClient
@@ -46,26 +48,23 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 @pytest.fixture
 def server(migrated_sqlite, tmp_path):
     """Start ``server(**env)``: a daphne (embedded feed) on its own simulator."""
-    started = []
+    count = itertools.count()
+    with ExitStack() as started:
 
-    def start(rate: float = 40.0, **env: str):
-        sim = SimulatorThread(rate=rate, seed=3, heartbeat_interval=1.0).start()
-        port = free_port()
-        environment = server_env(
-            DATABASE_URL=migrated_sqlite,
-            FMP_API_KEY="hardening-key",
-            FMP_WS_URL=sim.url,
-            **env,
-        )
-        process = daphne(f"daphne-hardening-{len(started)}", port, environment)
-        started.append((process, sim))
-        process.wait_port(port)
-        return process, port
+        def start(rate: float = 40.0, **env: str):
+            live = started.enter_context(
+                start_product(
+                    f"daphne-hardening-{next(count)}",
+                    simulator={"rate": rate, "seed": 3, "heartbeat_interval": 1.0},
+                    simulator_rest=False,
+                    DATABASE_URL=migrated_sqlite,
+                    FMP_API_KEY="hardening-key",
+                    **env,
+                )
+            )
+            return live.proc, live.port
 
-    yield start
-    for process, sim in started:
-        process.stop()
-        sim.stop()
+        yield start
 
 
 def rss_bytes(pid: int) -> int:

@@ -23,7 +23,7 @@ from realtime.feed.service import FeedService
 from realtime.feed.status import StatusStore
 from realtime.upstream.config import FmpConfig
 from realtime.upstream.simulator import FmpSimulator
-from tests.conftest import async_wait_until
+from tests.live import async_wait_until
 
 
 class CollectingFanout:

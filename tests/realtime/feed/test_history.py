@@ -16,7 +16,7 @@ from realtime.feed.service import FeedService
 from realtime.feed.status import StatusStore
 from realtime.upstream.config import FmpConfig
 from realtime.upstream.protocol import Tick
-from tests.conftest import async_wait_until
+from tests.live import async_wait_until
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

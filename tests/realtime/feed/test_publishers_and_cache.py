@@ -19,7 +19,7 @@ from realtime.feed.state import merge_tick
 from realtime.feed.status import FeedStatus, StatusStore, refusals
 from realtime.upstream.config import FmpConfig
 from realtime.upstream.protocol import Tick
-from tests.conftest import async_wait_until
+from tests.live import async_wait_until
 from tests.realtime.feed.test_feed import collecting_broker
 
 AT = "2024-11-10T12:00:00.000+00:00"

@@ -21,7 +21,7 @@ from realtime.reference.service import (
     set_rest_base,
 )
 from realtime.upstream.simulator import FmpSimulator, universe
-from tests.conftest import async_wait_until, free_port
+from tests.live import async_wait_until, free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 STOCKS = [s for s, i in universe.INSTRUMENTS.items() if i.asset_class == "stock"]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from tests.conftest import SimulatorThread, daphne, free_port, server_env
+from tests.live import SimulatorThread, start_product
 
 KEY = "reference-view-key"
 FIELDS = {
@@ -50,19 +50,14 @@ def fmp_market() -> Iterator[SimulatorThread]:
 
 @pytest.fixture(scope="module")
 def server(fmp_market: SimulatorThread, migrated_sqlite: str) -> Iterator[str]:
-    port = free_port()
-    env = server_env(
+    with start_product(
+        "daphne-reference",
         DATABASE_URL=migrated_sqlite,
         FMP_API_KEY=KEY,
         FMP_WS_URL=fmp_market.url,
         FMP_REST_URL=fmp_market.sim.rest_url,
-    )
-    process = daphne("daphne-reference", port, env)
-    try:
-        process.wait_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.stop()
+    ) as live:
+        yield live.url
 
 
 def test_reference_of_a_known_symbol(server, fmp_market):

@@ -14,7 +14,7 @@ from realtime.upstream.client import FmpClient
 from realtime.upstream.config import FmpConfig
 from realtime.upstream.protocol import Heartbeat, LoginResult, Tick
 from realtime.upstream.simulator import FmpSimulator
-from tests.conftest import async_wait_until, free_port
+from tests.live import async_wait_until, free_port
 
 KEY = "test-key-0123456789"
 

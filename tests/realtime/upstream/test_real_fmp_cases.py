@@ -31,7 +31,7 @@ from realtime.feed.service import FeedService
 from realtime.feed.status import StatusStore
 from realtime.upstream.client import FmpClient
 from realtime.upstream.config import FmpConfig
-from tests.conftest import async_wait_until
+from tests.live import async_wait_until
 from tests.realtime.feed.test_feed import CollectingFanout, collecting_broker
 from tests.realtime.upstream.fakefmp import FakeFmp, accept_login, read_json
 

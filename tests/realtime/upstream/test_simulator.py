@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 from realtime.upstream import protocol
 from realtime.upstream.protocol import ParseError, Tick
 from realtime.upstream.simulator import FmpSimulator
-from tests.conftest import ROOT, async_wait_until, server_env
+from tests.live import ROOT, async_wait_until, server_env
 
 
 @asynccontextmanager
@@ -362,6 +362,7 @@ async def test_restart_listens_again_on_the_same_port(quiet_simulator):
         assert (await collect(ws, 1))[0]["s"] == "msft"
 
 
+@pytest.mark.live  # the fmp_simulator command as a server process
 async def test_management_command_serves_until_interrupted():
     env = server_env()
     proc = await asyncio.create_subprocess_exec(
