@@ -4,7 +4,7 @@ No framework: one asyncio process holds one upstream connection to the simulator
 (logs in with any key, subscribes upstream to whatever its clients ask for),
 merges each tick into the symbol's latest state, encodes the client
 ``price_update`` once and ``broadcast``s it to that symbol's subscribers. It speaks
-the client protocol of PROTOCOL.md as far as the benchmark needs (``connected``,
+the client protocol of docs/protocol.md as far as the benchmark needs (``connected``,
 ``subscribe`` with its acknowledgement, ``price_update``).
 
 This is the ceiling a hand-written server reaches on this machine; it has none of

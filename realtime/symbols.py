@@ -1,4 +1,4 @@
-"""Symbol rules shared by the WebSocket, REST and dashboard code (PROTOCOL.md).
+"""Symbol rules shared by the WebSocket, REST and dashboard code (docs/protocol.md).
 
 One place decides what a symbol is, so a symbol the dashboard accepts is one the
 stream accepts too.

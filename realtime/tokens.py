@@ -67,7 +67,7 @@ class ConnectionClaims:
 
     @property
     def principal(self) -> str:
-        """The key limits count per (PROTOCOL.md: "limits count per sub")."""
+        """The key limits count per (docs/protocol.md: "limits count per sub")."""
         return f"user:{self.sub}"
 
 

@@ -1,4 +1,4 @@
-"""Who may open a price stream (PROTOCOL.md, "Who may connect").
+"""Who may open a price stream (docs/protocol.md, "Who may connect").
 
 Browsers present their Django session cookie. API clients may instead present a
 DRF token, as ``Authorization: Token <key>`` or ``?token=<key>`` (browsers cannot

@@ -1,4 +1,4 @@
-"""PriceStreamConsumer: the client protocol of PROTOCOL.md on one WebSocket.
+"""PriceStreamConsumer: the client protocol of docs/protocol.md on one WebSocket.
 
 The consumer holds only per-connection state: its symbols, its rate limiter and its
 outbox. Price updates never pass through ``dispatch()``: the process's FanoutHub

@@ -1,4 +1,4 @@
-"""Sequence numbers and bounded per-symbol history (PROTOCOL.md, "Extension,
+"""Sequence numbers and bounded per-symbol history (docs/protocol.md, "Extension,
 sequence numbers, history and recovery").
 
 The feed numbers each symbol's published updates (``seq`` grows by exactly 1 per

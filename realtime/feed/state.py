@@ -1,7 +1,7 @@
 """The latest merged price state of a symbol, and its two wire shapes.
 
 Pure functions over frozen values: the feed, the cache and the tests share them.
-PROTOCOL.md fixes both shapes: cache entries name the message type ``type`` while
+docs/protocol.md fixes both shapes: cache entries name the message type ``type`` while
 ``price_update`` messages name it ``data_type`` (their ``type`` is the message kind).
 """
 
@@ -171,7 +171,7 @@ def _extensions(state: PriceState, out: dict[str, Any]) -> None:
 
 
 def to_price_update(state: PriceState, *, snapshot: bool = False) -> dict[str, Any]:
-    """The ``price_update`` message of PROTOCOL.md, keys in the documented order."""
+    """The ``price_update`` message of docs/protocol.md, keys in documented order."""
     message: dict[str, Any] = {
         "type": "price_update",
         "symbol": state.symbol,

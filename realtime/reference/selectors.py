@@ -92,7 +92,7 @@ def reference_status() -> dict[str, Any]:
 
 
 def snapshot_fields(reference: Reference | None) -> dict[str, Any]:
-    """The extension fields a snapshot ``price_update`` carries (PROTOCOL.md)."""
+    """The extension fields a snapshot ``price_update`` carries (docs/protocol.md)."""
     if reference is None:
         return {}
     return {
