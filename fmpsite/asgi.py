@@ -22,6 +22,7 @@ from django.conf import settings  # noqa: E402
 
 from fmpsite.embedded import start_with_server  # noqa: E402
 from fmpsite.gctune import tune_gc  # noqa: E402
+from realtime.backends import backends  # noqa: E402
 from realtime.fanout.auth import (  # noqa: E402
     BrowserOriginValidatorStack,
     RealtimeAuthMiddlewareStack,
@@ -51,6 +52,9 @@ def check_static_manifest() -> None:
 
 
 check_static_manifest()
+# The mode is decided once, at start: a bad REALTIME_MODE or a scaled mode
+# without REDIS_URL stops the server here, not at its first client.
+backends()
 
 application = ProtocolTypeRouter(
     {

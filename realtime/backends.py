@@ -18,6 +18,7 @@ feed never loads the fan-out.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 from realtime.events import Update
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from realtime.fanout.slots import ConnectionSlots
@@ -218,6 +221,9 @@ def backends() -> Backends:
     global _backends
     if _backends is None:
         _backends = Backends.from_settings()
+        logger.info(
+            "event=backends_chosen mode=%s prefix=%s", _backends.mode, _backends.prefix
+        )
     return _backends
 
 

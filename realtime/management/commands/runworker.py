@@ -24,8 +24,10 @@ class Command(ChannelsRunworker):
     def handle(self, *args, **options) -> None:
         if options["channels"] != [FEED_CHANNEL]:
             return super().handle(*args, **options)
+        from realtime.backends import backends
         from realtime.feed.runner import run_until_signalled
 
+        backends()  # the mode, decided once at start (a misconfiguration stops here)
         logger.info("event=feed_worker_starting channel=%s", FEED_CHANNEL)
         try:
             asyncio.run(run_until_signalled())
