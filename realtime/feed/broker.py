@@ -53,12 +53,12 @@ class Broker(Protocol):
     async def aclose(self) -> None: ...
 
 
-class InMemoryBroker:
-    """Embedded mode: record in the process's ring, then call the fan-out."""
+class _Numbering:
+    """What both brokers share: numbers come from the history, and status
+    changes and refusals go straight to the fan-out (they are not recorded)."""
 
-    def __init__(self, history: InMemoryHistory, fanout: Fanout) -> None:
-        self.history = history
-        self.fanout = fanout
+    history: History
+    fanout: Fanout
 
     @property
     def epoch(self) -> str:
@@ -67,15 +67,23 @@ class InMemoryBroker:
     def next_seq(self, symbol: str) -> int:
         return self.history.next_seq(symbol)
 
-    def publish(self, update: Update) -> None:
-        self.history.record(update)
-        self.fanout.deliver(update)
-
     def publish_upstream(self, status: str, text: str) -> None:
         self.fanout.deliver_upstream(status, text)
 
     def publish_refused(self, symbols: Sequence[str], message: str) -> None:
         self.fanout.deliver_refused(sorted(symbols), message)
+
+
+class InMemoryBroker(_Numbering):
+    """Embedded mode: record in the process's ring, then call the fan-out."""
+
+    def __init__(self, history: InMemoryHistory, fanout: Fanout) -> None:
+        self.history = history
+        self.fanout = fanout
+
+    def publish(self, update: Update) -> None:
+        self.history.record(update)
+        self.fanout.deliver(update)
 
     def forget_hub(self, channel: str) -> None:
         return None  # one process, one hub: nothing routed by channel
@@ -95,32 +103,19 @@ class LayerFanout(Fanout, Protocol):
     async def aclose(self) -> None: ...
 
 
-class RedisBroker:
+class RedisBroker(_Numbering):
     """Scaled mode: write each batch to the Redis history, then publish it."""
 
     def __init__(self, history: RedisHistory, fanout: LayerFanout) -> None:
         self.history = history
-        self.fanout = fanout
+        self.fanout: LayerFanout = fanout
         self._queue: list[Update] = []
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
-    @property
-    def epoch(self) -> str:
-        return self.history.epoch
-
-    def next_seq(self, symbol: str) -> int:
-        return self.history.next_seq(symbol)
-
     def publish(self, update: Update) -> None:
         self._queue.append(update)
         self._wakeup.set()
-
-    def publish_upstream(self, status: str, text: str) -> None:
-        self.fanout.deliver_upstream(status, text)
-
-    def publish_refused(self, symbols: Sequence[str], message: str) -> None:
-        self.fanout.deliver_refused(sorted(symbols), message)
 
     def forget_hub(self, channel: str) -> None:
         self.fanout.forget_channel(channel)
