@@ -14,7 +14,11 @@ from typing import Any
 
 import redis
 import redis.asyncio as aredis
+import redis.asyncio.sentinel as asentinel
+import redis.sentinel
 from django.conf import settings
+
+from realtime.redisurl import SentinelTarget, parse_sentinel
 
 STORE_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
 
@@ -24,7 +28,8 @@ POOL_WAIT = 5.0
 
 
 def async_redis(url: str, **connection: Any) -> aredis.Redis:
-    """An asyncio Redis client with a bounded pool (``REALTIME_REDIS_POOL_SIZE``).
+    """An asyncio Redis client with a bounded pool (``REALTIME_REDIS_POOL_SIZE``),
+    for a plain Redis URL or a Sentinel group (realtime/redisurl.py).
 
     redis-py's default pool opens one connection per concurrent command, without
     limit: 1,000 clients subscribing at once opened ~950 Redis connections from
@@ -32,6 +37,16 @@ def async_redis(url: str, **connection: Any) -> aredis.Redis:
     10,000 by default) and their buffers cost ~10 KB of RSS per WebSocket
     connection. With a bounded pool the excess waits for a free connection.
     """
+    target = parse_sentinel(url)
+    if target is not None:
+        return _sentinel(target, connection).master_for(
+            target.master_name,
+            connection_pool_class=BlockingSentinelPool,
+            max_connections=settings.REALTIME_REDIS_POOL_SIZE,
+            timeout=POOL_WAIT,
+            **target.connection_kwargs(),
+            **connection,
+        )
     pool = aredis.BlockingConnectionPool.from_url(
         url,
         max_connections=settings.REALTIME_REDIS_POOL_SIZE,
@@ -39,6 +54,38 @@ def async_redis(url: str, **connection: Any) -> aredis.Redis:
         **connection,
     )
     return aredis.Redis.from_pool(pool)
+
+
+class BlockingSentinelPool(
+    asentinel.SentinelConnectionPool, aredis.BlockingConnectionPool
+):
+    """The master's connections of a Sentinel group, bounded like any other
+    pool here: past ``max_connections`` a command waits for a free one."""
+
+
+def _sentinel(target: SentinelTarget, connection: dict[str, Any]) -> asentinel.Sentinel:
+    sentinel_kwargs = target.sentinel_kwargs()
+    for name in ("socket_timeout", "socket_connect_timeout"):
+        if name in connection:
+            sentinel_kwargs.setdefault(name, connection[name])
+    return asentinel.Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
+
+
+def sync_redis(url: str, **connection: Any) -> redis.Redis:
+    """A blocking Redis client for ``url`` (a plain URL or a Sentinel group)."""
+    target = parse_sentinel(url)
+    if target is None:
+        return redis.Redis.from_url(url, **connection)
+    sentinel_kwargs = target.sentinel_kwargs()
+    for name in ("socket_timeout", "socket_connect_timeout"):
+        if name in connection:
+            sentinel_kwargs.setdefault(name, connection[name])
+    sentinel = redis.sentinel.Sentinel(
+        list(target.sentinels), sentinel_kwargs=sentinel_kwargs
+    )
+    return sentinel.master_for(
+        target.master_name, **target.connection_kwargs(), **connection
+    )
 
 
 class RedisClients:
@@ -54,7 +101,7 @@ class RedisClients:
     @property
     def sync(self) -> redis.Redis:
         if self._sync is None:
-            self._sync = redis.Redis.from_url(self.url, **self.connection)
+            self._sync = sync_redis(self.url, **self.connection)
         return self._sync
 
     @property

@@ -31,6 +31,7 @@ from fmpsite.settings.env import (  # noqa: F401 - settings modules use them too
     env_list,
     env_str,
 )
+from realtime.redisurl import InvalidRedisUrl, channel_host, parse_sentinel
 
 BASE_DIR = _env.BASE_DIR
 
@@ -173,7 +174,15 @@ if not DEBUG:
 
 # --- Mode: embedded or scaled -------------------------------------------------------
 
+# A plain Redis (redis://, rediss://, unix://) or a Sentinel group
+# (redis+sentinel://host1:26379,host2:26379/mymaster/0): realtime/redisurl.py.
 REDIS_URL = env_str("REDIS_URL")
+for _url in (REDIS_URL, env_str("REALTIME_CHANNEL_REDIS_URL")):
+    try:
+        parse_sentinel(_url)
+    except InvalidRedisUrl as exc:
+        scheme = urlsplit(_url).scheme
+        raise ImproperlyConfigured(f"Redis URL ({scheme}://...): {exc}") from None
 REALTIME_MODE = "scaled" if REDIS_URL else "embedded"
 # Connections each process's asyncio Redis clients (cache, history, status, slots)
 # may open; more concurrent commands wait for a free one (realtime/stores.py).
@@ -189,7 +198,7 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [
-                    {"address": REALTIME_CHANNEL_REDIS_URL, "socket_timeout": None}
+                    channel_host(REALTIME_CHANNEL_REDIS_URL, socket_timeout=None)
                 ],
                 "capacity": env_int("REALTIME_CHANNEL_CAPACITY", 1000),
                 "expiry": 30,
