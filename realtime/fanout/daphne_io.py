@@ -13,8 +13,9 @@ for that reason):
 - Twisted: a TCP transport's unsent bytes are ``dataBuffer`` past ``offset`` plus
   ``_tempDataBuffer`` (``_tempDataLen`` bytes); ``socket`` is the real socket.
 - autobahn: ``WebSocketProtocol.STATE_OPEN``, ``sendClose``,
-  ``closeHandshakeTimeout``, ``failByDrop`` and the ``wasMax*PayloadSizeExceeded``
-  flags of a message over the size limit.
+  ``closeHandshakeTimeout``, ``onMessage`` (called as ``self.onMessage``),
+  ``failByDrop`` and the ``wasMax*PayloadSizeExceeded`` flags of a message over
+  the size limit.
 
 ``probe()`` checks every one of them, once: the class-level names at first use,
 the per-connection attributes on the first daphne connection. If any is missing
@@ -64,6 +65,7 @@ _PROTOCOL_NAMES = (
     "server",
     "transport",
     "closeHandshakeTimeout",
+    "onMessage",
     "failByDrop",
     "wasMaxMessagePayloadSizeExceeded",
     "wasMaxFramePayloadSizeExceeded",
@@ -324,14 +326,33 @@ def drop_unsent_frames(protocol: Any) -> int:
     return len(held) - keep
 
 
-def prepare_stall_close(protocol: Any, grace: float) -> int:
-    """Make a 4009 close reach a client that stopped reading.
+def prepare_close(
+    protocol: Any,
+    grace: float,
+    on_dropped_input: Callable[[], None],
+    *,
+    drop_unsent: bool = False,
+) -> int:
+    """Make a close the server decided on (4008, 4009) reach the client.
 
-    Drops the unsent frames (see ``drop_unsent_frames``) and gives the client
-    ``grace`` seconds, instead of autobahn's 1 s close-handshake timeout, to read
-    the close frame before the TCP connection is aborted.
+    After the decision the connection only waits for the client to read the
+    close frame: every later client message is dropped where daphne would queue
+    it for the application (``on_dropped_input`` counts it; the socket is still
+    read, so the client's own close frame is seen and the kernel never answers a
+    full receive buffer with a reset), and the client gets ``grace`` seconds,
+    instead of autobahn's 1 s close-handshake timeout, to read the close frame
+    before the TCP connection is aborted. With ``drop_unsent`` (a stalled
+    reader) the whole frames Twisted still holds are dropped first, so the close
+    frame follows at most the rest of one frame. Returns the bytes dropped.
     """
-    dropped = drop_unsent_frames(protocol)
+    dropped = drop_unsent_frames(protocol) if drop_unsent else 0
+
+    def on_message(payload: bytes, is_binary: bool) -> None:
+        on_dropped_input()
+
+    # An instance attribute shadows daphne's onMessage (autobahn calls
+    # self.onMessage); onClose still tells the application the socket is gone.
+    protocol.onMessage = on_message
     protocol.closeHandshakeTimeout = grace
     return dropped
 
