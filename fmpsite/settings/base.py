@@ -316,6 +316,11 @@ if not 1 <= REALTIME_CONNECTION_TOKEN_TTL <= REALTIME_CONNECTION_TOKEN_MAX_TTL:
         "REALTIME_CONNECTION_TOKEN_TTL (the lifetime of the tokens this site mints)"
     )
 REALTIME_MAX_SYMBOLS_PER_CONNECTION = env_int("REALTIME_MAX_SYMBOLS_PER_CONNECTION", 50)
+# HTTP bounds of every daphne of this site, with or without a proxy in front
+# (realtime/fanout/daphne_io.py, docs/deploying.md): the largest request body
+# (413 past it, before it is buffered) and the time a request's headers may take.
+REALTIME_HTTP_MAX_BODY_BYTES = env_int("REALTIME_HTTP_MAX_BODY_BYTES", 1024 * 1024)
+REALTIME_HTTP_HEADER_TIMEOUT = env_float("REALTIME_HTTP_HEADER_TIMEOUT", 10.0)
 # Dashboard watchlists one account may have (dashboard/services.py).
 REALTIME_MAX_WATCHLISTS_PER_USER = env_int("REALTIME_MAX_WATCHLISTS_PER_USER", 20)
 REALTIME_MAX_MESSAGE_BYTES = env_int("REALTIME_MAX_MESSAGE_BYTES", 4096)

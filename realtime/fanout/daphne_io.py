@@ -459,3 +459,191 @@ def on_server_shutdown(cleanup: Callable[[], Awaitable[None]], bound: float) -> 
 
     reactor.addSystemEventTrigger("before", "shutdown", trigger)
     return True
+
+
+# --- HTTP request bounds of a bare daphne ---------------------------------------------
+# daphne has no limit on a request body (Twisted spools it to a file, then daphne
+# queues all of it for the application at once: a 200 MiB POST cost 218 MiB of
+# RSS) and no deadline for a request's headers (Twisted's idle timeout restarts
+# with every byte: a slowloris keeps a socket forever). Both are bounded where
+# Twisted parses the request, per connection, by wrapping the channel that
+# daphne's HTTPFactory builds:
+# - ``HTTPChannel._maybeChooseTransferDecoder(header, data)`` sees Content-Length
+#   and Transfer-Encoding before any body byte; ``_ChunkedTransferDecoder`` hands
+#   each decoded chunk to its ``dataCallback``;
+# - ``allHeadersReceived`` ends a request's headers, ``requestDone`` a request,
+#   ``connectionLost`` the connection.
+_HTTP_CLASS_NAMES: tuple[tuple[str, str], ...] = (
+    ("daphne.http_protocol:HTTPFactory", "buildProtocol"),
+    ("twisted.web.http:HTTPChannel", "_maybeChooseTransferDecoder"),
+    ("twisted.web.http:HTTPChannel", "allHeadersReceived"),
+    ("twisted.web.http:HTTPChannel", "requestDone"),
+    ("twisted.web.http:HTTPChannel", "connectionLost"),
+    ("twisted.web.http:_ChunkedTransferDecoder", "dataReceived"),
+)
+_http_bounds: dict[str, float] = {}
+
+_TOO_LARGE = (
+    b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+)
+_TIMED_OUT = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+)
+
+
+def _respond_and_close(channel: Any, template: bytes, text: str) -> None:
+    body = text.encode()
+    transport = channel.transport
+    if transport is None or getattr(transport, "disconnecting", False):
+        return
+    transport.write(template % (len(body), body))
+    # Twisted writes what it holds, then closes; it reads no more of the body.
+    transport.loseConnection()
+
+
+def _bound_channel(channel: Any, max_body: int, header_timeout: float) -> None:
+    """Install the body limit and the header deadline on one HTTPChannel."""
+    from twisted.internet import reactor
+
+    from realtime import metrics
+
+    state: dict[str, Any] = {"timer": None, "refused": False}
+
+    def refuse_body(size: str) -> None:
+        if state["refused"]:
+            return
+        state["refused"] = True
+        metrics.HTTP_REFUSED.labels("body_too_large").inc()
+        logger.debug("event=http_body_too_large size=%s limit=%d", size, max_body)
+        _respond_and_close(
+            channel,
+            _TOO_LARGE,
+            f"Request body over {max_body} bytes (REALTIME_HTTP_MAX_BODY_BYTES)\n",
+        )
+
+    def cancel() -> None:
+        timer, state["timer"] = state["timer"], None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def expire() -> None:
+        state["timer"] = None
+        if getattr(channel, "_handlingRequest", False):
+            return
+        metrics.HTTP_REFUSED.labels("header_timeout").inc()
+        logger.debug("event=http_header_timeout seconds=%.1f", header_timeout)
+        _respond_and_close(
+            channel,
+            _TIMED_OUT,
+            f"Request headers not complete within {header_timeout:g} s\n",
+        )
+
+    def arm() -> None:
+        cancel()
+        if header_timeout > 0:
+            state["timer"] = reactor.callLater(header_timeout, expire)
+
+    choose = channel._maybeChooseTransferDecoder
+    all_headers = channel.allHeadersReceived
+    request_done = channel.requestDone
+    connection_lost = channel.connectionLost
+
+    def choose_transfer_decoder(header: bytes, data: bytes) -> bool:
+        if header == b"Content-Length" and data.isdigit() and int(data) > max_body:
+            refuse_body(data.decode("ascii"))
+            channel.length = None
+            return False
+        if not choose(header, data):
+            return False
+        decoder = channel._transferDecoder
+        callback = getattr(decoder, "dataCallback", None)
+        if header == b"Transfer-Encoding" and callable(callback):
+            received = [0]
+
+            def counted(chunk: bytes) -> None:
+                received[0] += len(chunk)
+                if received[0] > max_body:
+                    refuse_body(f"chunked>{max_body}")
+                elif not state["refused"]:
+                    callback(chunk)
+
+            decoder.dataCallback = counted
+        return True
+
+    def all_headers_received() -> None:
+        cancel()
+        if not state["refused"]:
+            all_headers()
+
+    def request_done_and_rearm(request: Any) -> None:
+        request_done(request)
+        handling = getattr(channel, "_handlingRequest", False)
+        if channel.transport is not None and not handling:
+            arm()  # the next request of a kept-alive connection
+
+    def connection_lost_and_cancel(reason: Any) -> None:
+        cancel()
+        connection_lost(reason)
+
+    # Instance attributes shadow the methods: Twisted calls them as self.<name>.
+    channel._maybeChooseTransferDecoder = choose_transfer_decoder
+    channel.allHeadersReceived = all_headers_received
+    channel.requestDone = request_done_and_rearm
+    channel.connectionLost = connection_lost_and_cancel
+    arm()
+
+
+def bound_http_requests(max_body: int, header_timeout: float) -> bool:
+    """Bound every HTTP request this daphne process parses (call once, at start).
+
+    Bodies over ``max_body`` bytes, announced by Content-Length or grown past it
+    in chunks, are answered 413 and the connection closed before the body is
+    buffered; a request whose headers are not complete ``header_timeout`` s after
+    the connection opened (or after its previous request) is answered 408 and
+    closed. False, with one warning, when daphne or Twisted lack a name used
+    here: the process then runs with daphne's own behaviour (no bounds; put a
+    proxy in front, docs/deploying.md).
+    """
+    if _http_bounds:
+        _http_bounds.update(max_body=max_body, header_timeout=header_timeout)
+        return True
+    missing = check_classes(_HTTP_CLASS_NAMES)
+    if STATE_OPEN is None:  # not this check's business
+        missing = [m for m in missing if m != "autobahn STATE_OPEN"]
+    if missing:
+        logger.warning(
+            "event=http_bounds_unavailable missing=%s hint='request bodies and "
+            "header times are unbounded; put nginx in front (docs/deploying.md)'",
+            ",".join(missing),
+        )
+        return False
+    from daphne.http_protocol import HTTPFactory
+
+    _http_bounds.update(max_body=max_body, header_timeout=header_timeout)
+    build = HTTPFactory.buildProtocol
+
+    @functools.wraps(build)
+    def build_bounded(factory: Any, addr: Any) -> Any:
+        protocol = build(factory, addr)
+        # Twisted's factory builds a _GenericHTTPChannelProtocol around the
+        # HTTPChannel (for HTTP/2 negotiation); HTTP/1.1 is its _channel.
+        channel = getattr(protocol, "_channel", protocol)
+        try:
+            _bound_channel(
+                channel,
+                int(_http_bounds["max_body"]),
+                float(_http_bounds["header_timeout"]),
+            )
+        except Exception as exc:  # never refuse a connection over a bound
+            logger.warning("event=http_bounds_failed error=%r", exc)
+        return protocol
+
+    HTTPFactory.buildProtocol = build_bounded
+    logger.info(
+        "event=http_bounds max_body_bytes=%d header_timeout=%.1f",
+        max_body,
+        header_timeout,
+    )
+    return True
