@@ -319,7 +319,9 @@ REALTIME_MAX_SYMBOLS_PER_CONNECTION = env_int("REALTIME_MAX_SYMBOLS_PER_CONNECTI
 # HTTP bounds of every daphne of this site, with or without a proxy in front
 # (realtime/fanout/daphne_io.py, docs/deploying.md): the largest request body
 # (413 past it, before it is buffered) and the time a request's headers may take.
-REALTIME_HTTP_MAX_BODY_BYTES = env_int("REALTIME_HTTP_MAX_BODY_BYTES", 1024 * 1024)
+# 16 MiB: room above DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB), so the API's own JSON
+# 413 still answers ordinary oversized bodies; this stops the pathological ones.
+REALTIME_HTTP_MAX_BODY_BYTES = env_int("REALTIME_HTTP_MAX_BODY_BYTES", 16 * 1024 * 1024)
 REALTIME_HTTP_HEADER_TIMEOUT = env_float("REALTIME_HTTP_HEADER_TIMEOUT", 10.0)
 # Dashboard watchlists one account may have (dashboard/services.py).
 REALTIME_MAX_WATCHLISTS_PER_USER = env_int("REALTIME_MAX_WATCHLISTS_PER_USER", 20)

@@ -35,6 +35,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
+
 logger = logging.getLogger(__name__)
 
 try:  # the constant itself, not a copy: a renumbering would show in the probe
@@ -484,23 +486,49 @@ _HTTP_CLASS_NAMES: tuple[tuple[str, str], ...] = (
 _http_bounds: dict[str, float] = {}
 
 _TOO_LARGE = (
-    b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain\r\n"
+    b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
     b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
 )
 _TIMED_OUT = (
-    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
     b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
 )
 
 
+# How long a refused client may go on sending (its bytes read and discarded) so
+# that it reads the answer instead of a reset (a lingering close, as Apache's).
+LINGER_SECONDS = 5.0
+
+
 def _respond_and_close(channel: Any, template: bytes, text: str) -> None:
-    body = text.encode()
+    """Answer (JSON, like the API's errors) and close without buffering more.
+
+    The answer is written and the write side shut (FIN after it); what the
+    client still sends is read and thrown away for ``LINGER_SECONDS`` at most,
+    so a client that sends its whole body before reading (urllib, requests)
+    gets the status, not a reset; then the connection is closed.
+    """
+    from twisted.internet import reactor
+
+    body = orjson.dumps({"detail": text}) + b"\n"
     transport = channel.transport
     if transport is None or getattr(transport, "disconnecting", False):
         return
+    # Discard, never parse or buffer: later reads (dataReceived) and the rest of
+    # the read being parsed now (LineReceiver goes on with rawDataReceived once
+    # in raw mode; in line mode a body would be "a line too long": a close).
+    channel.dataReceived = lambda data: None
+    channel.rawDataReceived = lambda data: None
+    channel.lineLengthExceeded = lambda line: None
+    if hasattr(channel, "setRawMode"):
+        channel.setRawMode()
     transport.write(template % (len(body), body))
-    # Twisted writes what it holds, then closes; it reads no more of the body.
-    transport.loseConnection()
+    try:
+        transport.loseWriteConnection()
+    except (AttributeError, NotImplementedError):  # pragma: no cover
+        transport.loseConnection()
+        return
+    reactor.callLater(LINGER_SECONDS, transport.loseConnection)
 
 
 def _bound_channel(channel: Any, max_body: int, header_timeout: float) -> None:
@@ -520,7 +548,8 @@ def _bound_channel(channel: Any, max_body: int, header_timeout: float) -> None:
         _respond_and_close(
             channel,
             _TOO_LARGE,
-            f"Request body over {max_body} bytes (REALTIME_HTTP_MAX_BODY_BYTES)\n",
+            f"Request body too large: the server's limit is {max_body} bytes "
+            "(REALTIME_HTTP_MAX_BODY_BYTES)",
         )
 
     def cancel() -> None:
@@ -537,7 +566,7 @@ def _bound_channel(channel: Any, max_body: int, header_timeout: float) -> None:
         _respond_and_close(
             channel,
             _TIMED_OUT,
-            f"Request headers not complete within {header_timeout:g} s\n",
+            f"Request headers not complete within {header_timeout:g} s",
         )
 
     def arm() -> None:
