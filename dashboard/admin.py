@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
@@ -7,7 +8,33 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from dashboard.models import DashboardPreference, Watchlist, WatchlistItem
-from dashboard.services import watchlist_max_symbols
+from dashboard.services import (
+    WatchlistLimitReached,
+    watchlist_check_room,
+    watchlist_max_symbols,
+)
+
+
+class WatchlistAdminForm(forms.ModelForm):
+    """A new watchlist (or one moved to another user) obeys the per-user limit
+    ``watchlist_create`` enforces (REALTIME_MAX_WATCHLISTS_PER_USER)."""
+
+    class Meta:
+        model = Watchlist
+        fields = ["user", "name", "position"]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        user = cleaned.get("user")
+        moved = self.instance.pk is None or self.instance.user_id != getattr(
+            user, "pk", None
+        )
+        if user is not None and moved:
+            try:
+                watchlist_check_room(user_id=user.pk)
+            except WatchlistLimitReached as exc:
+                raise ValidationError(str(exc), code="too_many_watchlists") from exc
+        return cleaned
 
 
 class WatchlistItemFormSet(BaseInlineFormSet):
@@ -43,6 +70,7 @@ class WatchlistItemInline(admin.TabularInline):
 
 @admin.register(Watchlist)
 class WatchlistAdmin(admin.ModelAdmin):
+    form = WatchlistAdminForm
     list_display = ["name", "user", "position", "symbol_count", "created"]
     list_select_related = ["user"]
     list_filter = ["created"]

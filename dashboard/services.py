@@ -112,6 +112,30 @@ class WatchlistNameTaken(Exception):
     """The user already has a watchlist with that name."""
 
 
+class WatchlistLimitReached(Exception):
+    """The user already has ``REALTIME_MAX_WATCHLISTS_PER_USER`` watchlists."""
+
+
+def watchlist_max_per_user() -> int:
+    """Each watchlist is a row, a tab and a broadcast to every open tab: bounded so
+    that one account cannot grow them (and every page that lists them) forever."""
+    return settings.REALTIME_MAX_WATCHLISTS_PER_USER
+
+
+def watchlist_check_room(*, user_id: object) -> None:
+    """Raise ``WatchlistLimitReached`` if the user may not have one more list.
+
+    Called by ``watchlist_create`` and by the admin's form, so the limit is the
+    same wherever a watchlist is made.
+    """
+    limit = watchlist_max_per_user()
+    if Watchlist.objects.filter(user_id=user_id).count() >= limit:
+        raise WatchlistLimitReached(
+            f"You already have {limit} watchlists, the most one account may have "
+            "(REALTIME_MAX_WATCHLISTS_PER_USER). Delete one to create another."
+        )
+
+
 def _clean_name(name: str) -> str:
     name = " ".join(name.split())
     if not name:
@@ -123,8 +147,9 @@ def _clean_name(name: str) -> str:
 
 def watchlist_create(*, user: AbstractBaseUser, name: str) -> Watchlist:
     """A new, empty watchlist after the user's others. Raises ``ValueError`` for a
-    blank or over-long name and ``WatchlistNameTaken``."""
+    blank or over-long name, ``WatchlistNameTaken`` and ``WatchlistLimitReached``."""
     name = _clean_name(name)
+    watchlist_check_room(user_id=user.pk)
     if Watchlist.objects.filter(user=user, name=name).exists():
         raise WatchlistNameTaken(f"You already have a watchlist named {name!r}.")
     position = (

@@ -35,6 +35,7 @@ from dashboard.selectors import (
 )
 from dashboard.services import (
     WatchlistFull,
+    WatchlistLimitReached,
     WatchlistNameTaken,
     preference_update,
     watchlist_add_symbol,
@@ -239,14 +240,13 @@ def watchlist_new(request: HttpRequest) -> HttpResponse:
         return _form_error(request, form)
     try:
         watchlist = watchlist_create(user=request.user, name=form.cleaned_data["name"])
+    except WatchlistLimitReached as exc:
+        return _error(request, str(exc), status=409, watchlist=None)
     except (ValueError, WatchlistNameTaken) as exc:
         return _error(request, str(exc), status=400, watchlist=None)
-    body = {
-        "id": watchlist.pk,
-        "name": watchlist.name,
-        "url": _home_url(watchlist),
-        "watchlists": _watchlists_payload(request.user),
-    }
+    # The created list only: the page it leads to lists them all, and other tabs
+    # add it to the tabs they show (static/dashboard/dashboard.js).
+    body = {"id": watchlist.pk, "name": watchlist.name, "url": _home_url(watchlist)}
     message = f"Created {watchlist.name!r}."
     return _done(request, message, body, url=_home_url(watchlist), status=201)
 

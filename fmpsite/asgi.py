@@ -23,6 +23,7 @@ from django.conf import settings  # noqa: E402
 from fmpsite.embedded import start_with_server  # noqa: E402
 from fmpsite.gctune import tune_gc  # noqa: E402
 from realtime.backends import backends  # noqa: E402
+from realtime.fanout import daphne_io  # noqa: E402
 from realtime.fanout.auth import (  # noqa: E402
     BrowserOriginValidatorStack,
     RealtimeAuthMiddlewareStack,
@@ -52,6 +53,10 @@ def check_static_manifest() -> None:
 
 
 check_static_manifest()
+# A bare daphne (no nginx in front) bounds request bodies and header time itself.
+daphne_io.bound_http_requests(
+    settings.REALTIME_HTTP_MAX_BODY_BYTES, settings.REALTIME_HTTP_HEADER_TIMEOUT
+)
 # The mode is decided once, at start: a bad REALTIME_MODE or a scaled mode
 # without REDIS_URL stops the server here, not at its first client.
 backends()

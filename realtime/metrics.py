@@ -21,6 +21,17 @@ MESSAGES_CONFLATED = Counter(
     "fmpsite_messages_conflated_total",
     "price_update messages replaced by a newer one before a slow client read them",
 )
+WS_DROPPED_AFTER_CLOSE = Counter(
+    "fmpsite_ws_messages_dropped_after_close_total",
+    "Client messages received after the server decided to close the connection "
+    "(4008 flooding, 4009 stalled): dropped unread and unlogged",
+)
+HTTP_REFUSED = Counter(
+    "fmpsite_http_refused_total",
+    "HTTP requests daphne answered itself before the application saw them: "
+    "body_too_large (413) or header_timeout (408)",
+    ["reason"],
+)
 CLIENTS = Gauge("fmpsite_ws_clients", "WebSocket clients connected to this process")
 UPSTREAM_STATE = Gauge(
     "fmpsite_upstream_state", "1 for the feed's current upstream state", ["state"]

@@ -8,12 +8,21 @@ no cookies cross-site and cannot set headers on a WebSocket. Nothing is stored o
 the server: the signature is the whole check, and a short ``exp`` stands in for
 revocation.
 
-- ``sub`` is who the connection belongs to. Limits count per ``sub`` (the scope's
-  ``realtime_principal`` is ``"user:<sub>"``), so every visitor of a frontend gets
-  their own connection cap instead of sharing one baked-in DRF token.
+- ``sub`` is who the connection belongs to. Limits count per ``sub``, so every
+  visitor of a frontend gets their own connection cap instead of sharing one
+  baked-in DRF token.
 - Tokens this site mints for a logged-in user carry ``sub=str(user.pk)`` and
   ``iss=SITE_ISSUER``; the handshake resolves those to the Django user (and refuses
-  a deactivated one). Any other ``sub`` becomes a ``ConnectionTokenUser``.
+  a deactivated one) and they count as ``"user:<pk>"``, like the user's session
+  and DRF token. Any other ``sub`` becomes a ``ConnectionTokenUser`` in its own
+  namespace, ``"ext:<iss or kid>:<sub>"`` (``"ext:-:<sub>"`` with neither): a
+  frontend's ``sub="2"`` is not this site's user 2 and cannot use up that user's
+  connections.
+- ``exp`` is required and must be a NumericDate (a JSON number; RFC 7519 section
+  2) at most ``REALTIME_CONNECTION_TOKEN_MAX_TTL`` seconds ahead, so a leaked
+  token is worthless after a bounded time without rotating the secret; ``nbf``
+  and ``iat``, when present, must be NumericDates too and not in the future
+  (``CLOCK_SKEW`` seconds of leeway for the minter's clock; none for ``exp``).
 - A token is checked at the handshake only. An open connection is not closed when
   its token expires, as in Centrifugo without refresh (docs/frontends.md).
 
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -39,6 +49,8 @@ SITE_ISSUER = "fmpsite"
 # ``sub`` ends up in log lines and limit keys: keep it a sane length.
 MAX_SUBJECT_LENGTH = 200
 MIN_SECRET_BYTES = 32
+# Leeway for the clocks of the site and of a frontend's token minter.
+CLOCK_SKEW = 30
 
 
 class ConnectionTokenError(Exception):
@@ -47,8 +59,8 @@ class ConnectionTokenError(Exception):
     ``reason`` is the stable word logged at the refused handshake:
     ``token_expired``, ``token_bad_signature``, ``token_malformed``,
     ``token_bad_algorithm``, ``token_missing_claim``, ``token_not_yet_valid``,
-    ``token_invalid_claims``, ``token_user_inactive`` or
-    ``connection_tokens_disabled``.
+    ``token_invalid_claims``, ``token_lifetime_too_long``, ``token_user_inactive``
+    or ``connection_tokens_disabled``; ``detail`` says what exactly (logged too).
     """
 
     def __init__(self, reason: str, detail: str = "") -> None:
@@ -64,11 +76,19 @@ class ConnectionClaims:
     sub: str
     exp: int
     issued_by_site: bool
+    issuer: str | None = None
+    key_id: str | None = None
 
     @property
     def principal(self) -> str:
-        """The key limits count per (docs/protocol.md: "limits count per sub")."""
-        return f"user:{self.sub}"
+        """The key limits count per (docs/protocol.md: "limits count per sub").
+
+        ``user:<pk>`` only for this site's own tokens; an external subject is
+        namespaced by who issued it, so it never collides with a site user.
+        """
+        if self.issued_by_site:
+            return f"user:{self.sub}"
+        return f"ext:{self.issuer or self.key_id or '-'}:{self.sub}"
 
 
 class ConnectionTokenUser:
@@ -150,10 +170,11 @@ def mint_connection_token(
 
 
 def verify_connection_token(token: str) -> ConnectionClaims:
-    """Check signature, algorithm and ``exp``; raise ``ConnectionTokenError`` if bad.
+    """Check signature, algorithm and time claims; raise ``ConnectionTokenError``.
 
     Only HS256 is accepted (never ``none`` nor an algorithm the token names for
-    itself), and ``sub`` and ``exp`` are required.
+    itself), ``sub`` and ``exp`` are required, and ``exp``/``nbf``/``iat`` are
+    checked as the module docstring says.
     """
     secret = settings.REALTIME_CONNECTION_TOKEN_SECRET
     if not secret:
@@ -161,14 +182,20 @@ def verify_connection_token(token: str) -> ConnectionClaims:
             "connection_tokens_disabled", "REALTIME_CONNECTION_TOKEN_SECRET is not set"
         )
     try:
+        header = jwt.get_unverified_header(token)
+        # The time claims are checked below, strictly: PyJWT accepts an ``exp``
+        # given as a numeric string and knows no maximum lifetime.
         claims = jwt.decode(
             token,
             secret,
             algorithms=[ALGORITHM],
-            options={"require": ["sub", "exp"]},
+            options={
+                "require": ["sub", "exp"],
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
         )
-    except jwt.ExpiredSignatureError as exc:
-        raise ConnectionTokenError("token_expired") from exc
     except jwt.InvalidSignatureError as exc:
         raise ConnectionTokenError("token_bad_signature") from exc
     except jwt.InvalidAlgorithmError as exc:
@@ -177,15 +204,83 @@ def verify_connection_token(token: str) -> ConnectionClaims:
         raise ConnectionTokenError("token_malformed", str(exc)) from exc
     except jwt.MissingRequiredClaimError as exc:
         raise ConnectionTokenError("token_missing_claim", exc.claim) from exc
-    except jwt.ImmatureSignatureError as exc:
-        raise ConnectionTokenError("token_not_yet_valid") from exc
     except jwt.InvalidTokenError as exc:
         raise ConnectionTokenError("token_invalid_claims", str(exc)) from exc
+    exp = _check_times(claims, time.time())
     sub = claims["sub"]
     _check_subject(sub)
+    issuer = claims.get("iss")
+    key_id = header.get("kid")
     return ConnectionClaims(
-        sub=sub, exp=int(claims["exp"]), issued_by_site=claims.get("iss") == SITE_ISSUER
+        sub=sub,
+        exp=exp,
+        issued_by_site=issuer == SITE_ISSUER,
+        issuer=_namespace_part(issuer, "iss"),
+        key_id=_namespace_part(key_id, "kid"),
     )
+
+
+def _numeric_date(claims: dict[str, object], name: str) -> float | None:
+    """``claims[name]`` as a NumericDate (RFC 7519: a JSON number), if present."""
+    if name not in claims:
+        return None
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConnectionTokenError(
+            "token_invalid_claims",
+            f"{name} must be a NumericDate (seconds as a JSON number), "
+            f"got {type(value).__name__}",
+        )
+    if not math.isfinite(value):
+        raise ConnectionTokenError(
+            "token_invalid_claims", f"{name} must be a finite NumericDate"
+        )
+    return float(value)
+
+
+def _check_times(claims: dict[str, object], now: float) -> int:
+    """Check ``exp``, ``nbf`` and ``iat``; return ``exp`` in whole seconds."""
+    exp = _numeric_date(claims, "exp")
+    nbf = _numeric_date(claims, "nbf")
+    iat = _numeric_date(claims, "iat")
+    assert exp is not None  # required by the decode
+    max_ttl = settings.REALTIME_CONNECTION_TOKEN_MAX_TTL
+    if exp > now + max_ttl + CLOCK_SKEW:
+        raise ConnectionTokenError(
+            "token_lifetime_too_long",
+            f"exp is {exp - now:.0f} s ahead; at most {max_ttl} s "
+            "(REALTIME_CONNECTION_TOKEN_MAX_TTL)",
+        )
+    if exp <= now:  # no leeway: a frontend chose this expiry and may rely on it
+        raise ConnectionTokenError("token_expired", f"exp was {now - exp:.0f} s ago")
+    if nbf is not None and nbf > now + CLOCK_SKEW:
+        raise ConnectionTokenError(
+            "token_not_yet_valid", f"nbf is {nbf - now:.0f} s ahead"
+        )
+    if iat is not None and iat > now + CLOCK_SKEW:
+        raise ConnectionTokenError(
+            "token_invalid_claims", f"iat is {iat - now:.0f} s in the future"
+        )
+    return int(exp)
+
+
+def _namespace_part(value: object, name: str) -> str | None:
+    """``iss``/``kid`` as part of a principal: a short printable string or None."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_SUBJECT_LENGTH
+        or not value.isprintable()
+        or any(ch.isspace() or ch == ":" for ch in value)
+    ):
+        raise ConnectionTokenError(
+            "token_invalid_claims",
+            f"{name} must be a short string without spaces, colons or control "
+            "characters",
+        )
+    return value
 
 
 def _check_subject(sub: object) -> None:

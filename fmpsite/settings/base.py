@@ -315,7 +315,25 @@ if 0 < len(REALTIME_CONNECTION_TOKEN_SECRET.encode()) < 32:
 REALTIME_CONNECTION_TOKEN_TTL = env_int("REALTIME_CONNECTION_TOKEN_TTL", 300)
 if REALTIME_CONNECTION_TOKEN_TTL < 1:
     raise ImproperlyConfigured("REALTIME_CONNECTION_TOKEN_TTL must be >= 1 second")
+# The longest a connection token may be valid (exp - now), whoever minted it.
+REALTIME_CONNECTION_TOKEN_MAX_TTL = env_int(
+    "REALTIME_CONNECTION_TOKEN_MAX_TTL", 24 * 3600
+)
+if not 1 <= REALTIME_CONNECTION_TOKEN_TTL <= REALTIME_CONNECTION_TOKEN_MAX_TTL:
+    raise ImproperlyConfigured(
+        "REALTIME_CONNECTION_TOKEN_MAX_TTL must be at least "
+        "REALTIME_CONNECTION_TOKEN_TTL (the lifetime of the tokens this site mints)"
+    )
 REALTIME_MAX_SYMBOLS_PER_CONNECTION = env_int("REALTIME_MAX_SYMBOLS_PER_CONNECTION", 50)
+# HTTP bounds of every daphne of this site, with or without a proxy in front
+# (realtime/fanout/daphne_io.py, docs/deploying.md): the largest request body
+# (413 past it, before it is buffered) and the time a request's headers may take.
+# 16 MiB: room above DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB), so the API's own JSON
+# 413 still answers ordinary oversized bodies; this stops the pathological ones.
+REALTIME_HTTP_MAX_BODY_BYTES = env_int("REALTIME_HTTP_MAX_BODY_BYTES", 16 * 1024 * 1024)
+REALTIME_HTTP_HEADER_TIMEOUT = env_float("REALTIME_HTTP_HEADER_TIMEOUT", 10.0)
+# Dashboard watchlists one account may have (dashboard/services.py).
+REALTIME_MAX_WATCHLISTS_PER_USER = env_int("REALTIME_MAX_WATCHLISTS_PER_USER", 20)
 REALTIME_MAX_MESSAGE_BYTES = env_int("REALTIME_MAX_MESSAGE_BYTES", 4096)
 REALTIME_RATE_LIMIT = env_float("REALTIME_RATE_LIMIT", 20.0)
 REALTIME_RATE_BURST = env_int("REALTIME_RATE_BURST", 40)

@@ -18,8 +18,9 @@ never reads after the handshake. The session lookup itself is channels'
 ``get_user`` and Django's session engine, unchanged.
 
 Besides ``user`` the scope gets ``realtime_principal``, the key that limits count
-per: ``"user:<pk>"`` for a session or DRF token user, ``"user:<sub>"`` for a
-connection token, ``None`` for anonymous.
+per: ``"user:<pk>"`` for a session or DRF token user and for a connection token
+this site minted, ``"ext:<iss or kid>:<sub>"`` for any other connection token
+(realtime/tokens.py), ``None`` for anonymous.
 
 Every refused handshake logs one ``event=ws_refused`` line naming the reason and
 the Origin (docs/frontends.md).
@@ -50,11 +51,16 @@ logger = logging.getLogger(__name__)
 
 
 class HandshakeRefused(Exception):
-    """The connection must be refused at the handshake (HTTP 403)."""
+    """The connection must be refused at the handshake (HTTP 403).
 
-    def __init__(self, reason: str) -> None:
+    ``detail`` (e.g. how far ahead a token's ``exp`` is) goes on the one
+    ``ws_refused`` log line, so the refusal says why.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.detail = detail
 
 
 def _token_from_scope(scope) -> str | None:
@@ -104,7 +110,7 @@ async def _user_for_connection_token(token: str):
     try:
         claims = verify_connection_token(token)
     except ConnectionTokenError as exc:
-        raise HandshakeRefused(exc.reason) from exc
+        raise HandshakeRefused(exc.reason, exc.detail) from exc
     if not claims.issued_by_site:
         return ConnectionTokenUser(claims.sub), claims.principal
     # Minted by this site for one of its users: that user, while still active.
@@ -199,7 +205,9 @@ class StreamAuthMiddleware:
         try:
             user, principal = await resolve_connection(scope)
         except HandshakeRefused as exc:
-            log_refused(scope, exc.reason)
+            # One word for the log line: "exp_is_315360000_s_ahead;_at_most...".
+            detail = {"detail": exc.detail.replace(" ", "_")} if exc.detail else {}
+            log_refused(scope, exc.reason, **detail)
             return await deny(scope, receive, send)
         return await self.inner(
             {**scope, "user": user, "realtime_principal": principal}, receive, send

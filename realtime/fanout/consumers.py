@@ -17,12 +17,13 @@ from typing import Any
 import orjson
 from django.conf import settings
 
+from realtime import metrics
 from realtime.backends import backends
 from realtime.fanout import daphne_io
 from realtime.fanout.auth import log_refused
-from realtime.fanout.closecodes import CLOSE_FLOODING, CLOSE_MESSAGE_TOO_BIG
+from realtime.fanout.closecodes import CLOSE_MESSAGE_TOO_BIG
 from realtime.fanout.hub import FanoutHub, Outbox, get_hub
-from realtime.fanout.limits import RateLimiter
+from realtime.fanout.limits import RateLimiter, close_flooding
 from realtime.fanout.nodb import NoDatabaseJsonWebsocketConsumer
 from realtime.feed.history import HistoryPage
 from realtime.feed.state import (
@@ -197,14 +198,12 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
         if self.outbox.protocol is not None:
             # daphne just reset its keepalive clock for this client: keep pings spread.
             daphne_io.spread_keepalive(self.outbox.protocol, random.random)
+        if self.outbox.closed:  # after a 4008/4009 decision: dropped, unlogged
+            metrics.WS_DROPPED_AFTER_CLOSE.inc()
+            return
         if not self.limiter.allow():
             if self.limiter.flooding:
-                logger.warning(
-                    "event=ws_flood_closed conn=%s code=%d",
-                    self.conn_id,
-                    CLOSE_FLOODING,
-                )
-                await self.close(code=CLOSE_FLOODING)
+                await close_flooding(self.outbox, self.limiter)
                 return
             self.send_error(
                 "rate_limited",

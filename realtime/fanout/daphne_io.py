@@ -13,8 +13,9 @@ for that reason):
 - Twisted: a TCP transport's unsent bytes are ``dataBuffer`` past ``offset`` plus
   ``_tempDataBuffer`` (``_tempDataLen`` bytes); ``socket`` is the real socket.
 - autobahn: ``WebSocketProtocol.STATE_OPEN``, ``sendClose``,
-  ``closeHandshakeTimeout``, ``failByDrop`` and the ``wasMax*PayloadSizeExceeded``
-  flags of a message over the size limit.
+  ``closeHandshakeTimeout``, ``onMessage`` (called as ``self.onMessage``),
+  ``failByDrop`` and the ``wasMax*PayloadSizeExceeded`` flags of a message over
+  the size limit.
 
 ``probe()`` checks every one of them, once: the class-level names at first use,
 the per-connection attributes on the first daphne connection. If any is missing
@@ -33,6 +34,8 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import orjson
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ _PROTOCOL_NAMES = (
     "server",
     "transport",
     "closeHandshakeTimeout",
+    "onMessage",
     "failByDrop",
     "wasMaxMessagePayloadSizeExceeded",
     "wasMaxFramePayloadSizeExceeded",
@@ -324,14 +328,33 @@ def drop_unsent_frames(protocol: Any) -> int:
     return len(held) - keep
 
 
-def prepare_stall_close(protocol: Any, grace: float) -> int:
-    """Make a 4009 close reach a client that stopped reading.
+def prepare_close(
+    protocol: Any,
+    grace: float,
+    on_dropped_input: Callable[[], None],
+    *,
+    drop_unsent: bool = False,
+) -> int:
+    """Make a close the server decided on (4008, 4009) reach the client.
 
-    Drops the unsent frames (see ``drop_unsent_frames``) and gives the client
-    ``grace`` seconds, instead of autobahn's 1 s close-handshake timeout, to read
-    the close frame before the TCP connection is aborted.
+    After the decision the connection only waits for the client to read the
+    close frame: every later client message is dropped where daphne would queue
+    it for the application (``on_dropped_input`` counts it; the socket is still
+    read, so the client's own close frame is seen and the kernel never answers a
+    full receive buffer with a reset), and the client gets ``grace`` seconds,
+    instead of autobahn's 1 s close-handshake timeout, to read the close frame
+    before the TCP connection is aborted. With ``drop_unsent`` (a stalled
+    reader) the whole frames Twisted still holds are dropped first, so the close
+    frame follows at most the rest of one frame. Returns the bytes dropped.
     """
-    dropped = drop_unsent_frames(protocol)
+    dropped = drop_unsent_frames(protocol) if drop_unsent else 0
+
+    def on_message(payload: bytes, is_binary: bool) -> None:
+        on_dropped_input()
+
+    # An instance attribute shadows daphne's onMessage (autobahn calls
+    # self.onMessage); onClose still tells the application the socket is gone.
+    protocol.onMessage = on_message
     protocol.closeHandshakeTimeout = grace
     return dropped
 
@@ -437,4 +460,219 @@ def on_server_shutdown(cleanup: Callable[[], Awaitable[None]], bound: float) -> 
         return defer.Deferred.fromFuture(asyncio.ensure_future(bounded()))
 
     reactor.addSystemEventTrigger("before", "shutdown", trigger)
+    return True
+
+
+# --- HTTP request bounds of a bare daphne ---------------------------------------------
+# daphne has no limit on a request body (Twisted spools it to a file, then daphne
+# queues all of it for the application at once: a 200 MiB POST cost 218 MiB of
+# RSS) and no deadline for a request's headers (Twisted's idle timeout restarts
+# with every byte: a slowloris keeps a socket forever). Both are bounded where
+# Twisted parses the request, per connection, by wrapping the channel that
+# daphne's HTTPFactory builds:
+# - ``HTTPChannel._maybeChooseTransferDecoder(header, data)`` sees Content-Length
+#   and Transfer-Encoding before any body byte; ``_ChunkedTransferDecoder`` hands
+#   each decoded chunk to its ``dataCallback``;
+# - ``allHeadersReceived`` ends a request's headers, ``requestDone`` a request,
+#   ``connectionLost`` the connection.
+_HTTP_CLASS_NAMES: tuple[tuple[str, str], ...] = (
+    ("daphne.http_protocol:HTTPFactory", "buildProtocol"),
+    ("twisted.web.http:HTTPChannel", "_maybeChooseTransferDecoder"),
+    ("twisted.web.http:HTTPChannel", "allHeadersReceived"),
+    ("twisted.web.http:HTTPChannel", "requestDone"),
+    ("twisted.web.http:HTTPChannel", "connectionLost"),
+    ("twisted.web.http:_ChunkedTransferDecoder", "dataReceived"),
+)
+_http_bounds: dict[str, float] = {}
+
+_TOO_LARGE = (
+    b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+)
+_TIMED_OUT = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+)
+
+
+# How long a refused client may go on sending (its bytes read and discarded) so
+# that it reads the answer instead of a reset (a lingering close, as Apache's).
+LINGER_SECONDS = 5.0
+
+
+def _respond_and_close(channel: Any, template: bytes, text: str) -> None:
+    """Answer (JSON, like the API's errors) and close without buffering more.
+
+    The answer is written and the write side shut (FIN after it); what the
+    client still sends is read and thrown away for ``LINGER_SECONDS`` at most,
+    so a client that sends its whole body before reading (urllib, requests)
+    gets the status, not a reset; then the connection is closed.
+    """
+    from twisted.internet import reactor
+
+    body = orjson.dumps({"detail": text}) + b"\n"
+    transport = channel.transport
+    if transport is None or getattr(transport, "disconnecting", False):
+        return
+    # Discard, never parse or buffer: later reads (dataReceived) and the rest of
+    # the read being parsed now (LineReceiver goes on with rawDataReceived once
+    # in raw mode; in line mode a body would be "a line too long": a close).
+    channel.dataReceived = lambda data: None
+    channel.rawDataReceived = lambda data: None
+    channel.lineLengthExceeded = lambda line: None
+    if hasattr(channel, "setRawMode"):
+        channel.setRawMode()
+    transport.write(template % (len(body), body))
+    try:
+        transport.loseWriteConnection()
+    except (AttributeError, NotImplementedError):  # pragma: no cover
+        transport.loseConnection()
+        return
+    reactor.callLater(LINGER_SECONDS, transport.loseConnection)
+
+
+def _bound_channel(channel: Any, max_body: int, header_timeout: float) -> None:
+    """Install the body limit and the header deadline on one HTTPChannel."""
+    from twisted.internet import reactor
+
+    from realtime import metrics
+
+    state: dict[str, Any] = {"timer": None, "refused": False}
+
+    def refuse_body(size: str) -> None:
+        if state["refused"]:
+            return
+        state["refused"] = True
+        metrics.HTTP_REFUSED.labels("body_too_large").inc()
+        logger.debug("event=http_body_too_large size=%s limit=%d", size, max_body)
+        _respond_and_close(
+            channel,
+            _TOO_LARGE,
+            f"Request body too large: the server's limit is {max_body} bytes "
+            "(REALTIME_HTTP_MAX_BODY_BYTES)",
+        )
+
+    def cancel() -> None:
+        timer, state["timer"] = state["timer"], None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def expire() -> None:
+        state["timer"] = None
+        if getattr(channel, "_handlingRequest", False):
+            return
+        metrics.HTTP_REFUSED.labels("header_timeout").inc()
+        logger.debug("event=http_header_timeout seconds=%.1f", header_timeout)
+        _respond_and_close(
+            channel,
+            _TIMED_OUT,
+            f"Request headers not complete within {header_timeout:g} s",
+        )
+
+    def arm() -> None:
+        cancel()
+        if header_timeout > 0:
+            state["timer"] = reactor.callLater(header_timeout, expire)
+
+    choose = channel._maybeChooseTransferDecoder
+    all_headers = channel.allHeadersReceived
+    request_done = channel.requestDone
+    connection_lost = channel.connectionLost
+
+    def choose_transfer_decoder(header: bytes, data: bytes) -> bool:
+        if header == b"Content-Length" and data.isdigit() and int(data) > max_body:
+            refuse_body(data.decode("ascii"))
+            channel.length = None
+            return False
+        if not choose(header, data):
+            return False
+        decoder = channel._transferDecoder
+        callback = getattr(decoder, "dataCallback", None)
+        if header == b"Transfer-Encoding" and callable(callback):
+            received = [0]
+
+            def counted(chunk: bytes) -> None:
+                received[0] += len(chunk)
+                if received[0] > max_body:
+                    refuse_body(f"chunked>{max_body}")
+                elif not state["refused"]:
+                    callback(chunk)
+
+            decoder.dataCallback = counted
+        return True
+
+    def all_headers_received() -> None:
+        cancel()
+        if not state["refused"]:
+            all_headers()
+
+    def request_done_and_rearm(request: Any) -> None:
+        request_done(request)
+        handling = getattr(channel, "_handlingRequest", False)
+        if channel.transport is not None and not handling:
+            arm()  # the next request of a kept-alive connection
+
+    def connection_lost_and_cancel(reason: Any) -> None:
+        cancel()
+        connection_lost(reason)
+
+    # Instance attributes shadow the methods: Twisted calls them as self.<name>.
+    channel._maybeChooseTransferDecoder = choose_transfer_decoder
+    channel.allHeadersReceived = all_headers_received
+    channel.requestDone = request_done_and_rearm
+    channel.connectionLost = connection_lost_and_cancel
+    arm()
+
+
+def bound_http_requests(max_body: int, header_timeout: float) -> bool:
+    """Bound every HTTP request this daphne process parses (call once, at start).
+
+    Bodies over ``max_body`` bytes, announced by Content-Length or grown past it
+    in chunks, are answered 413 and the connection closed before the body is
+    buffered; a request whose headers are not complete ``header_timeout`` s after
+    the connection opened (or after its previous request) is answered 408 and
+    closed. False, with one warning, when daphne or Twisted lack a name used
+    here: the process then runs with daphne's own behaviour (no bounds; put a
+    proxy in front, docs/deploying.md).
+    """
+    if _http_bounds:
+        _http_bounds.update(max_body=max_body, header_timeout=header_timeout)
+        return True
+    missing = check_classes(_HTTP_CLASS_NAMES)
+    if STATE_OPEN is None:  # not this check's business
+        missing = [m for m in missing if m != "autobahn STATE_OPEN"]
+    if missing:
+        logger.warning(
+            "event=http_bounds_unavailable missing=%s hint='request bodies and "
+            "header times are unbounded; put nginx in front (docs/deploying.md)'",
+            ",".join(missing),
+        )
+        return False
+    from daphne.http_protocol import HTTPFactory
+
+    _http_bounds.update(max_body=max_body, header_timeout=header_timeout)
+    build = HTTPFactory.buildProtocol
+
+    @functools.wraps(build)
+    def build_bounded(factory: Any, addr: Any) -> Any:
+        protocol = build(factory, addr)
+        # Twisted's factory builds a _GenericHTTPChannelProtocol around the
+        # HTTPChannel (for HTTP/2 negotiation); HTTP/1.1 is its _channel.
+        channel = getattr(protocol, "_channel", protocol)
+        try:
+            _bound_channel(
+                channel,
+                int(_http_bounds["max_body"]),
+                float(_http_bounds["header_timeout"]),
+            )
+        except Exception as exc:  # never refuse a connection over a bound
+            logger.warning("event=http_bounds_failed error=%r", exc)
+        return protocol
+
+    HTTPFactory.buildProtocol = build_bounded
+    logger.info(
+        "event=http_bounds max_body_bytes=%d header_timeout=%.1f",
+        max_body,
+        header_timeout,
+    )
     return True

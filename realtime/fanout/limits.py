@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from django.conf import settings
+
+from realtime.fanout.closecodes import CLOSE_FLOODING
 from realtime.ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    from realtime.fanout.outbox import Outbox
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -43,3 +53,21 @@ class RateLimiter:
     @property
     def flooding(self) -> bool:
         return self.violations > self.flood_after
+
+
+async def close_flooding(outbox: Outbox, limiter: RateLimiter) -> None:
+    """Close a flooding client with 4008, once, so that it reads why.
+
+    One log line per connection: everything the client sends after this is
+    dropped unread (``Outbox.prepare_server_close``; the consumer drops what
+    daphne had already queued), and the close frame waits behind at most what
+    was already sent, for ``REALTIME_CLOSE_GRACE`` s instead of autobahn's 1 s.
+    """
+    outbox.prepare_server_close(settings.REALTIME_CLOSE_GRACE, drop_unsent=False)
+    logger.warning(
+        "event=ws_flood_closed conn=%s code=%d refused=%d",
+        outbox.conn_id,
+        CLOSE_FLOODING,
+        limiter.violations,
+    )
+    await outbox.close_with(CLOSE_FLOODING)

@@ -165,6 +165,39 @@ class Outbox:
         self.pending = {}
         self.upstream = None
 
+    def prepare_server_close(self, grace: float, *, drop_unsent: bool) -> int:
+        """The server decided to close this client (4008, 4009): from now on
+        nothing more is sent or read, and the close frame must reach the client.
+
+        Returns the unsent bytes dropped (``drop_unsent``: a stalled reader).
+        Under any other server than daphne (or a daphne the probe refused) the
+        consumer drops the input itself (``closed``) and the close is ASGI's.
+        """
+        self.drop_all()
+        if self.protocol is None:
+            return 0
+        try:
+            return daphne_io.prepare_close(
+                self.protocol,
+                grace,
+                metrics.WS_DROPPED_AFTER_CLOSE.inc,
+                drop_unsent=drop_unsent,
+            )
+        except Exception as exc:  # never let this stop the close itself
+            logger.warning(
+                "event=close_prepare_failed conn=%s error=%r", self.conn_id, exc
+            )
+            return 0
+
+    async def close_with(self, code: int) -> None:
+        """Send the close frame (after ``prepare_server_close``)."""
+        if self.close is None:
+            return
+        try:
+            await self.close(code)
+        except Exception as exc:
+            logger.debug("event=close_failed conn=%s error=%r", self.conn_id, exc)
+
     async def go_away(self) -> None:
         """The server is stopping: drop what waits and close with 1001."""
         self.drop_all()
@@ -296,24 +329,16 @@ class OutboxWriter:
     async def _close_stalled(self, outbox: Outbox, reason: str) -> None:
         """Close a client that does not read with 4009, so that it can see why.
 
-        The unsent frames Twisted holds are dropped first and the client gets
-        ``REALTIME_CLOSE_GRACE`` s to read the close frame (daphne_io).
+        The unsent frames Twisted holds are dropped first, the client's further
+        messages are dropped unread, and it gets ``REALTIME_CLOSE_GRACE`` s to
+        read the close frame (``Outbox.prepare_server_close``). Logged once: a
+        closed outbox is never closed again.
         """
         if outbox.closed:
             return
         stalled_since = outbox.stalled_since or time.monotonic()
         buffered = daphne_io.buffered_bytes(outbox.transport) if outbox.transport else 0
-        outbox.drop_all()
-        dropped = 0
-        if outbox.protocol is not None:
-            try:
-                dropped = daphne_io.prepare_stall_close(
-                    outbox.protocol, self.close_grace
-                )
-            except Exception as exc:  # never let this stop the close itself
-                logger.warning(
-                    "event=stall_drop_failed conn=%s error=%r", outbox.conn_id, exc
-                )
+        dropped = outbox.prepare_server_close(self.close_grace, drop_unsent=True)
         logger.warning(
             "event=ws_stalled_closed conn=%s code=%d reason=%s seconds=%.1f "
             "buffered=%d dropped=%d",
@@ -324,8 +349,4 @@ class OutboxWriter:
             buffered,
             dropped,
         )
-        if outbox.close is not None:
-            try:
-                await outbox.close(CLOSE_STALLED)
-            except Exception as exc:
-                logger.debug("event=close_failed error=%r", exc)
+        await outbox.close_with(CLOSE_STALLED)

@@ -15,6 +15,7 @@ import re
 import sys
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from websockets.frames import Frame
 
@@ -25,9 +26,21 @@ FRAME_LOG_LIMIT = 200  # characters of a frame's payload kept in a DEBUG line
 _URL_KEY = re.compile(r"(?i)(api_?key=)[^&\s\"']+")
 
 
+def secret_forms(secret: str) -> set[str]:
+    """The ways the key can appear in a text: as given, upper- and lower-cased (a
+    header or a proxy may change its case) and percent-encoded, with upper- or
+    lower-case hex digits (a URL quotes a key with ``+``, ``/`` or ``=``)."""
+    forms = {secret, secret.upper(), secret.lower()}
+    for form in list(forms):
+        for quoted in (quote(form, safe=""), quote_plus(form, safe="")):
+            forms.add(quoted)
+            forms.add(re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), quoted))
+    return forms
+
+
 class Redactor:
-    """Callable that masks ``secret``, any >= ``MIN_FRAGMENT``-char run of it, and
-    ``apikey=...`` URL parameters.
+    """Callable that masks ``secret`` (in each of its ``secret_forms``), any
+    >= ``MIN_FRAGMENT``-char run of it, and ``apikey=...`` URL parameters.
 
     Every window of ``MIN_FRAGMENT`` characters of the key is searched (overlapping
     matches, one compiled pattern built once per key); the union of the windows
@@ -40,7 +53,11 @@ class Redactor:
             size = min(min_fragment, len(secret))
             self._size = size
             grams = sorted(
-                {secret[i : i + size] for i in range(len(secret) - size + 1)}
+                {
+                    form[i : i + size]
+                    for form in secret_forms(secret)
+                    for i in range(len(form) - size + 1)
+                }
             )
             self._pattern = re.compile(
                 "(?=(?:" + "|".join(map(re.escape, grams)) + "))"

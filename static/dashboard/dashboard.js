@@ -1216,7 +1216,8 @@ class Dashboard {
         this.setFeedback(data.error || "Could not create the list.", true);
         return;
       }
-      this.broadcast({ kind: "watchlists", watchlists: data.watchlists });
+      // The response has the created list only: other tabs add it to theirs.
+      this.broadcast({ kind: "watchlist_created", created: { id: data.id, name: data.name, url: data.url } });
       window.location.assign(data.url);
     } catch (err) {
       this.setFeedback(`Could not create the list: ${describeError(err)}`, true);
@@ -1256,6 +1257,14 @@ class Dashboard {
     } catch (err) {
       this.setFeedback(`Could not delete the list: ${describeError(err)}`, true);
     }
+  }
+
+  shownWatchlists() {
+    return [...this.$("#watchlist-tabs").querySelectorAll("a[data-watchlist-id]")].map((a) => ({
+      id: Number(a.dataset.watchlistId),
+      name: a.textContent,
+      url: a.getAttribute("href"),
+    }));
   }
 
   renderWatchlists(watchlists) {
@@ -1299,6 +1308,11 @@ class Dashboard {
         return;
       }
       this.renderWatchlists(message.watchlists);
+      return;
+    }
+    if (message.kind === "watchlist_created") {
+      const shown = this.shownWatchlists().filter((wl) => wl.id !== message.created.id);
+      this.renderWatchlists([...shown, message.created]);
       return;
     }
     if (message.kind === "prefs") {

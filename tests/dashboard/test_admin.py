@@ -111,3 +111,28 @@ def test_inline_refuses_more_symbols_than_the_connection_limit(
     assert admin_client.post(url, data).status_code == 302
     assert WatchlistItem.objects.filter(watchlist=watchlist, symbol="NVDA").exists()
     assert watchlist.items.count() == 5
+
+
+def test_admin_enforces_the_per_user_watchlist_limit(
+    admin_client, watchlist, settings
+) -> None:
+    """The same limit as the dashboard's create (issue 28, defect 6)."""
+    settings.REALTIME_MAX_WATCHLISTS_PER_USER = 1  # carol has her default list
+    data = {
+        "user": watchlist.user_id,
+        "name": "Second",
+        "position": 1,
+        "items-TOTAL_FORMS": 0,
+        "items-INITIAL_FORMS": 0,
+        "items-MIN_NUM_FORMS": 0,
+        "items-MAX_NUM_FORMS": 1000,
+    }
+    response = admin_client.post(reverse("admin:dashboard_watchlist_add"), data)
+    assert response.status_code == 200
+    assert b"You already have 1 watchlists" in response.content
+    assert Watchlist.objects.filter(user_id=watchlist.user_id).count() == 1
+    # Editing the list she has is not creating one.
+    url = reverse("admin:dashboard_watchlist_change", args=[watchlist.pk])
+    renamed = _inline_data(watchlist, {}) | {"name": "Renamed"}
+    renamed["items-TOTAL_FORMS"] = renamed["items-INITIAL_FORMS"]
+    assert admin_client.post(url, renamed).status_code == 302

@@ -94,10 +94,8 @@ def test_create_rename_delete_watchlists(user_client: Client, user) -> None:
     )
     assert response.status_code == 201
     tech_id = response.json()["id"]
-    assert [w["name"] for w in response.json()["watchlists"]] == [
-        "My watchlist",
-        "Tech",
-    ]
+    # The created list, not every list (issue 28, defect 6).
+    assert response.json()["name"] == "Tech" and "watchlists" not in response.json()
     again = user_client.post(
         reverse("dashboard:watchlist-new"), {"name": "Tech"}, **JSON
     )
@@ -114,6 +112,28 @@ def test_create_rename_delete_watchlists(user_client: Client, user) -> None:
     )
     assert response.json()["deleted"] is True
     assert list(Watchlist.objects.filter(user=user)) == [default]
+
+
+def test_watchlists_per_user_are_limited_with_409(
+    user_client: Client, user, make_user, settings
+) -> None:
+    """61 creates in a row used to all answer 201 (issue 28, defect 6)."""
+    settings.REALTIME_MAX_WATCHLISTS_PER_USER = 3
+    watchlist_get_or_create_default(user=user)
+    url = reverse("dashboard:watchlist-new")
+    for name in ("Two", "Three"):
+        assert user_client.post(url, {"name": name}, **JSON).status_code == 201
+    refused = user_client.post(url, {"name": "Four"}, **JSON)
+    assert refused.status_code == 409
+    assert "3 watchlists" in refused.json()["error"]
+    assert Watchlist.objects.filter(user=user).count() == 3
+    # A plain form post gets the same words as a flash message.
+    page = user_client.post(url, {"name": "Four"}, follow=True)
+    assert "3 watchlists" in page.content.decode()
+    # The limit is per user: another user still creates.
+    other = Client()
+    other.force_login(make_user("dora"))
+    assert other.post(url, {"name": "Mine"}, **JSON).status_code == 201
 
 
 def test_other_users_lists_cannot_be_renamed_or_deleted(

@@ -115,6 +115,57 @@ def _bad_tokens() -> dict[str, str]:
     }
 
 
+def test_external_subjects_live_in_their_issuers_namespace(token_secret):
+    """A frontend's sub="2" is not this site's user 2 (issue 28, defect 4)."""
+    assert verify_connection_token(_token("2")).principal == "ext:-:2"
+    assert verify_connection_token(_token("2", iss="crm")).principal == "ext:crm:2"
+    keyed = jwt.encode(
+        {"sub": "2", "exp": int(time.time()) + 60},
+        SECRET,
+        algorithm="HS256",
+        headers={"kid": "frontend-a"},
+    )
+    assert verify_connection_token(keyed).principal == "ext:frontend-a:2"
+    site, _ = mint_connection_token(sub="2", site_user=True)
+    assert verify_connection_token(site).principal == "user:2"
+    with pytest.raises(ConnectionTokenError) as refused:
+        verify_connection_token(_token("2", iss="has:colon"))
+    assert refused.value.reason == "token_invalid_claims"
+
+
+def _bad_lifetimes() -> dict[str, tuple[dict[str, Any], str]]:
+    now = int(time.time())
+    return {
+        "ten_years": ({"exp": now + 10 * 365 * 86400}, "token_lifetime_too_long"),
+        "1e300": ({"exp": 1e300}, "token_lifetime_too_long"),
+        "infinity": ({"exp": float("inf")}, "token_invalid_claims"),
+        "nan": ({"exp": float("nan")}, "token_invalid_claims"),
+        "string": ({"exp": str(now + 60)}, "token_invalid_claims"),
+        "bool": ({"exp": True}, "token_invalid_claims"),
+        "nbf_string": ({"exp": now + 60, "nbf": str(now)}, "token_invalid_claims"),
+        "iat_in_future": ({"exp": now + 60, "iat": now + 3600}, "token_invalid_claims"),
+        "nbf_in_future": ({"exp": now + 600, "nbf": now + 300}, "token_not_yet_valid"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_bad_lifetimes()))
+def test_exp_must_be_a_bounded_numeric_date(token_secret, settings, case):
+    """RFC 7519 NumericDates, at most REALTIME_CONNECTION_TOKEN_MAX_TTL ahead
+    (issue 28, defect 5); the error says why."""
+    settings.REALTIME_CONNECTION_TOKEN_MAX_TTL = 24 * 3600
+    claims, reason = _bad_lifetimes()[case]
+    token = jwt.encode({"sub": "a", **claims}, SECRET, algorithm="HS256")
+    with pytest.raises(ConnectionTokenError) as refused:
+        verify_connection_token(token)
+    assert refused.value.reason == reason
+    assert refused.value.detail
+
+
+def test_a_day_long_token_is_within_the_default_bound(token_secret):
+    claims = verify_connection_token(_token(exp_in=24 * 3600 - 60))
+    assert claims.sub == "visitor-1"
+
+
 @pytest.mark.parametrize("reason", sorted(_bad_tokens()))
 def test_bad_token_is_refused_with_its_reason(token_secret, reason):
     with pytest.raises(ConnectionTokenError) as refused:
@@ -199,14 +250,15 @@ async def test_external_subject_becomes_token_user_and_principal(token_secret):
     assert scope is not None
     assert scope["user"] == ConnectionTokenUser("crm-7")
     assert scope["user"].is_authenticated and not scope["user"].is_staff
-    assert scope["realtime_principal"] == "user:crm-7"
+    # Its own namespace: never a site user's "user:<pk>" (issue 28, defect 4).
+    assert scope["realtime_principal"] == "ext:-:crm-7"
 
 
 async def test_bearer_header_works_like_the_query(token_secret):
     scope = await _scope_for(
         headers=[(b"authorization", f"Bearer {_token()}".encode())]
     )
-    assert scope is not None and scope["realtime_principal"] == "user:visitor-1"
+    assert scope is not None and scope["realtime_principal"] == "ext:-:visitor-1"
 
 
 async def test_anonymous_has_no_principal():
@@ -425,6 +477,43 @@ async def test_bad_token_gets_403_and_the_log_says_which(prod_server, reason):
     )
     assert status == 403
     _wait_log(prod_server, f"event=ws_refused reason={reason} origin={APP_ORIGIN}")
+
+
+async def test_a_ten_year_token_is_refused_and_logged_once_with_why(prod_server):
+    token = _token(f"long-{secrets.token_hex(4)}", exp_in=10 * 365 * 86400)
+    assert await _refused(prod_server["port"], origin=APP_ORIGIN, token=token) == 403
+    _wait_log(prod_server, "event=ws_refused reason=token_lifetime_too_long")
+    lines = [
+        line
+        for line in _server_log(prod_server).splitlines()
+        if "reason=token_lifetime_too_long" in line
+    ]
+    assert len(lines) == 1 and "detail=exp_is_" in lines[0], lines
+
+
+async def test_external_subjects_cannot_use_up_a_site_users_connections(prod_server):
+    """20 tokens with sub=<pk> used to lock user <pk>'s DRF token out (403)."""
+    env = prod_server["env"]
+    pk, drf_key = manage(
+        env,
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User; "
+        "from rest_framework.authtoken.models import Token; "
+        "u, _ = User.objects.get_or_create(username='nadia'); "
+        "print(u.pk, Token.objects.get_or_create(user=u)[0].key)",
+    ).split()[-2:]
+    port = prod_server["port"]
+    # The cap is 2: two external connections with the user's pk as sub...
+    external = [await _open(port, origin=APP_ORIGIN, token=_token(pk)) for _ in "ab"]
+    try:
+        # ...leave the user's own two connections alone.
+        own = [await _open(port, origin=APP_ORIGIN, token=drf_key) for _ in "ab"]
+        for ws in own:
+            await ws.close()
+    finally:
+        for ws in external:
+            await ws.close()
 
 
 async def test_no_credential_is_refused_in_production(prod_server):

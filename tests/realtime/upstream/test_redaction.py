@@ -34,3 +34,17 @@ def test_frames_are_redacted_before_they_are_shortened(caplog):
     assert all(KEY[i : i + 6] not in line for i in range(len(KEY) - 5))
     adapter.error("failed", exc_info=ValueError(f"bad key {KEY}"))
     assert KEY not in caplog.text and "error=ValueError: bad key ***" in caplog.text
+
+
+def test_upper_cased_and_percent_encoded_forms_of_the_key_are_masked():
+    """Issue 28: a proxy's upper-cased header or a URL-quoted key slipped through."""
+    redact = Redactor(KEY)
+    assert redact(f"KEY={KEY.upper()}") == "KEY=***"
+    assert redact(f"key={KEY.lower()}!") == "key=***!"
+    assert redact(f"part {KEY.upper()[3:11]} end") == "part *** end"
+    quoted_key = "ab+cd/ef=gh12"
+    quoted = Redactor(quoted_key)
+    assert quoted("token=ab%2Bcd%2Fef%3Dgh12;") == "token=***;"
+    assert quoted("token=ab%2bcd%2fef%3dgh12;") == "token=***;"
+    assert quoted("q=AB%2BCD%2FEF%3DGH12") == "q=***"
+    assert quoted("nothing to hide") == "nothing to hide"
