@@ -23,8 +23,10 @@ revocation.
   token is worthless after a bounded time without rotating the secret; ``nbf``
   and ``iat``, when present, must be NumericDates too and not in the future
   (``CLOCK_SKEW`` seconds of leeway for the minter's clock; none for ``exp``).
-- A token is checked at the handshake only. An open connection is not closed when
-  its token expires, as in Centrifugo without refresh (docs/frontends.md).
+- A token is checked at the handshake, and its ``exp`` bounds the connection: the
+  client is warned (``token_expiring``), may send a fresh token of the same
+  ``sub`` (``verify_refresh``) and is closed 4001 at ``exp`` otherwise
+  (realtime/fanout/tokenlife.py, docs/frontends.md).
 
 A DRF token (40 hex digits) never contains a dot and a JWT always has two, so the
 two kinds share ``?token=`` without ambiguity (``is_connection_token``).
@@ -293,3 +295,22 @@ def _check_subject(sub: object) -> None:
         raise ConnectionTokenError(
             "token_invalid_claims", "sub must not contain spaces or control characters"
         )
+
+
+def verify_refresh(current: ConnectionClaims, token: str) -> ConnectionClaims:
+    """The claims of ``token`` if it may replace ``current`` on an open connection.
+
+    A refresh extends a connection, never moves it: the new token must be valid
+    (``verify_connection_token``), name the same ``sub`` and issuer kind, and
+    expire later than the one it replaces. ``ConnectionTokenError`` otherwise.
+    """
+    claims = verify_connection_token(token)
+    if claims.sub != current.sub or claims.issued_by_site != current.issued_by_site:
+        raise ConnectionTokenError(
+            "token_other_subject", "the new token must name the connection's sub"
+        )
+    if claims.exp <= current.exp:
+        raise ConnectionTokenError(
+            "token_not_later", "the new token must expire after the current one"
+        )
+    return claims

@@ -140,7 +140,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# clients/js/price-stream.js is both the published ES module (clients/js) and the
+# dashboard's /static/dashboard/price-stream.js: one file, served from there.
+STATICFILES_DIRS = [BASE_DIR / "static", ("dashboard", BASE_DIR / "clients" / "js")]
 # Where `manage.py collectstatic` puts the files nginx (or WhiteNoise) serves.
 STATIC_ROOT = env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 # WhiteNoise (fmpsite/staticfiles.py) also serves from the apps' and static/

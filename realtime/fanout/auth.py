@@ -106,26 +106,33 @@ def _site_user(pk: str):
         return None
 
 
+async def site_user_active(pk: str) -> bool:
+    """Whether this site's user ``pk`` still exists and is active (a refresh of a
+    site-issued token stops here once the user is deactivated)."""
+    return await _site_user(pk) is not None
+
+
 async def _user_for_connection_token(token: str):
     try:
         claims = verify_connection_token(token)
     except ConnectionTokenError as exc:
         raise HandshakeRefused(exc.reason, exc.detail) from exc
     if not claims.issued_by_site:
-        return ConnectionTokenUser(claims.sub), claims.principal
+        return ConnectionTokenUser(claims.sub), claims.principal, claims
     # Minted by this site for one of its users: that user, while still active.
     user = await _site_user(claims.sub)
     if user is None:
         raise HandshakeRefused("token_user_inactive")
-    return user, claims.principal
+    return user, claims.principal, claims
 
 
 def _principal(user) -> str | None:
     return f"user:{user.pk}" if user.is_authenticated else None
 
 
-async def resolve_connection(scope) -> tuple[Any, str | None]:
-    """The connecting user and the principal limits count per.
+async def resolve_connection(scope) -> tuple[Any, str | None, Any]:
+    """The connecting user, the principal limits count per and, for a connection
+    token, its verified claims (the connection ends at their ``exp``).
 
     Token first (connection token or DRF token), then the session cookie, else
     anonymous. Raises ``HandshakeRefused`` for a connection token that must not
@@ -136,13 +143,13 @@ async def resolve_connection(scope) -> tuple[Any, str | None]:
         if is_connection_token(key):
             return await _user_for_connection_token(key)
         user = await _user_for_token(key)
-        return user, _principal(user)
+        return user, _principal(user), None
     session_key = _session_key_from_scope(scope)
     if session_key is None:
-        return AnonymousUser(), None  # no database hit for scripts and wscat
+        return AnonymousUser(), None, None  # no database hit for scripts and wscat
     session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     user = await get_user({"session": session})
-    return user, _principal(user)
+    return user, _principal(user), None
 
 
 def _log_value(value: str | None) -> str:
@@ -195,22 +202,30 @@ async def deny(scope, receive, send) -> None:
 
 
 class StreamAuthMiddleware:
-    """Puts ``user`` and ``realtime_principal`` in the scope; nothing else stays
-    per connection."""
+    """Puts ``user``, ``realtime_principal`` and ``realtime_token_claims`` (a
+    connection token's, else None) in the scope; nothing else stays per
+    connection."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
 
     async def __call__(self, scope, receive, send):
         try:
-            user, principal = await resolve_connection(scope)
+            user, principal, claims = await resolve_connection(scope)
         except HandshakeRefused as exc:
             # One word for the log line: "exp_is_315360000_s_ahead;_at_most...".
             detail = {"detail": exc.detail.replace(" ", "_")} if exc.detail else {}
             log_refused(scope, exc.reason, **detail)
             return await deny(scope, receive, send)
         return await self.inner(
-            {**scope, "user": user, "realtime_principal": principal}, receive, send
+            {
+                **scope,
+                "user": user,
+                "realtime_principal": principal,
+                "realtime_token_claims": claims,
+            },
+            receive,
+            send,
         )
 
 

@@ -20,11 +20,12 @@ from django.conf import settings
 from realtime import metrics
 from realtime.backends import backends
 from realtime.fanout import daphne_io
-from realtime.fanout.auth import log_refused
+from realtime.fanout.auth import log_refused, site_user_active
 from realtime.fanout.closecodes import CLOSE_MESSAGE_TOO_BIG
 from realtime.fanout.hub import FanoutHub, Outbox, get_hub
 from realtime.fanout.limits import RateLimiter, close_flooding
 from realtime.fanout.nodb import NoDatabaseJsonWebsocketConsumer
+from realtime.fanout.tokenlife import TokenDeadline
 from realtime.feed.history import HistoryPage
 from realtime.feed.state import (
     RECOVERED,
@@ -149,6 +150,7 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
             {"type": "connected", "message": "Connected to real-time price stream"}
         )
         self.hub.attach(self.outbox)
+        self.token_deadline = self._token_deadline()
         logger.info(
             "event=ws_connected conn=%s user=%s direct_write=%s",
             self.conn_id,
@@ -169,6 +171,8 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
                 size,
                 daphne_io.message_size_limit(protocol),
             )
+        if self.token_deadline is not None:
+            self.token_deadline.cancel()
         await self.hub.detach(self.outbox)
         logger.info(
             "event=ws_disconnected conn=%s code=%s symbols=%d",
@@ -399,11 +403,38 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
     async def _ping(self, content: dict[str, Any]) -> None:
         self.reply({"type": "pong", "timestamp": int(time.time() * 1000)})
 
+    def _token_deadline(self) -> TokenDeadline | None:
+        """A connection token's connection ends at its exp (tokenlife.py)."""
+        claims = self.scope.get("realtime_token_claims")
+        if claims is None:
+            return None
+        deadline = TokenDeadline(
+            claims,
+            conn_id=self.conn_id,
+            reply=self.reply,
+            close=self._close_with,
+            site_user_active=site_user_active,
+        )
+        deadline.arm()
+        return deadline
+
+    async def _refresh(self, content: dict[str, Any]) -> None:
+        if self.token_deadline is None:
+            self.send_error(
+                "bad_request",
+                "refresh applies only to connections opened with a connection token",
+            )
+            return
+        refused = await self.token_deadline.refresh(content.get("token"))
+        if refused is not None:
+            self.send_error("token_refused", refused)
+
     _actions = {
         "subscribe": _subscribe,
         "unsubscribe": _unsubscribe,
         "get_subscriptions": _get_subscriptions,
         "ping": _ping,
+        "refresh": _refresh,
     }
 
     def _parse_symbols(self, content: dict[str, Any]) -> SymbolParse | None:

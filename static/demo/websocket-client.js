@@ -2,7 +2,7 @@
 // (Vanilla)"), served for /demo/ as a protocol compatibility demo. It is kept as
 // the guide wrote it (a classic script with global functions) except where marked
 // "ADAPTED:"; docs/dashboard.md lists each adaptation and why. The product's own
-// client is static/dashboard/price-stream.js.
+// client is clients/js/price-stream.js (served as /static/dashboard/price-stream.js).
 
 // 1. WebSocket client initialisation
 // ADAPTED: the guide hard-codes ws://localhost:8000; use this page's own host and

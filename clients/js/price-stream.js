@@ -1,5 +1,9 @@
 // PriceStream: one reconnecting WebSocket that speaks fmpsite's client protocol
-// (PROTOCOL.md). No DOM here: dashboard.js listens to its events.
+// (docs/protocol.md). No DOM here: dashboard.js listens to its events.
+//
+// This file is the published ES module (clients/js: package.json, index.d.ts,
+// README.md) and the dashboard's /static/dashboard/price-stream.js at once
+// (STATICFILES_DIRS serves it from clients/js): edit it here only.
 //
 // Contract:
 // - `desired` is the set of symbols the page wants. subscribe()/unsubscribe()
