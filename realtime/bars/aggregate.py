@@ -205,6 +205,7 @@ class BarAggregator:
         self.intervals = tuple(intervals.items())
         self.window = window
         self._streams: tuple[dict[str, _Stream], ...] = tuple({} for _ in intervals)
+        self._plan = tuple(zip(self.intervals, self._streams, strict=True))
         self._traded: set[str] = set()
         self.late_dropped = 0
         self.breaks_unmatched = 0
@@ -260,9 +261,11 @@ class BarAggregator:
         self, symbol: str, ts: int, price: float, size: float | None
     ) -> tuple[Bar, ...] | list[Bar]:
         out: list[Bar] | None = None
-        for index, (name, ms) in enumerate(self.intervals):
+        for (name, ms), streams in self._plan:
             start = ts - ts % ms
-            stream = self._stream(index, symbol)
+            stream = streams.get(symbol)
+            if stream is None:
+                stream = streams[symbol] = _Stream()
             bar = stream.bar
             if bar is not None and bar.start == start:
                 bar.add_trade(ts, price, size)  # the common case
