@@ -32,6 +32,7 @@ from realtime.events import Update
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from realtime.bars.feed import BarFeed
     from realtime.fanout.slots import ConnectionSlots
     from realtime.feed.broker import Broker
     from realtime.feed.cache import TickCache
@@ -52,6 +53,10 @@ _READS = frozenset(
         "REALTIME_CACHE_PREFIX",
         "REALTIME_HISTORY_SIZE",
         "REALTIME_HISTORY_SECONDS",
+        "REALTIME_BAR_INTERVALS",
+        "REALTIME_BAR_RETENTION_BARS",
+        "REALTIME_BAR_RETENTION_SECONDS",
+        "REALTIME_BAR_CLOSE_DELAY",
         "REALTIME_FEED_LOCK_TTL",
         "REALTIME_STATUS_STALE_AFTER",
         "FMP_REST_TIMEOUT",
@@ -166,6 +171,51 @@ class Backends:
             return RedisBroker(history, LayerPublisher(channel_layer))
         assert isinstance(history, InMemoryHistory)
         return InMemoryBroker(history, CurrentHub())
+
+    @cached_property
+    def bar_intervals(self) -> dict[str, int]:
+        """The bar intervals clients may ask for (``REALTIME_BAR_INTERVALS``),
+        name -> milliseconds; a bad value stops the process at start."""
+        from realtime.bars.keys import InvalidInterval, parse_intervals
+
+        try:
+            return parse_intervals(settings.REALTIME_BAR_INTERVALS)
+        except InvalidInterval as exc:
+            raise ImproperlyConfigured(f"REALTIME_BAR_INTERVALS: {exc}") from exc
+
+    @cached_property
+    def bar_history(self) -> History:
+        """The bar streams' history (``AAPL@1m`` ...): the tick history's classes
+        with the bars' own retention, under ``<prefix>:bars`` in Redis."""
+        from realtime.feed.history import InMemoryHistory, RedisHistory
+
+        size = settings.REALTIME_BAR_RETENTION_BARS
+        seconds = settings.REALTIME_BAR_RETENTION_SECONDS
+        if self.scaled:
+            return RedisHistory(self.redis_url, f"{self.prefix}:bars", size, seconds)
+        return InMemoryHistory(size, seconds)
+
+    def bar_feed(self, channel_layer: Any) -> BarFeed | None:
+        """The bars of one feed leadership: an aggregator publishing through a
+        broker of its own over ``bar_history`` (None when no interval is set)."""
+        if not self.bar_intervals:
+            return None
+        from realtime.bars.feed import BarFeed
+        from realtime.feed.broker import InMemoryBroker, RedisBroker
+        from realtime.feed.history import InMemoryHistory, RedisHistory
+
+        history = self.bar_history
+        broker: Broker
+        if isinstance(history, RedisHistory):
+            from realtime.feed.publishers import LayerPublisher
+
+            broker = RedisBroker(history, LayerPublisher(channel_layer))
+        else:
+            assert isinstance(history, InMemoryHistory)
+            broker = InMemoryBroker(history, CurrentHub())
+        return BarFeed(
+            broker, self.bar_intervals, close_delay=settings.REALTIME_BAR_CLOSE_DELAY
+        )
 
     def leader_lock(self, owner: str) -> LeaderLock:
         """Who holds the FMP connection: a Redis lock in scaled mode (one feed

@@ -357,6 +357,18 @@ REALTIME_CACHE_PREFIX = env_str("REALTIME_CACHE_PREFIX", "fmpsite")
 # updates of each symbol, no older than this many seconds (memory or Redis).
 REALTIME_HISTORY_SIZE = env_int("REALTIME_HISTORY_SIZE", 1000)
 REALTIME_HISTORY_SECONDS = env_float("REALTIME_HISTORY_SECONDS", 600.0)
+# OHLCV bars built by the feed leader from trades (docs/protocol.md, "Bars"):
+# the intervals clients may ask for ("" turns bars off), and what the bar history
+# keeps per stream (the last N bars, no older than this many seconds; recovery and
+# GET /bars read it): by default a full trading day of 1-minute bars and 24 h of
+# crypto's, and the last ~25 minutes of 1-second bars.
+# Off by default until the aggregator meets its cost target (docs/benchmarks.md:
+# +49 % feed CPU per tick measured with 1s,1m); e.g. REALTIME_BAR_INTERVALS=1s,1m.
+REALTIME_BAR_INTERVALS = env_str("REALTIME_BAR_INTERVALS", "")
+REALTIME_BAR_RETENTION_BARS = env_int("REALTIME_BAR_RETENTION_BARS", 1600)
+REALTIME_BAR_RETENTION_SECONDS = env_float("REALTIME_BAR_RETENTION_SECONDS", 86400.0)
+# A bar closes this long after its end on the feed's clock, for trades in flight.
+REALTIME_BAR_CLOSE_DELAY = env_float("REALTIME_BAR_CLOSE_DELAY", 0.25)
 # Server processes: garbage-collector thresholds, applied with gc.freeze() once
 # the application is loaded (fmpsite/gctune.py); "off" keeps CPython's 700,10,10.
 try:

@@ -10,6 +10,7 @@ lives in realtime/fanout/routing.py.)
 from django.urls import path
 
 from realtime.api import views
+from realtime.api.bars import BarsView
 from realtime.api.connection_token import ConnectionTokenView
 from realtime.api.history import HistoryView
 from realtime.api.reference import ReferenceView
@@ -26,6 +27,7 @@ endpoints = [
     path("connection-token", ConnectionTokenView.as_view(), name="connection-token"),
     path("reference/<path:symbol>", ReferenceView.as_view(), name="reference"),
     path("history/<path:symbol>", HistoryView.as_view(), name="history"),
+    path("bars/<path:symbol>", BarsView.as_view(), name="bars"),
 ]
 urlpatterns = [
     path(

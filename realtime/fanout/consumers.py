@@ -19,7 +19,7 @@ from django.conf import settings
 
 from realtime import metrics
 from realtime.backends import backends
-from realtime.fanout import daphne_io
+from realtime.fanout import bars, daphne_io
 from realtime.fanout.auth import log_refused, site_user_active
 from realtime.fanout.closecodes import CLOSE_MESSAGE_TOO_BIG
 from realtime.fanout.hub import FanoutHub, Outbox, get_hub
@@ -66,6 +66,8 @@ def parse_recover(raw: object) -> tuple[dict[str, tuple[str, int]], list[str]]:
     wanted: dict[str, tuple[str, int]] = {}
     problems: list[str] = []
     for key, position in list(raw.items())[:200]:
+        if isinstance(key, str) and "@" in key:
+            continue  # a bar stream's position (realtime/fanout/bars.py)
         try:
             symbol = normalize_symbol(key)
         except InvalidSymbol:
@@ -300,6 +302,8 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
             for symbol in added:  # never leave a symbol held
                 self.hub.drop_hold(self.outbox, symbol)
             raise
+        if "bars" in content:
+            await self._subscribe_bars(parsed.valid, content)
         if added:
             logger.info(
                 "event=ws_subscribed conn=%s symbols=%s total=%d recovered=%d",
@@ -379,14 +383,40 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
             self.hub.send_snapshot(self.outbox, symbol, orjson.dumps(update).decode())
             self.hub.release(self.outbox, symbol, state.seq)
 
+    async def _subscribe_bars(self, symbols: list[str], content: dict) -> None:
+        """The ``bars`` of a subscribe: bar streams of its subscribed symbols."""
+        names, problem = bars.parse_bars(content["bars"])
+        if problem:
+            self.send_error("unknown_interval", problem)
+        mine = [s for s in symbols if s in self.symbols]
+        if not names or not mine:
+            return
+        recover = bars.parse_bar_recover(content.get("recover"))
+        reply, release = await bars.subscribe_bars(
+            self.hub, self.outbox, mine, names, recover
+        )
+        self.reply(reply)
+        release()
+
     async def _unsubscribe(self, content: dict[str, Any]) -> None:
         parsed = self._parse_symbols(content)
         if parsed is None:
             return
+        if "bars" in content:  # only the bar streams, the symbols stay
+            names, problem = bars.parse_bars(content["bars"])
+            if problem:
+                self.send_error("unknown_interval", problem)
+            keys = bars.bar_keys_of(self.outbox, parsed.valid, names)
+            await self.hub.unsubscribe(self.outbox, keys)
+            self.reply(
+                {"type": "bar_subscription", "action": "unsubscribed", "streams": keys}
+            )
+            return
         removed = [s for s in parsed.valid if s in self.symbols]
         for symbol in removed:
             del self.symbols[symbol]
-        await self.hub.unsubscribe(self.outbox, removed)
+        streams = bars.bar_keys_of(self.outbox, removed, None)
+        await self.hub.unsubscribe(self.outbox, removed + streams)
         self.reply(
             {
                 "type": "subscription",

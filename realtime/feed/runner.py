@@ -63,6 +63,7 @@ class FeedRunner:
         self.lock = lock if lock is not None else self.stores.leader_lock(self.owner)
         self.feed: FeedService | None = None
         self.broker: Broker | None = None
+        self.bars: Any = None  # realtime/bars/feed.py BarFeed, while leading
         self.simulator: Any = None
         self.leading = asyncio.Event()
         # Lease owner -> (hub channel, symbols of its last lease): where the
@@ -92,6 +93,8 @@ class FeedRunner:
             self.stores.status.held = True  # until ``_first_status``
         self.feed = await self._build_feed()
         await self.feed.start()
+        if self.bars is not None:
+            await self.bars.start()
         await self._reload_pins()
         request: LeaseRequestEvent = {"type": "hub.lease_request"}
         with contextlib.suppress(Exception):
@@ -150,7 +153,7 @@ class FeedRunner:
             source = "simulator"
             logger.info("event=simulator_started url=%s", self.simulator.url)
         self.broker = self.stores.broker(self.channel_layer)
-        return FeedService(
+        feed = FeedService(
             upstream=upstream,
             cache=self.stores.cache,
             broker=self.broker,
@@ -162,11 +165,19 @@ class FeedRunner:
             cache_max_symbols=settings.REALTIME_CACHE_MAX_SYMBOLS,
             callbacks=settings.REALTIME_TICK_CALLBACKS,
         )
+        # Bars are built here, by the leader, from the ticks it publishes.
+        self.bars = self.stores.bar_feed(self.channel_layer)
+        if self.bars is not None:
+            feed.register_callback(self.bars.on_tick)
+        return feed
 
     async def _stop_feed(self) -> None:
         if self.feed is not None:
             await self.feed.stop()
             self.feed = None
+        if self.bars is not None:
+            await self.bars.aclose()
+            self.bars = None
         if self.simulator is not None:
             await asyncio.to_thread(set_rest_base, None)
             await self.simulator.stop()

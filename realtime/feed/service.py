@@ -27,6 +27,7 @@ from typing import Any
 from django.utils.module_loading import import_string
 
 from realtime import metrics
+from realtime.bars.keys import base_symbol
 from realtime.events import UPSTREAM_STATES, Update, UpstreamState
 from realtime.feed.broker import Broker
 from realtime.feed.cache import TickCache
@@ -158,7 +159,9 @@ class FeedService:
     def apply_lease(
         self, owner: str, symbols: Iterable[str], clients: int, ttl: float
     ) -> None:
-        self.leases[owner] = Lease(frozenset(symbols), clients, self.clock() + ttl)
+        # A hub's bar streams (``AAPL@1m``) need their symbol from upstream.
+        needed = frozenset(base_symbol(s) for s in symbols)
+        self.leases[owner] = Lease(needed, clients, self.clock() + ttl)
         self.reconcile()
 
     def release(self, owner: str) -> None:

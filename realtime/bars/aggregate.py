@@ -1,0 +1,371 @@
+"""BarAggregator: OHLCV bars from trades, pure and O(1) per trade per interval.
+
+Rules (docs/decisions/0005-bars.md, docs/protocol.md "Bars"):
+
+- A trade (``T``) counts in the bar of each interval whose UTC-aligned window
+  ``[start, end)`` holds its timestamp (ms): ``start = ts - ts % interval``. A
+  trade without a size (``ls`` missing or not positive) moves open, high, low,
+  close and the trade count, never volume or VWAP.
+- A bar is emitted when it closes: when the stream's first trade of a later
+  window arrives, or when ``close_due(now)`` finds its end passed on the feed's
+  clock (the feed's timer, realtime/bars/feed.py). An interval with no trade
+  emits no bar.
+- Revisions: a late trade (its window already closed, and no older than
+  ``window`` intervals before the stream's newest bar) and a trade break
+  (``B``, naming the broken trade's price and size) change a closed bar, which
+  is emitted again with ``updated`` set. A break removes the newest matching
+  trade of the newest bar holding one; in the open bar it changes the bar
+  silently (its close carries it).
+- A symbol that never traded (forex, crypto quote streams) gets bars from mid
+  prices, ``source = "mid"``, without volume; its first trade drops its open mid
+  bars and it is a traded symbol from then on.
+
+Per bar the aggregator keeps a count per (price, size) and the first and last
+``KEEP`` trades by time, which is what lets a break be undone exactly (high and
+low from the counts, open and close from the kept trades) without keeping every
+trade of a minute. Nothing here does I/O or reads a clock.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from realtime.upstream.protocol import Tick
+
+# First and last trades kept per bar, for open and close after a break.
+KEEP = 8
+TRADES = "trades"
+MID = "mid"
+
+_NOTHING: tuple[Bar, ...] = ()
+
+Trade = tuple[int, int, float, "float | None"]  # (ts, arrival, price, size)
+
+
+@dataclass(slots=True, eq=False)
+class Bar:
+    """One bar in the making or closed. ``to_message`` is its client form."""
+
+    symbol: str
+    interval: str
+    start: int
+    end: int
+    source: str = TRADES
+    open: float | None = None
+    high: float | None = None
+    low: float | None = None
+    close: float | None = None
+    volume: float = 0.0
+    pv: float = 0.0  # sum of price * size, for VWAP
+    trades: int = 0
+    quotes: int = 0
+    closed: bool = False
+    updated: bool = False
+    arrivals: int = 0
+    levels: dict[tuple[float, float | None], int] = field(default_factory=dict)
+    first: list[Trade] = field(default_factory=list)
+    last: deque[Trade] = field(default_factory=lambda: deque(maxlen=KEEP))
+
+    @property
+    def vwap(self) -> float | None:
+        return round(self.pv / self.volume, 6) if self.volume > 0 else None
+
+    def to_message(self) -> dict[str, Any]:
+        """The ``bar`` message without its position (``seq``, ``epoch``)."""
+        mid = self.source == MID
+        message: dict[str, Any] = {
+            "type": "bar",
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "start": self.start,
+            "end": self.end,
+            "open": self.open,
+            "high": self.high,
+            "low": self.low,
+            "close": self.close,
+            "volume": None if mid else round(self.volume, 8),
+            "vwap": None if mid else self.vwap,
+            "trades": self.trades,
+        }
+        if mid:
+            message["source"] = MID
+            message["quotes"] = self.quotes
+        if self.updated:
+            message["updated"] = True
+        return message
+
+    # --- trades ------------------------------------------------------------------
+    def add_trade(self, ts: int, price: float, size: float | None) -> None:
+        n = self.arrivals
+        self.arrivals = n + 1
+        trade = (ts, n, price, size)
+        if self.trades == 0:
+            self.open = self.high = self.low = self.close = price
+        else:
+            if price > self.high:  # type: ignore[operator]
+                self.high = price
+            elif price < self.low:  # type: ignore[operator]
+                self.low = price
+        self.trades += 1
+        if size is not None:
+            self.volume += size
+            self.pv += price * size
+        key = (price, size)
+        levels = self.levels
+        levels[key] = levels.get(key, 0) + 1
+        last = self.last
+        if not last or ts >= last[-1][0]:
+            last.append(trade)  # in order: the common case
+            self.close = price
+        else:
+            ordered = sorted([*last, trade])[-KEEP:]
+            last.clear()
+            last.extend(ordered)
+            self.close = last[-1][2]
+        first = self.first
+        if len(first) < KEEP or ts < first[-1][0]:
+            insort(first, trade)
+            if len(first) > KEEP:
+                first.pop()
+            self.open = first[0][2]
+
+    def remove_trade(self, price: float, size: float | None) -> bool:
+        """Undo the newest trade at (price, size); False when the bar has none."""
+        key = (price, size)
+        count = self.levels.get(key, 0)
+        if count == 0:
+            return False
+        first, last = self.first, self.last
+        kept = {t[1]: t for t in (*first, *last) if t[2] == price and t[3] == size}
+        newest_last = next(
+            (t for t in reversed(last) if t[2] == price and t[3] == size), None
+        )
+        if newest_last is not None:
+            victim: Trade | None = newest_last
+        elif count > len(kept):
+            victim = None  # a trade between the kept ones: only the counts change
+        else:
+            victim = max(kept.values())
+        if victim is not None:
+            if victim in last:
+                last.remove(victim)
+            if victim in first:
+                first.remove(victim)
+        if count == 1:
+            del self.levels[key]
+        else:
+            self.levels[key] = count - 1
+        self.trades -= 1
+        if size is not None:
+            self.volume -= size
+            self.pv -= price * size
+        if self.trades == 0:
+            self.open = self.high = self.low = self.close = None
+            self.volume = self.pv = 0.0
+            return True
+        prices = [p for p, _ in self.levels]
+        self.high, self.low = max(prices), min(prices)
+        self.open = (first or list(last))[0][2]
+        self.close = (list(last) or first)[-1][2]
+        return True
+
+    def add_mid(self, mid: float) -> None:
+        if self.quotes == 0:
+            self.open = self.high = self.low = mid
+        elif mid > self.high:  # type: ignore[operator]
+            self.high = mid
+        elif mid < self.low:  # type: ignore[operator]
+            self.low = mid
+        self.close = mid
+        self.quotes += 1
+
+
+class _Stream:
+    """One (symbol, interval): its open bar and the recently closed ones."""
+
+    __slots__ = ("bar", "recent", "newest")
+
+    def __init__(self) -> None:
+        self.bar: Bar | None = None
+        self.recent: dict[int, Bar] = {}  # start -> closed bar, within the window
+        self.newest = -1  # start of the newest bar this stream had
+
+
+class BarAggregator:
+    """The open bars of every (symbol, interval) and the rules above.
+
+    ``on_tick`` and ``close_due`` return the bars to emit (closed or revised),
+    in order; the caller encodes each at once (a bar keeps changing after).
+    """
+
+    def __init__(self, intervals: dict[str, int], *, window: int = 2) -> None:
+        self.intervals = tuple(intervals.items())
+        self.window = window
+        self._streams: tuple[dict[str, _Stream], ...] = tuple({} for _ in intervals)
+        self._plan = tuple(zip(self.intervals, self._streams, strict=True))
+        self._traded: set[str] = set()
+        self.late_dropped = 0
+        self.breaks_unmatched = 0
+        self._now = 0  # the feed's clock at the last ``close_due``
+
+    def open_bars(self) -> int:
+        return sum(1 for st in self._streams for s in st.values() if s.bar)
+
+    # --- ticks -------------------------------------------------------------------
+    def on_tick(self, tick: Tick) -> tuple[Bar, ...] | list[Bar]:
+        kind = tick.kind
+        if kind == "T":
+            price = tick.last_price
+            if price is None:
+                return _NOTHING
+            symbol = tick.symbol
+            if symbol not in self._traded:
+                self._start_trading(symbol)
+            size = tick.last_size
+            if size is not None and size <= 0:
+                size = None
+            return self._trade(symbol, tick.timestamp, price, size)
+        if kind == "Q":
+            if tick.symbol in self._traded:
+                return _NOTHING
+            bid, ask = tick.bid_price, tick.ask_price
+            if bid is None or ask is None or bid <= 0 or ask <= 0:
+                return _NOTHING
+            return self._mid(tick.symbol, tick.timestamp, (bid + ask) / 2)
+        if kind == "B" and tick.last_price is not None:
+            size = tick.last_size
+            if size is not None and size <= 0:
+                size = None
+            return self._break(tick.symbol, tick.last_price, size)
+        return _NOTHING
+
+    def _start_trading(self, symbol: str) -> None:
+        self._traded.add(symbol)
+        for streams in self._streams:
+            stream = streams.get(symbol)
+            if stream is not None and stream.bar is not None:
+                if stream.bar.source == MID:
+                    stream.bar = None  # the symbol trades now: its bars do too
+
+    def _stream(self, index: int, symbol: str) -> _Stream:
+        streams = self._streams[index]
+        stream = streams.get(symbol)
+        if stream is None:
+            stream = streams[symbol] = _Stream()
+        return stream
+
+    def _trade(
+        self, symbol: str, ts: int, price: float, size: float | None
+    ) -> tuple[Bar, ...] | list[Bar]:
+        out: list[Bar] | None = None
+        for (name, ms), streams in self._plan:
+            start = ts - ts % ms
+            stream = streams.get(symbol)
+            if stream is None:
+                stream = streams[symbol] = _Stream()
+            bar = stream.bar
+            if bar is not None and bar.start == start:
+                bar.add_trade(ts, price, size)  # the common case
+                continue
+            if start > stream.newest:
+                if start + (self.window + 1) * ms < self._now:
+                    self.late_dropped += 1  # its stream was forgotten already
+                    continue
+                if bar is not None:
+                    out = out if out is not None else []
+                    out.append(self._close(stream, bar, ms))
+                bar = stream.bar = Bar(symbol, name, start, start + ms)
+                stream.newest = start
+                bar.add_trade(ts, price, size)
+                continue
+            # Late: its window closed already.
+            if start < stream.newest - self.window * ms:
+                self.late_dropped += 1
+                continue
+            revised = stream.recent.get(start)
+            if revised is None:
+                # A window that had no trade when it closed: its first bar now.
+                revised = Bar(symbol, name, start, start + ms, closed=True)
+                stream.recent[start] = revised
+            else:
+                revised.updated = True
+            revised.add_trade(ts, price, size)
+            out = out if out is not None else []
+            out.append(revised)
+        return out if out is not None else _NOTHING
+
+    def _mid(self, symbol: str, ts: int, mid: float) -> tuple[Bar, ...] | list[Bar]:
+        out: list[Bar] | None = None
+        for index, (name, ms) in enumerate(self.intervals):
+            start = ts - ts % ms
+            stream = self._stream(index, symbol)
+            bar = stream.bar
+            if bar is not None and bar.start == start:
+                bar.add_mid(mid)
+                continue
+            if start <= stream.newest:
+                continue  # a late quote: mid bars are never revised
+            if bar is not None:
+                out = out if out is not None else []
+                out.append(self._close(stream, bar, ms))
+            bar = stream.bar = Bar(symbol, name, start, start + ms, source=MID)
+            stream.newest = start
+            bar.add_mid(mid)
+        return out if out is not None else _NOTHING
+
+    def _break(
+        self, symbol: str, price: float, size: float | None
+    ) -> tuple[Bar, ...] | list[Bar]:
+        out: list[Bar] | None = None
+        for index, _ in enumerate(self.intervals):
+            stream = self._streams[index].get(symbol)
+            if stream is None:
+                self.breaks_unmatched += 1
+                continue
+            if stream.bar is not None and stream.bar.remove_trade(price, size):
+                if stream.bar.trades == 0:
+                    stream.bar = None  # every trade of it was broken: no bar
+                continue
+            for start in sorted(stream.recent, reverse=True):
+                bar = stream.recent[start]
+                if bar.remove_trade(price, size):
+                    bar.updated = True
+                    out = out if out is not None else []
+                    out.append(bar)
+                    break
+            else:
+                self.breaks_unmatched += 1
+        return out if out is not None else _NOTHING
+
+    # --- closing -----------------------------------------------------------------
+    def _close(self, stream: _Stream, bar: Bar, ms: int) -> Bar:
+        bar.closed = True
+        stream.recent[bar.start] = bar
+        oldest = stream.newest - self.window * ms
+        for start in [s for s in stream.recent if s < oldest]:
+            del stream.recent[start]
+        return bar
+
+    def close_due(self, now_ms: int, index: int | None = None) -> list[Bar]:
+        """Close the open bars whose end is at or before ``now_ms`` (of one
+        interval, or all), and forget streams that went quiet past the window."""
+        out: list[Bar] = []
+        self._now = max(self._now, now_ms)
+        indexes = range(len(self.intervals)) if index is None else (index,)
+        for i in indexes:
+            ms = self.intervals[i][1]
+            streams = self._streams[i]
+            forget = []
+            for symbol, stream in streams.items():
+                bar = stream.bar
+                if bar is not None and bar.end <= now_ms:
+                    stream.bar = None
+                    out.append(self._close(stream, bar, ms))
+                elif bar is None and stream.newest + (self.window + 1) * ms < now_ms:
+                    forget.append(symbol)
+            for symbol in forget:
+                del streams[symbol]
+        return out

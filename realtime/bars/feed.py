@@ -1,0 +1,122 @@
+"""BarFeed: the aggregator on the feed leader, publishing through a broker.
+
+The feed runner (realtime/feed/runner.py) registers ``on_tick`` as a tick
+callback of the leader's ``FeedService``, so bars are built once, where the
+ticks are, and only while this process leads. Each bar a close or a revision
+emits is numbered, recorded and handed to the fan-out by the bar broker
+(``Backends.bar_broker``: the tick broker's classes over the bar history) under
+its stream key ``AAPL@1m`` (realtime/bars/keys.py), so hubs deliver it, clients
+recover it and ``GET /bars`` reads it like any update.
+
+One timer task per interval (not per symbol) wakes at each boundary of the
+feed's clock plus ``close_delay`` and closes every bar that ended, so a quiet
+symbol's last bar closes on time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from realtime.bars.aggregate import Bar, BarAggregator
+from realtime.bars.keys import stream_key
+from realtime.events import Update
+from realtime.upstream.protocol import Tick
+
+if TYPE_CHECKING:
+    from realtime.feed.broker import Broker
+
+logger = logging.getLogger(__name__)
+
+
+class BarFeed:
+    def __init__(
+        self,
+        broker: Broker,
+        intervals: dict[str, int],
+        *,
+        close_delay: float = 0.25,
+        window: int = 2,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``clock``: the feed's clock in seconds (wall time: tick timestamps are
+        exchange milliseconds since the epoch)."""
+        self.broker = broker
+        self.aggregator = BarAggregator(intervals, window=window)
+        self.close_delay = close_delay
+        self.clock = clock
+        self.published = 0
+        self._timers: list[asyncio.Task[None]] = []
+
+    def on_tick(self, tick: Tick, state: Any = None) -> None:
+        """The feed's tick callback (``FeedService.register_callback``)."""
+        bars = self.aggregator.on_tick(tick)
+        if bars:
+            self.publish(bars)
+
+    def publish(self, bars: Iterable[Bar]) -> None:
+        broker = self.broker
+        epoch = broker.epoch
+        now_ms = int(self.clock() * 1000)
+        for bar in bars:
+            key = stream_key(bar.symbol, bar.interval)
+            seq = broker.next_seq(key)
+            message = bar.to_message()
+            message["seq"] = seq
+            message["epoch"] = epoch
+            text = orjson.dumps(message).decode()
+            # tick_ts: when it was published, so the hubs' tick-to-send latency
+            # stays a delivery latency.
+            broker.publish(Update(key, seq, epoch, text, now_ms))
+            self.published += 1
+
+    def close_due(self, index: int | None = None) -> None:
+        now_ms = int((self.clock() - self.close_delay) * 1000)
+        bars = self.aggregator.close_due(now_ms, index)
+        if bars:
+            self.publish(bars)
+
+    async def start(self) -> None:
+        await self.broker.start()
+        if self._timers:
+            return
+        for index, (name, ms) in enumerate(self.aggregator.intervals):
+            task = asyncio.create_task(self._timer(index, ms), name=f"bars-{name}")
+            task.add_done_callback(self._timer_done)
+            self._timers.append(task)
+        logger.info(
+            "event=bars_started intervals=%s",
+            ",".join(name for name, _ in self.aggregator.intervals),
+        )
+
+    async def _timer(self, index: int, ms: int) -> None:
+        while True:
+            now = self.clock() * 1000
+            boundary = (now // ms + 1) * ms
+            await asyncio.sleep((boundary - now) / 1000 + self.close_delay)
+            try:
+                self.close_due(index)
+            except Exception:  # one bad close never stops the bars
+                logger.exception("event=bars_close_failed interval_ms=%d", ms)
+
+    def _timer_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "event=bars_timer_crashed task=%s error=%r",
+                task.get_name(),
+                task.exception(),
+            )
+
+    async def aclose(self) -> None:
+        """Stop the timers and the broker. Open bars are not emitted: a bar is
+        emitted only once its window closed (docs/decisions/0005-bars.md)."""
+        for task in self._timers:
+            task.cancel()
+        await asyncio.gather(*self._timers, return_exceptions=True)
+        self._timers = []
+        await self.broker.aclose()
