@@ -86,7 +86,12 @@ bars_schema = extend_schema(
     responses={
         200: BarsSerializer,
         400: detail_400("Unknown interval '7x'"),
-        404: detail_response(404, "No bar yet.", "No bars", "No bars for AAPL@1m"),
+        404: detail_response(
+            404,
+            "No bar yet, or bars are off on this server.",
+            "No bars",
+            "No bars for AAPL@1m",
+        ),
         **READ_ERRORS,
     },
     tags=TAGS,
@@ -101,11 +106,16 @@ class BarsView(APIView):
         symbol = parse_rest_symbol(symbol)
         params = request.query_params
         interval = params.get("interval", "")
-        if interval not in backends().bar_intervals:
+        intervals = backends().bar_intervals
+        if intervals and interval not in intervals:
             raise ParseError(f"Unknown interval {interval[:10]!r}")
         limit = _int_param(params.get("limit"), "limit", 1, BARS_LIMIT_MAX)
         start = _int_param(params.get("start"), "start", 0, MS_MAX) or 0
         end = _int_param(params.get("end"), "end", 0, MS_MAX)
+        if not intervals:
+            # Bars are off (the default): nothing exists to find, as for a
+            # stream before its first bar.
+            raise NotFound("Bars are off on this server (REALTIME_BAR_INTERVALS)")
         key = stream_key(symbol, interval)
         history = backends().bar_history
         try:
