@@ -27,6 +27,7 @@ from realtime.api.schema import (
     TAGS,
     detail_400,
     detail_response,
+    integer_query,
 )
 from realtime.api.serializers import parse_rest_symbol
 from realtime.backends import backends
@@ -64,24 +65,14 @@ bars_schema = extend_schema(
             required=True,
             description="One of REALTIME_BAR_INTERVALS, e.g. 1m.",
         ),
-        OpenApiParameter(
+        integer_query(
             "limit",
-            {"type": "integer", "minimum": 1, "maximum": BARS_LIMIT_MAX},
-            OpenApiParameter.QUERY,
-            description=f"Newest bars kept, default {BARS_LIMIT_DEFAULT}.",
+            1,
+            BARS_LIMIT_MAX,
+            f"Newest bars kept, default {BARS_LIMIT_DEFAULT}.",
         ),
-        OpenApiParameter(
-            "start",
-            {"type": "integer", "minimum": 0, "maximum": MS_MAX},
-            OpenApiParameter.QUERY,
-            description="Only windows starting at or after (ms).",
-        ),
-        OpenApiParameter(
-            "end",
-            {"type": "integer", "minimum": 0, "maximum": MS_MAX},
-            OpenApiParameter.QUERY,
-            description="Only windows starting before (ms).",
-        ),
+        integer_query("start", 0, MS_MAX, "Only windows starting at or after (ms)."),
+        integer_query("end", 0, MS_MAX, "Only windows starting before (ms)."),
     ],
     responses={
         200: BarsSerializer,

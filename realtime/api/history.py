@@ -15,7 +15,6 @@ import re
 import orjson
 from drf_spectacular.utils import (
     OpenApiExample,
-    OpenApiParameter,
     extend_schema,
 )
 from rest_framework import serializers
@@ -32,6 +31,7 @@ from realtime.api.schema import (
     TAGS,
     detail_400,
     detail_response,
+    integer_query,
 )
 from realtime.api.serializers import parse_rest_symbol
 from realtime.backends import backends
@@ -104,23 +104,14 @@ history_schema = extend_schema(
     ),
     parameters=[
         SYMBOL_PATH_PARAMETER,
-        OpenApiParameter(
+        integer_query(
             "limit",
-            {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": HISTORY_LIMIT_MAX,
-                "default": HISTORY_LIMIT_DEFAULT,
-            },
-            OpenApiParameter.QUERY,
-            description=f"1 to {HISTORY_LIMIT_MAX}, default {HISTORY_LIMIT_DEFAULT}.",
+            1,
+            HISTORY_LIMIT_MAX,
+            f"1 to {HISTORY_LIMIT_MAX}, default {HISTORY_LIMIT_DEFAULT}.",
+            default=HISTORY_LIMIT_DEFAULT,
         ),
-        OpenApiParameter(
-            "after_seq",
-            {"type": "integer", "minimum": 0, "maximum": SEQ_MAX},
-            OpenApiParameter.QUERY,
-            description="Only updates whose seq is greater.",
-        ),
+        integer_query("after_seq", 0, SEQ_MAX, "Only updates whose seq is greater."),
     ],
     responses={
         200: HistorySerializer,

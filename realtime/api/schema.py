@@ -77,6 +77,25 @@ SYMBOL_SCHEMA: dict[str, Any] = {
     "description": "A ticker such as AAPL, BRK.B, ^GSPC or EUR/USD. Case-insensitive "
     "(normalised to upper case); ASCII only, no surrounding spaces.",
 }
+
+
+def integer_query(
+    name: str,
+    minimum: int,
+    maximum: int,
+    description: str,
+    default: int | None = None,
+) -> OpenApiParameter:
+    """A bounded integer query parameter, described as ``_int_param`` checks it
+    (realtime/api/history.py): history, bars and the cache list share the shape."""
+    schema: dict[str, Any] = {"type": "integer", "minimum": minimum, "maximum": maximum}
+    if default is not None:
+        schema["default"] = default
+    return OpenApiParameter(
+        name, schema, OpenApiParameter.QUERY, description=description
+    )
+
+
 # ``{symbol}`` in a path: the same pattern (reused by realtime/api/reference.py).
 SYMBOL_PATH_PARAMETER = OpenApiParameter(
     "symbol", SYMBOL_SCHEMA, OpenApiParameter.PATH, required=True
