@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
 import struct
 import sys
 import time
@@ -59,6 +60,8 @@ _CLASS_NAMES: tuple[tuple[str, str], ...] = (
     ("twisted.internet.abstract:FileDescriptor", "dataBuffer"),
     ("twisted.internet.abstract:FileDescriptor", "offset"),
     ("twisted.internet.abstract:FileDescriptor", "SEND_LIMIT"),
+    ("twisted.internet.abstract:FileDescriptor", "loseWriteConnection"),
+    ("autobahn.twisted.websocket:WebSocketAdapterProtocol", "_closeConnection"),
 )
 # Per-connection names, checked on the first daphne connection.
 _PROTOCOL_NAMES = (
@@ -328,6 +331,74 @@ def drop_unsent_frames(protocol: Any) -> int:
     return len(held) - keep
 
 
+def make_room_for_close(protocol: Any) -> None:
+    """Let the kernel take what Twisted still holds, the close frame behind it.
+
+    A stalled reader's kernel send buffer is full, so the close frame would sit
+    in Twisted's buffer, and die with the process's side of the connection.
+    Raising ``SO_SNDBUF`` by what Twisted holds (the kernel doubles the value
+    and caps it at ``net.core.wmem_max``) moves it into the kernel, which keeps
+    delivering after the server has let go. Best effort: an error is ignored.
+    """
+    transport = protocol.transport
+    sock = getattr(transport, "socket", None)
+    held = buffered_bytes(transport)
+    if sock is None or not held:
+        return
+    try:
+        current = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, current + held + 4096)
+    except OSError:
+        pass
+
+
+def _discard_input(sock: socket.socket) -> None:
+    """Read and drop what the client sent, so that close() sends a FIN.
+
+    Linux answers a close() with unread input by a reset, and a reset makes the
+    kernel throw away the unsent bytes: the close frame among them.
+    """
+    try:
+        while sock.recv(65536, socket.MSG_DONTWAIT):
+            pass
+    except OSError:
+        pass
+
+
+def _end_linger(transport: Any) -> None:
+    if transport.disconnected:
+        return
+    _discard_input(transport.socket)
+    transport.loseConnection()
+
+
+def linger_close(protocol: Any, linger: float) -> None:
+    """Close a server-decided connection without a reset (autobahn aborts).
+
+    Twisted flushes its buffer, then shuts the sending side (a FIN behind the
+    close frame); the connection keeps reading, and dropping, whatever the
+    client sends for ``linger`` s, then closes with the input drained. A close
+    frame still queued in the kernel then reaches a client that reads late; an
+    abort would have discarded it.
+    """
+    if getattr(protocol, "_fmpsite_lingering", False):
+        return
+    protocol._fmpsite_lingering = True
+    transport = protocol.transport
+    if not hasattr(transport, "socket"):
+        transport.loseConnection()
+        return
+    from twisted.internet import reactor
+
+    protocol.dataReceived = _drop_bytes  # the client's close frame included
+    transport.loseWriteConnection()
+    reactor.callLater(linger, _end_linger, transport)
+
+
+def _drop_bytes(data: bytes) -> None:
+    return None
+
+
 def prepare_close(
     protocol: Any,
     grace: float,
@@ -342,19 +413,29 @@ def prepare_close(
     it for the application (``on_dropped_input`` counts it; the socket is still
     read, so the client's own close frame is seen and the kernel never answers a
     full receive buffer with a reset), and the client gets ``grace`` seconds,
-    instead of autobahn's 1 s close-handshake timeout, to read the close frame
-    before the TCP connection is aborted. With ``drop_unsent`` (a stalled
-    reader) the whole frames Twisted still holds are dropped first, so the close
-    frame follows at most the rest of one frame. Returns the bytes dropped.
+    instead of autobahn's 1 s close-handshake timeout, to send its own close
+    frame. With ``drop_unsent`` (a stalled reader) the whole frames Twisted
+    still holds are dropped first, and the send buffer grows to take the rest
+    with the close frame (``make_room_for_close``). Whether the client answered
+    or the grace ran out, the connection ends with ``linger_close`` (a FIN after
+    the close frame, input drained), never autobahn's abort. Returns the bytes
+    dropped.
     """
     dropped = drop_unsent_frames(protocol) if drop_unsent else 0
+    make_room_for_close(protocol)
 
     def on_message(payload: bytes, is_binary: bool) -> None:
         on_dropped_input()
 
-    # An instance attribute shadows daphne's onMessage (autobahn calls
-    # self.onMessage); onClose still tells the application the socket is gone.
+    def close_connection(abort: bool = False) -> None:
+        linger_close(protocol, grace)
+
+    # Instance attributes shadow daphne's onMessage (autobahn calls
+    # self.onMessage) and autobahn's _closeConnection (its dropConnection calls
+    # self._closeConnection(abort=True) on a timeout and on the client's reply);
+    # onClose still tells the application the socket is gone.
     protocol.onMessage = on_message
+    protocol._closeConnection = close_connection
     protocol.closeHandshakeTimeout = grace
     return dropped
 

@@ -133,3 +133,69 @@ def test_a_flooding_client_reads_its_4008_and_is_logged_once(server, direct):
     assert code == CLOSE_FLOODING, log
     assert log.count("event=ws_flood_closed") == 1, log
     assert dropped_after_close(live.port) > 0
+
+
+def disconnected(live) -> int:
+    return full_log(live).count("event=ws_disconnected")
+
+
+@DIRECT_WRITE
+def test_a_stalled_reader_that_reads_after_the_grace_still_finds_its_4009(
+    server, direct
+):
+    """The server gives up on the client (grace over, connection gone from its
+    side) before the client reads at all: the close frame must still be in
+    what the client reads, behind the updates the kernel already held. An
+    abort (TCP reset) would discard the server's unsent bytes, close frame and
+    all."""
+    live = server(
+        REALTIME_DIRECT_WRITE=direct,
+        REALTIME_STALL_TIMEOUT="1",
+        REALTIME_CLOSE_GRACE="1",
+    )
+    symbols = [f"CLG{chr(65 + i)}" for i in range(20)]
+    client = StalledClient(live.port)
+    try:
+        client.sock.sendall(
+            client_frame(json.dumps({"action": "subscribe", "symbols": symbols}))
+        )
+        wait_until(
+            lambda: "event=ws_stalled_closed" in full_log(live), 60, "the 4009 decision"
+        )
+        # The client reads only once the server is done with the connection.
+        wait_until(lambda: disconnected(live) >= 1, 60, "the server to let go")
+        code = client.read_until_close(60)
+    finally:
+        client.close()
+    assert code == CLOSE_STALLED, full_log(live)
+
+
+@DIRECT_WRITE
+def test_a_flooding_client_that_reads_after_the_grace_still_finds_its_4008(
+    server, direct
+):
+    """A flooder that also never reads: its pongs fill its receive buffer, so
+    the 4008 waits in the server's send queue; it must survive the server
+    letting go of the connection."""
+    live = server(REALTIME_DIRECT_WRITE=direct, REALTIME_CLOSE_GRACE="1")
+    client = StalledClient(live.port)
+    symbols = [f"CLF{chr(65 + i)}" for i in range(20)]
+    ping = client_frame(json.dumps({"action": "ping"}))
+    try:
+        client.sock.sendall(
+            client_frame(json.dumps({"action": "subscribe", "symbols": symbols}))
+        )
+        # Updates fill the client's receive buffer before the flood starts.
+        wait_until(
+            lambda: "event=ws_stalled conn" in full_log(live), 60, "a backed-up client"
+        )
+        for _ in range(10):
+            client.sock.sendall(ping * 100)
+        wait_until(
+            lambda: "event=ws_flood_closed" in full_log(live), 60, "the flood close"
+        )
+        wait_until(lambda: disconnected(live) >= 1, 60, "the server to let go")
+        code = client.read_until_close(60)
+    finally:
+        client.close()
+    assert code == CLOSE_FLOODING, full_log(live)
