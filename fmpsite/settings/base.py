@@ -357,6 +357,10 @@ REALTIME_CACHE_PREFIX = env_str("REALTIME_CACHE_PREFIX", "fmpsite")
 # updates of each symbol, no older than this many seconds (memory or Redis).
 REALTIME_HISTORY_SIZE = env_int("REALTIME_HISTORY_SIZE", 1000)
 REALTIME_HISTORY_SECONDS = env_float("REALTIME_HISTORY_SECONDS", 600.0)
+# Scaled mode: a web process fills a forward jump in a symbol's seq (a lost
+# layer message) from the history itself, up to this many missing updates; a
+# wider gap reaches the client as a gap (realtime/fanout/gapfill.py). 0: never.
+REALTIME_GAP_FILL_MAX = env_int("REALTIME_GAP_FILL_MAX", 1000)
 # OHLCV bars built by the feed leader from trades (docs/protocol.md, "Bars"):
 # the intervals clients may ask for ("" turns bars off), and what the bar history
 # keeps per stream (the last N bars, no older than this many seconds; recovery and
