@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from realtime.feed.broker import Broker
     from realtime.feed.cache import TickCache
     from realtime.feed.history import History
-    from realtime.feed.lock import LeaderLock
+    from realtime.feed.lock import Fence, LeaderLock
     from realtime.feed.status import StatusStore
     from realtime.reference.service import ReferenceService
 
@@ -158,9 +158,10 @@ class Backends:
             backoff_cap=settings.FMP_REST_BACKOFF_CAP,
         )
 
-    def broker(self, channel_layer: Any) -> Broker:
+    def broker(self, channel_layer: Any, fence: Fence | None = None) -> Broker:
         """A broker over the process's history, for one feed leadership: scaled,
-        through the channel layer; embedded, to this process's hub."""
+        through the channel layer, its writes fenced by the leader lock's token;
+        embedded, to this process's hub."""
         from realtime.feed.broker import InMemoryBroker, RedisBroker
         from realtime.feed.history import InMemoryHistory, RedisHistory
 
@@ -168,7 +169,7 @@ class Backends:
         if isinstance(history, RedisHistory):
             from realtime.feed.publishers import LayerPublisher
 
-            return RedisBroker(history, LayerPublisher(channel_layer))
+            return RedisBroker(history, LayerPublisher(channel_layer), fence)
         assert isinstance(history, InMemoryHistory)
         return InMemoryBroker(history, CurrentHub())
 

@@ -52,6 +52,12 @@ LAYER_DROPPED = Counter(
     "Redis down); each affected symbol is re-sent to that process afterwards",
     ["reason"],
 )
+GAP_FILLS = Counter(
+    "fmpsite_gap_fills_total",
+    "Forward jumps in a symbol's seq a web process's hub saw (scaled mode): filled "
+    "from the history, or left to the client (too_large, unavailable)",
+    ["outcome"],
+)
 FEED_STALE = Gauge(
     "fmpsite_feed_stale",
     "1 while this web process sees the feed leader's status older than the lock TTL",

@@ -1,7 +1,9 @@
 """The one parser of the product's Redis URLs: a plain Redis, or a Sentinel group.
 
-``REDIS_URL`` and ``REALTIME_CHANNEL_REDIS_URL`` take either redis-py's own URL
-forms (``redis://``, ``rediss://``, ``unix://``) or a Sentinel group::
+``REDIS_URL`` and ``REALTIME_CHANNEL_REDIS_URL`` (which may list several,
+comma-separated: the channel layer's shards, ``split_urls``) take either
+redis-py's own URL forms (``redis://``, ``rediss://``, ``unix://``) or a
+Sentinel group::
 
     redis+sentinel://[:password@]host1:26379,host2:26379,host3:26379/mymaster[/db]
         [?sentinel_password=...&ssl=true&socket_timeout=...]
@@ -16,6 +18,7 @@ Pure: no Django, no I/O; settings and stores both import it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -130,6 +133,17 @@ def parse_sentinel(url: str) -> SentinelTarget | None:
         ssl=ssl,
         options=options,
     )
+
+
+# A comma that starts another URL (``,redis://``, ``,rediss+sentinel://`` ...);
+# the commas between a Sentinel URL's hosts are not followed by a scheme.
+_NEXT_URL = re.compile(r",(?=\s*[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def split_urls(value: str) -> list[str]:
+    """The URLs of a comma-separated list (``REALTIME_CHANNEL_REDIS_URL`` with
+    several shards), keeping a Sentinel URL's own host list whole."""
+    return [part.strip() for part in _NEXT_URL.split(value) if part.strip()]
 
 
 def channel_host(url: str, **extra: Any) -> dict[str, Any]:

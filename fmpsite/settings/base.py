@@ -31,7 +31,7 @@ from fmpsite.settings.env import (  # noqa: F401 - settings modules use them too
     env_list,
     env_str,
 )
-from realtime.redisurl import InvalidRedisUrl, channel_host, parse_sentinel
+from realtime.redisurl import InvalidRedisUrl, channel_host, parse_sentinel, split_urls
 
 BASE_DIR = _env.BASE_DIR
 
@@ -179,7 +179,7 @@ if not DEBUG:
 # A plain Redis (redis://, rediss://, unix://) or a Sentinel group
 # (redis+sentinel://host1:26379,host2:26379/mymaster/0): realtime/redisurl.py.
 REDIS_URL = env_str("REDIS_URL")
-for _url in (REDIS_URL, env_str("REALTIME_CHANNEL_REDIS_URL")):
+for _url in (REDIS_URL, *split_urls(env_str("REALTIME_CHANNEL_REDIS_URL"))):
     try:
         parse_sentinel(_url)
     except InvalidRedisUrl as exc:
@@ -191,7 +191,9 @@ REALTIME_MODE = "scaled" if REDIS_URL else "embedded"
 REALTIME_REDIS_POOL_SIZE = env_int("REALTIME_REDIS_POOL_SIZE", 20)
 
 # The channel layer may live on its own Redis (docs/scaling.md's capacity plan),
-# so its latency does not depend on the cache and history writes.
+# so its latency does not depend on the cache and history writes; several
+# comma-separated URLs shard it (channels-redis hashes each group and channel to
+# one of them, docs/scaling.md).
 REALTIME_CHANNEL_REDIS_URL = env_str("REALTIME_CHANNEL_REDIS_URL") or REDIS_URL
 
 if REDIS_URL:
@@ -200,7 +202,8 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [
-                    channel_host(REALTIME_CHANNEL_REDIS_URL, socket_timeout=None)
+                    channel_host(url, socket_timeout=None)
+                    for url in split_urls(REALTIME_CHANNEL_REDIS_URL)
                 ],
                 "capacity": env_int("REALTIME_CHANNEL_CAPACITY", 1000),
                 "expiry": 30,
@@ -357,6 +360,10 @@ REALTIME_CACHE_PREFIX = env_str("REALTIME_CACHE_PREFIX", "fmpsite")
 # updates of each symbol, no older than this many seconds (memory or Redis).
 REALTIME_HISTORY_SIZE = env_int("REALTIME_HISTORY_SIZE", 1000)
 REALTIME_HISTORY_SECONDS = env_float("REALTIME_HISTORY_SECONDS", 600.0)
+# Scaled mode: a web process fills a forward jump in a symbol's seq (a lost
+# layer message) from the history itself, up to this many missing updates; a
+# wider gap reaches the client as a gap (realtime/fanout/gapfill.py). 0: never.
+REALTIME_GAP_FILL_MAX = env_int("REALTIME_GAP_FILL_MAX", 1000)
 # OHLCV bars built by the feed leader from trades (docs/protocol.md, "Bars"):
 # the intervals clients may ask for ("" turns bars off), and what the bar history
 # keeps per stream (the last N bars, no older than this many seconds; recovery and

@@ -39,6 +39,7 @@ from realtime import layer_io, metrics
 from realtime.backends import backends
 from realtime.events import HUBS_GROUP, Update
 from realtime.fanout import daphne_io
+from realtime.fanout.gapfill import GapFiller
 from realtime.fanout.lease import LeaseKeeper
 from realtime.fanout.outbox import Outbox, OutboxWriter
 from realtime.fanout.recovery import SequenceGuard, SubscribeHolds
@@ -99,8 +100,12 @@ class FanoutHub:
         self.writer = OutboxWriter()
         self.holds = SubscribeHolds()
         # Scaled mode only: a new feed leader replays, Redis may restart the
-        # sequence (realtime/fanout/recovery.py).
-        self.sequence: SequenceGuard | None = SequenceGuard() if stores.scaled else None
+        # sequence, the layer may drop (realtime/fanout/recovery.py, gapfill.py).
+        self.sequence: SequenceGuard | None = None
+        if stores.scaled:
+            max_gap = settings.REALTIME_GAP_FILL_MAX
+            gaps = GapFiller(stores.history, self.deliver, max_gap=max_gap)
+            self.sequence = SequenceGuard(gaps if max_gap > 0 else None)
         self.lease = LeaseKeeper(self)
         # deliver() reads these once per tick without going through their owners.
         self._held = self.holds.held
@@ -166,6 +171,8 @@ class FanoutHub:
             task.cancel()
         await self.writer.aclose()
         await self.lease.aclose()
+        if self.sequence is not None and self.sequence.gaps is not None:
+            await self.sequence.gaps.aclose()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         await self.slots.release_all()

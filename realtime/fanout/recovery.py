@@ -5,7 +5,8 @@ updates of its symbols wait, so the consumer can replay, then release only what
 came after the replay, with no gap and no duplicate. ``SequenceGuard`` (scaled
 mode): a new feed leader re-publishes the history's tail, and Redis losing the
 history restarts the sequence in a new epoch; the guard drops the replays a
-process sent already and sends a fresh snapshot on a restart.
+process sent already and sends a fresh snapshot on a restart, and hands a forward
+jump in ``seq`` (a lost layer message) to its ``GapFiller`` (gapfill.py).
 
 Both are state about positions in a symbol's sequence, not about who is
 subscribed (the hub's registry) or how bytes reach a socket (realtime/fanout/
@@ -18,6 +19,7 @@ import logging
 from collections.abc import Iterable
 
 from realtime.events import Update
+from realtime.fanout.gapfill import GapFiller
 from realtime.fanout.outbox import Outbox
 from realtime.feed.state import RECOVERED, add_fields
 
@@ -113,18 +115,26 @@ class SequenceGuard:
     connected; they then get the update as a fresh snapshot naming the new
     epoch (docs/protocol.md)."""
 
-    def __init__(self) -> None:
+    def __init__(self, gaps: GapFiller | None = None) -> None:
         self._last: dict[str, tuple[str, int]] = {}
+        # Fills a forward jump from the history (realtime/fanout/gapfill.py);
+        # None: the client sees the gap (and may fill it over REST).
+        self.gaps = gaps
+        if gaps is not None:
+            gaps.position = self._last.get
 
     def forget(self, symbol: str) -> None:
         """Nobody here receives ``symbol`` any more."""
         if self._last:
             self._last.pop(symbol, None)
+        if self.gaps is not None:
+            self.gaps.forget(symbol)
 
     def check(self, update: Update) -> Update | None:
-        """What to deliver for ``update``: None for a replay to drop, else the
-        update (a replay that fills a gap marked ``recovered``, the first of a
-        new epoch made a snapshot).
+        """What to deliver for ``update``: None for a replay to drop (or an
+        update kept for a gap fill, delivered later), else the update (a replay
+        that fills a gap marked ``recovered``, the first of a new epoch made a
+        snapshot).
 
         A new feed leader re-publishes the last updates it finds in the history
         (realtime/feed/broker.py): the ones this process sent already, or that
@@ -133,6 +143,16 @@ class SequenceGuard:
         """
         symbol = update.symbol
         last = self._last.get(symbol)
+        gaps = self.gaps
+        if gaps is not None and last is not None:
+            if gaps.filling and gaps.holding(update):
+                return None  # waits behind its symbol's gap fill
+            if (
+                update.seq > last[1] + 1
+                and last[0] == update.epoch
+                and gaps.start(update, last[1])
+            ):
+                return None  # delivered after the missing ones (gapfill.py)
         if update.replayed:
             if last is None or (last[0] == update.epoch and update.seq <= last[1]):
                 return None

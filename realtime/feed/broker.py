@@ -31,7 +31,8 @@ from typing import Protocol
 import redis
 
 from realtime.events import Fanout, Update
-from realtime.feed.history import History, InMemoryHistory, RedisHistory
+from realtime.feed.history import Fenced, History, InMemoryHistory, RedisHistory
+from realtime.feed.lock import Fence
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ REPLAY_TAIL = 16
 
 class Broker(Protocol):
     history: History
+    # Set once a history write was refused because a newer leader holds the
+    # lock (realtime/feed/lock.py ``Fence``): this leadership must end now.
+    fenced: asyncio.Event
 
     @property
     def epoch(self) -> str: ...
@@ -80,6 +84,7 @@ class InMemoryBroker(_Numbering):
     def __init__(self, history: InMemoryHistory, fanout: Fanout) -> None:
         self.history = history
         self.fanout = fanout
+        self.fenced = asyncio.Event()  # never set: one process always leads
 
     def publish(self, update: Update) -> None:
         self.history.record(update)
@@ -106,14 +111,20 @@ class LayerFanout(Fanout, Protocol):
 class RedisBroker(_Numbering):
     """Scaled mode: write each batch to the Redis history, then publish it."""
 
-    def __init__(self, history: RedisHistory, fanout: LayerFanout) -> None:
+    def __init__(
+        self, history: RedisHistory, fanout: LayerFanout, fence: Fence | None = None
+    ) -> None:
         self.history = history
         self.fanout: LayerFanout = fanout
+        self.fence = fence
+        self.fenced = asyncio.Event()
         self._queue: list[Update] = []
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
     def publish(self, update: Update) -> None:
+        if self.fenced.is_set():
+            return  # a newer leader publishes now; this one is stepping down
         self._queue.append(update)
         self._wakeup.set()
 
@@ -123,6 +134,7 @@ class RedisBroker(_Numbering):
     async def start(self) -> None:
         """Continue the history's sequence, replay its tail, then write and
         publish from a task."""
+        self.history.fence = self.fence  # every write of this leadership
         await self.history.start()
         await self.fanout.start()
         await self._replay_tail()
@@ -150,8 +162,18 @@ class RedisBroker(_Numbering):
         batch, self._queue = self._queue, []
         if not batch:
             return
+        if self.fenced.is_set():
+            return
         try:
             await self.history.write(batch)
+        except Fenced as exc:
+            # Redis lost our lock in a failover and a standby took over: what
+            # this stale leader would publish now could clash with the new
+            # leader's numbers, so it publishes nothing and steps down.
+            logger.warning("event=feed_fenced updates=%d error=%s", len(batch), exc)
+            self._queue = []
+            self.fenced.set()
+            return
         except (redis.RedisError, OSError) as exc:
             # Those updates are not replayable; clients still get them live, and a
             # recovery over them finds the hole and falls back to a snapshot.

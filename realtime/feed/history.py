@@ -37,6 +37,7 @@ import orjson
 import redis
 
 from realtime.events import Update
+from realtime.feed.lock import Fence
 from realtime.stores import RedisClients
 
 logger = logging.getLogger(__name__)
@@ -47,29 +48,33 @@ REDIS_TIMEOUT = 2.0
 SWEEP_INTERVAL = 30.0
 
 # One batch of the feed's writes, atomic (a reader never sees the streams and the
-# counters apart). KEYS: the epoch key, the counters' hash, then one stream per
-# symbol of the batch. ARGV: epoch, size, min id, ttl ms, n, then n triplets
-# (index of the stream in KEYS, seq, text), then the symbols of KEYS[3..].
+# counters apart). KEYS: the epoch key, the counters' hash, the leader lock's
+# fence counter, then one stream per symbol of the batch. ARGV: epoch, size, min
+# id, ttl ms, n, the writer's fence token ("" when unfenced), then n triplets
+# (index of the stream in KEYS, seq, text), then the symbols of KEYS[4..].
+# Returns -1, writing nothing, when the fence counter is not the writer's token
+# (a newer leader acquired the lock: realtime/feed/lock.py).
 # The epoch is always set (only the leader writes): a Redis that was flushed
 # meanwhile gets the current epoch back, and readers follow the writer. Returns 0
 # when the epoch key was missing or another (Redis lost it): the caller then
 # writes back every counter, not only this batch's.
 _WRITE_BATCH = """
+if ARGV[6] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[6] then return -1 end
 local kept = redis.call('GET', KEYS[1]) == ARGV[1]
 redis.call('SET', KEYS[1], ARGV[1])
 local size, minid, ttl, n = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local last = {}
-local i = 6
+local i = 7
 for _ = 1, n do
     local k = tonumber(ARGV[i])
     redis.call('XADD', KEYS[k], 'MAXLEN', size, '*', 's', ARGV[i + 1], 'd', ARGV[i + 2])
     last[k] = ARGV[i + 1]
     i = i + 3
 end
-for k = 3, #KEYS do
+for k = 4, #KEYS do
     redis.call('XTRIM', KEYS[k], 'MINID', minid)
     redis.call('PEXPIRE', KEYS[k], ttl)
-    redis.call('HSET', KEYS[2], ARGV[i + k - 3], last[k])
+    redis.call('HSET', KEYS[2], ARGV[i + k - 4], last[k])
 end
 if kept then return 1 end
 return 0
@@ -84,6 +89,12 @@ local base = ARGV[1] .. ':history:' .. epoch
 local last = redis.call('HGET', base .. ':seq', ARGV[2])
 return {epoch, last, redis.call('XRANGE', base .. ':s:' .. ARGV[2], '-', '+')}
 """
+
+
+class Fenced(Exception):
+    """A history write refused: a newer feed leader holds the lock (its fence
+    token replaced this writer's). Not a ``RedisError``: the batch must not be
+    published, and this leader must step down."""
 
 
 def new_epoch() -> str:
@@ -252,6 +263,9 @@ class RedisHistory:
             url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=2.0
         )
         self.batches_written = 0
+        # The leadership's fencing token, set by the broker's owner (None: every
+        # write goes through; tests and tools that write without a lock).
+        self.fence: Fence | None = None
 
     def _seq_key(self, epoch: str) -> str:
         return f"{self.prefix}:history:{epoch}:seq"
@@ -316,14 +330,17 @@ class RedisHistory:
         return updates
 
     async def write(self, batch: list[Update]) -> None:
-        """Write ``batch`` in one script call (raises what Redis raises)."""
+        """Write ``batch`` in one script call (raises what Redis raises, and
+        ``Fenced`` when a newer leader holds the lock)."""
         if batch:
             await self._write(batch)
             self.batches_written += 1
 
     async def _write(self, batch: list[Update]) -> None:
         epoch = self.epoch
-        keys = [self.epoch_key, self._seq_key(epoch)]
+        fence = self.fence
+        fence_key = fence.key if fence is not None else f"{self.prefix}:history:nofence"
+        keys = [self.epoch_key, self._seq_key(epoch), fence_key]
         index: dict[str, int] = {}
         args: list[str | int] = []
         for symbol, seq, _, text, *_ in batch:
@@ -334,9 +351,12 @@ class RedisHistory:
             args += (k, seq, text)
         min_id = max(0, int((time.time() - self.seconds) * 1000))
         ttl_ms = int((self.seconds + 60) * 1000)
-        head: list[str | int] = [epoch, self.size, min_id, ttl_ms, len(batch)]
+        token = fence.token if fence is not None else ""
+        head: list[str | int] = [epoch, self.size, min_id, ttl_ms, len(batch), token]
         client = self._redis.aio
         kept = await client.eval(_WRITE_BATCH, len(keys), *keys, *head, *args, *index)
+        if kept == -1:
+            raise Fenced(f"fence {token} replaced at {fence_key}")
         if not kept:
             # Redis lost the epoch (flushed, restarted empty): put every counter
             # back, or a standby taking over later would restart the symbols this

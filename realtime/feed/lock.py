@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import redis.asyncio as aredis
 
@@ -22,7 +22,21 @@ from realtime.stores import RedisClients
 logger = logging.getLogger(__name__)
 
 
+class Fence(NamedTuple):
+    """A leadership's fencing token: the counter at ``key`` was ``token`` when
+    this leader acquired the lock. The history write script refuses a batch
+    whose token is no longer the counter's (realtime/feed/history.py), so a
+    stale leader (its lock lost in a Redis failover, a newer one elected) cannot
+    write after the new one started."""
+
+    key: str
+    token: int
+
+
 class LeaderLock(Protocol):
+    # The fence of the current leadership (None: no fencing, embedded mode).
+    fence: Fence | None
+
     async def acquire(self) -> None: ...
     async def renew(self) -> bool: ...
     async def release(self) -> None: ...
@@ -30,6 +44,8 @@ class LeaderLock(Protocol):
 
 class LocalLock:
     """Embedded mode: one process, so the feed is always the leader."""
+
+    fence: Fence | None = None
 
     async def acquire(self) -> None:
         return None
@@ -42,7 +58,27 @@ class LocalLock:
 
 
 class RedisLeaderLock:
-    """``SET NX PX`` lock; its release is announced on ``<key>:released``."""
+    """``SET NX PX`` lock; its release is announced on ``<key>:released``.
+
+    Each acquisition also increments ``<key>:fence`` in the same script and
+    keeps the result as its ``fence`` (``Fence``). Redis replicates
+    asynchronously, so a Sentinel failover can promote a replica that never got
+    the lock key: a standby then acquires while the old leader still believes it
+    leads, until its next renewal (ttl/3) fails. Two guards bound that:
+
+    - after acquiring, when the master has replicas, ``WAIT 1`` for one of them
+      to hold the key and the counter (at most ttl/3; a timeout is logged as
+      ``event=feed_lock_unreplicated`` and leadership goes on: availability
+      over a lock that Redis cannot promise);
+    - the fence: the new leader's increment makes every history write of the
+      old one fail (``event=feed_fenced``), so it publishes nothing more and
+      steps down at once, before the renewal would notice.
+    """
+
+    _ACQUIRE = (
+        "if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then "
+        "return redis.call('incr', KEYS[2]) else return 0 end"
+    )
 
     _RENEW = (
         "if redis.call('get', KEYS[1]) == ARGV[1] then "
@@ -60,6 +96,8 @@ class RedisLeaderLock:
         self.released_channel = f"{key}:released"
         self.owner = owner
         self.ttl_ms = int(ttl * 1000)
+        self.fence_key = f"{key}:fence"
+        self.fence: Fence | None = None
 
     async def acquire(self) -> None:
         """Wait until this process holds the lock: retry every ttl/3, and at once
@@ -72,10 +110,22 @@ class RedisLeaderLock:
                     if pubsub is None:
                         pubsub = self.redis.pubsub()
                         await pubsub.subscribe(self.released_channel)
-                    if await self.redis.set(
-                        self.key, self.owner, nx=True, px=self.ttl_ms
-                    ):
-                        logger.info("event=feed_lock_acquired owner=%s", self.owner)
+                    token = await self.redis.eval(
+                        self._ACQUIRE,
+                        2,
+                        self.key,
+                        self.fence_key,
+                        self.owner,
+                        self.ttl_ms,
+                    )
+                    if token:
+                        self.fence = Fence(self.fence_key, int(token))
+                        await self._await_replica()
+                        logger.info(
+                            "event=feed_lock_acquired owner=%s fence=%d",
+                            self.owner,
+                            self.fence.token,
+                        )
                         return
                     if not announced:
                         holder = await self.redis.get(self.key)
@@ -108,6 +158,20 @@ class RedisLeaderLock:
             if pubsub is not None:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
+
+    async def _await_replica(self) -> None:
+        """With replicas attached, wait (ttl/3 at most) until one holds the
+        lock and its fence, so a promotion of that replica keeps them."""
+        info = await self.redis.info("replication")
+        if not int(info.get("connected_slaves", 0)):
+            return  # a lone Redis: nothing to wait for, nothing to lose to
+        acked = await self.redis.wait(1, max(1, self.ttl_ms // 3))
+        if acked < 1:
+            logger.warning(
+                "event=feed_lock_unreplicated owner=%s waited_ms=%d",
+                self.owner,
+                self.ttl_ms // 3,
+            )
 
     async def renew(self) -> bool:
         try:

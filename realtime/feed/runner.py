@@ -107,6 +107,8 @@ class FeedRunner:
             asyncio.create_task(self._control_loop(), name="feed-control"),
             asyncio.create_task(self._housekeeping_loop(), name="feed-housekeeping"),
             asyncio.create_task(self._renew_loop(), name="feed-lock"),
+            # A newer leader's fence refused a history write: step down now.
+            asyncio.create_task(self.broker.fenced.wait(), name="feed-fence"),
         ]
         try:
             if scaled:
@@ -152,7 +154,7 @@ class FeedRunner:
             )
             source = "simulator"
             logger.info("event=simulator_started url=%s", self.simulator.url)
-        self.broker = self.stores.broker(self.channel_layer)
+        self.broker = self.stores.broker(self.channel_layer, fence=self.lock.fence)
         feed = FeedService(
             upstream=upstream,
             cache=self.stores.cache,
