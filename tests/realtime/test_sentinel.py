@@ -72,8 +72,13 @@ class Group:
 
     def _start(self, name: str, *args: str) -> None:
         log = open(self.root / f"{name}.log", "w")  # noqa: SIM115 - closed with it
+        # Its own directory: a replica's full sync writes dump.rdb into it.
+        workdir = self.root / name
+        workdir.mkdir(exist_ok=True)
         self.procs[name] = subprocess.Popen(
-            [REDIS_SERVER, *args], stdout=log, stderr=subprocess.STDOUT
+            [REDIS_SERVER, *args, "--dir", str(workdir)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     def start(self) -> Group:

@@ -138,15 +138,19 @@ async def test_an_unfenced_history_writes_as_before(made):
 def replicated(tmp_path):
     """A private master with one replica (real ``redis-server`` processes)."""
     master, replica = free_port(), free_port()
+    replica_dir = tmp_path / "replica"
+    replica_dir.mkdir()
     common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     procs = [
         subprocess.Popen(
-            [REDIS_SERVER, "--port", str(master), *common],
+            [REDIS_SERVER, "--port", str(master), *common, "--dir", str(tmp_path)],
             stdout=subprocess.DEVNULL,
         ),
         subprocess.Popen(
             [REDIS_SERVER, "--port", str(replica), *common]
-            + ["--replicaof", "127.0.0.1", str(master)],
+            + ["--replicaof", "127.0.0.1", str(master)]
+            # A replica's full sync writes dump.rdb: into the test's directory.
+            + ["--dir", str(replica_dir)],
             stdout=subprocess.DEVNULL,
         ),
     ]
