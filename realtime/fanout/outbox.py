@@ -97,7 +97,9 @@ class Outbox:
         # The process's shared permessage-deflate encoder once the handshake
         # negotiated the extension (``accepted``); None: plain frames.
         self.deflate: deflate.DeflateFrames | None = None
-        if compression and protocol is not None:
+        if compression and self.direct:
+            # Only where fmpsite writes the frames: on the ASGI path autobahn
+            # would compress per connection, keeping ~256 KB of zlib state each.
             daphne_io.accept_deflate(protocol)  # decided when the app accepts
         self.queue: list[tuple[str | None, str | bytes]] = []
         # Keys: symbols for updates and snapshots, ints for held replies.

@@ -265,3 +265,12 @@ def test_an_extension_other_than_ours_takes_the_asgi_path(daphne_protocol):
     daphne_protocol.websocket_extensions_in_use = [object()]  # e.g. bzip2
     outbox.accepted()
     assert not outbox.direct
+
+
+@pytest.mark.usefixtures("_fresh_deflate_probe")
+def test_no_deflate_is_offered_where_frames_go_through_asgi(daphne_protocol):
+    # With direct writes off, autobahn would compress per connection (and keep a
+    # compressor each): the connection negotiates no extension instead.
+    Outbox(None, "ws-t", protocol=daphne_protocol, direct=False, compression=True)
+    negotiate(daphne_protocol, deflate_offer())
+    assert daphne_protocol.websocket_extensions_in_use == []
