@@ -354,6 +354,14 @@ REALTIME_SEND_BUFFER_LIMIT = env_int("REALTIME_SEND_BUFFER_LIMIT", 256 * 1024)
 # Write price updates as ready-made frames straight to the socket under daphne
 # (realtime/fanout/daphne_io.py); false sends every update through ASGI.
 REALTIME_DIRECT_WRITE = env_bool("REALTIME_DIRECT_WRITE", True)
+# permessage-deflate (RFC 7692) for clients that offer it, without server context
+# takeover, so each update is compressed once for all of them
+# (realtime/fanout/deflate.py, docs/benchmarks.md "Compression"). Messages under
+# REALTIME_WS_COMPRESSION_MIN_SIZE bytes go out uncompressed.
+REALTIME_WS_COMPRESSION = env_bool("REALTIME_WS_COMPRESSION", True)
+REALTIME_WS_COMPRESSION_MIN_SIZE = env_int("REALTIME_WS_COMPRESSION_MIN_SIZE", 128)
+if REALTIME_WS_COMPRESSION_MIN_SIZE < 0:
+    raise ImproperlyConfigured("REALTIME_WS_COMPRESSION_MIN_SIZE must be >= 0 bytes")
 REALTIME_CACHE_MAX_SYMBOLS = env_int("REALTIME_CACHE_MAX_SYMBOLS", 10000)
 REALTIME_CACHE_PREFIX = env_str("REALTIME_CACHE_PREFIX", "fmpsite")
 # Per-symbol history for recovery on reconnect (docs/protocol.md): the last N

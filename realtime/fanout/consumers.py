@@ -124,6 +124,7 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
             close=self._close_with,
             protocol=protocol,
             direct=settings.REALTIME_DIRECT_WRITE,
+            compression=settings.REALTIME_WS_COMPRESSION,
         )
         if not await self.hub.admit(outbox, principal):
             log_refused(
@@ -146,6 +147,7 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
             daphne_io.close_cleanly_on_protocol_errors(protocol)
             daphne_io.spread_keepalive(protocol, random.random)
         await self.accept()
+        self.outbox.accepted()  # the extensions the handshake negotiated
         # Everything after the handshake goes through the outbox, in order: the
         # greeting first, then (if the upstream is down) its status.
         self.reply(
@@ -154,10 +156,11 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
         self.hub.attach(self.outbox)
         self.token_deadline = self._token_deadline()
         logger.info(
-            "event=ws_connected conn=%s user=%s direct_write=%s",
+            "event=ws_connected conn=%s user=%s direct_write=%s deflate=%s",
             self.conn_id,
             principal,
             self.outbox.direct,
+            self.outbox.deflate is not None,
         )
 
     async def disconnect(self, code: int) -> None:

@@ -15,7 +15,8 @@ for that reason):
 - autobahn: ``WebSocketProtocol.STATE_OPEN``, ``sendClose``,
   ``closeHandshakeTimeout``, ``onMessage`` (called as ``self.onMessage``),
   ``failByDrop`` and the ``wasMax*PayloadSizeExceeded`` flags of a message over
-  the size limit.
+  the size limit; for permessage-deflate (``accept_deflate``) the protocol's
+  ``perMessageCompressionAccept`` hook and the ``_perMessageCompress`` it creates.
 
 ``probe()`` checks every one of them, once: the class-level names at first use,
 the per-connection attributes on the first daphne connection. If any is missing
@@ -229,12 +230,11 @@ def supports_direct_write(protocol: Any) -> bool:
 
     Only where it is byte-identical to autobahn's own framing: a plain TCP
     transport (a TLS transport has no ``socket.send`` of the clear text) and no
-    negotiated extension (a permessage-deflate connection needs compressed frames).
+    extension negotiated other than fmpsite's own permessage-deflate (decided
+    before the handshake completes, so ``Outbox.accepted`` checks again after it).
     """
     transport = protocol.transport
-    return hasattr(transport, "socket") and not getattr(
-        protocol, "websocket_extensions_in_use", None
-    )
+    return hasattr(transport, "socket") and not foreign_extension_in_use(protocol)
 
 
 def write_frames(protocol: Any, data: bytes) -> bool:
@@ -264,8 +264,141 @@ def write_frames(protocol: Any, data: bytes) -> bool:
     return True
 
 
+# --- permessage-deflate (RFC 7692) ---------------------------------------------------
+# autobahn implements the extension but daphne enables none: its factory's
+# ``perMessageCompressionAccept`` declines every offer. autobahn copies that hook
+# from the factory to each protocol unless the protocol has its own, and calls it
+# (``self.perMessageCompressionAccept``) when the application accepts, so a
+# connection's own hook, set before ``accept()``, decides for that connection alone.
+_DEFLATE_CLASS_NAMES: tuple[tuple[str, str], ...] = (
+    ("autobahn.websocket.compress:PerMessageDeflateOffer", "parse"),
+    (
+        "autobahn.websocket.compress:PerMessageDeflateOfferAccept",
+        "get_extension_string",
+    ),
+    ("autobahn.websocket.compress:PerMessageDeflate", "create_from_offer_accept"),
+    ("autobahn.websocket.protocol:WebSocketServerProtocol", "succeedHandshake"),
+)
+# The window the client's own messages are inflated with, when the client lets the
+# server choose (``client_max_window_bits``): client messages are a few hundred
+# bytes, and the inflater kept per connection then holds 512 bytes, not 32 KiB.
+CLIENT_WINDOW_BITS = 9
+
+
+class _Deflate:
+    """Whether this process may negotiate permessage-deflate (None: not checked)."""
+
+    missing: list[str] | None = None
+    accept_class: Any = None
+
+
+_deflate = _Deflate()
+
+
+def _deflate_accept_class() -> Any | None:
+    """autobahn's accept, naming server_no_context_takeover even when unasked.
+
+    RFC 7692 section 7.1.1.1 lets a server declare it unasked; autobahn's accept
+    writes it only when the client asked, and a client that knows it may drop its
+    inflate window between messages.
+    """
+    if _deflate.missing is None:
+        _deflate.missing = check_classes(_DEFLATE_CLASS_NAMES)
+        if STATE_OPEN is None:
+            _deflate.missing = [m for m in _deflate.missing if "STATE_OPEN" not in m]
+        if _deflate.missing:
+            logger.warning(
+                "event=ws_compression_unavailable missing=%s fallback=plain "
+                "hint='clients get uncompressed frames; pin the autobahn version "
+                "of requirements.txt'",
+                ",".join(_deflate.missing),
+            )
+            return None
+        from autobahn.websocket.compress import PerMessageDeflateOfferAccept
+
+        class Accept(PerMessageDeflateOfferAccept):
+            def get_extension_string(self) -> str:
+                text = super().get_extension_string()
+                if "server_no_context_takeover" not in text:
+                    text += "; server_no_context_takeover"
+                return text
+
+        _deflate.accept_class = Accept
+    return None if _deflate.missing else _deflate.accept_class
+
+
+def accept_deflate_offer(offers: list[Any]) -> Any | None:
+    """The accept of the first permessage-deflate offer fmpsite can serve, or None.
+
+    No server context takeover, so every client's compressed frame of an update
+    is the same bytes (realtime/fanout/deflate.py); client context takeover off
+    and a small client window when the client allows them. An offer that limits
+    the server's window below the shared compressor's is declined: that client
+    gets plain frames.
+    """
+    from realtime.fanout.deflate import WINDOW_BITS
+
+    accept_class = _deflate_accept_class()
+    if accept_class is None:
+        return None
+    for offer in offers:
+        if getattr(offer, "EXTENSION_NAME", None) != "permessage-deflate":
+            continue
+        if offer.request_max_window_bits not in (0, WINDOW_BITS):
+            continue
+        return accept_class(
+            offer,
+            request_no_context_takeover=bool(offer.accept_no_context_takeover),
+            request_max_window_bits=(
+                CLIENT_WINDOW_BITS if offer.accept_max_window_bits else 0
+            ),
+            no_context_takeover=True,
+        )
+    return None
+
+
+def accept_deflate(protocol: Any) -> bool:
+    """Let this connection negotiate permessage-deflate (call before ``accept()``).
+
+    False, and the connection negotiates nothing (plain frames), when autobahn
+    lacks a name used here.
+    """
+    if _deflate_accept_class() is None or not hasattr(
+        protocol, "perMessageCompressionAccept"
+    ):
+        return False
+    protocol.perMessageCompressionAccept = accept_deflate_offer
+    return True
+
+
+def deflate_in_use(protocol: Any) -> bool:
+    """Whether the completed handshake negotiated fmpsite's permessage-deflate:
+    deflate, no server context takeover, the shared compressor's window."""
+    from realtime.fanout.deflate import WINDOW_BITS
+
+    pmce = getattr(protocol, "_perMessageCompress", None)
+    return (
+        getattr(pmce, "EXTENSION_NAME", None) == "permessage-deflate"
+        and getattr(pmce, "server_no_context_takeover", False) is True
+        and getattr(pmce, "server_max_window_bits", None) == WINDOW_BITS
+    )
+
+
+def foreign_extension_in_use(protocol: Any) -> bool:
+    """An extension is in use that fmpsite's frames do not implement."""
+    in_use = getattr(protocol, "websocket_extensions_in_use", None)
+    return bool(in_use) and not deflate_in_use(protocol)
+
+
+def reset_deflate_probe() -> None:
+    """Forget whether permessage-deflate is available (tests)."""
+    _deflate.missing = None
+    _deflate.accept_class = None
+
+
 # --- closing a stalled reader ---------------------------------------------------------
-_FRAME_FIRST_BYTES = frozenset({0x81, 0x82, 0x88, 0x89, 0x8A})
+# 0xC1: a compressed text frame (RSV1, realtime/fanout/deflate.py).
+_FRAME_FIRST_BYTES = frozenset({0x81, 0x82, 0x88, 0x89, 0x8A, 0xC1})
 
 
 def _frames_end_exactly(buffer: bytes | memoryview, start: int) -> bool:

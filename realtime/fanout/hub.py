@@ -342,6 +342,7 @@ class FanoutHub:
         text = update.text
         holds = self._held.get(symbol) if self._held else None
         frame: bytes | None = None
+        deflated: bytes | None = None
         for outbox in members:
             if (
                 holds is not None
@@ -350,6 +351,11 @@ class FanoutHub:
             ):
                 continue  # held for its subscribe, or a duplicate of its replay
             if outbox.direct:
+                if outbox.deflate is not None:  # permessage-deflate (deflate.py)
+                    if deflated is None:
+                        deflated = outbox.deflate.frame(text)  # once per tick
+                    outbox.put(symbol, deflated)
+                    continue
                 if frame is None:
                     frame = daphne_io.text_frame(text)  # once per tick
                 outbox.put(symbol, frame)
@@ -388,6 +394,7 @@ class FanoutHub:
     def deliver_upstream(self, status: str, text: str) -> None:
         """Queue the feed's ``upstream_status`` for every client (latest wins)."""
         self.upstream_down_text = None if status == "connected" else text
+        # Plain for deflate clients too: RFC 7692 allows uncompressed messages.
         frame = daphne_io.text_frame(text)
         for outbox in self.outboxes:
             outbox.put_upstream(frame if outbox.direct else text)

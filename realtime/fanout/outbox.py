@@ -26,7 +26,7 @@ from typing import Any
 from django.conf import settings
 
 from realtime import metrics
-from realtime.fanout import daphne_io
+from realtime.fanout import daphne_io, deflate
 from realtime.fanout.closecodes import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_STALLED
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class Outbox:
         "transport",
         "protocol",
         "direct",
+        "deflate",
         "stalled_since",
         "closed",
     )
@@ -77,6 +78,7 @@ class Outbox:
         close: Callable[[int], Awaitable[None]] | None = None,
         protocol: Any = None,
         direct: bool = False,
+        compression: bool = False,
     ) -> None:
         self.send_text = send_text
         self.close = close
@@ -92,6 +94,13 @@ class Outbox:
             and protocol is not None
             and daphne_io.supports_direct_write(protocol)
         )
+        # The process's shared permessage-deflate encoder once the handshake
+        # negotiated the extension (``accepted``); None: plain frames.
+        self.deflate: deflate.DeflateFrames | None = None
+        if compression and self.direct:
+            # Only where fmpsite writes the frames: on the ASGI path autobahn
+            # would compress per connection, keeping ~256 KB of zlib state each.
+            daphne_io.accept_deflate(protocol)  # decided when the app accepts
         self.queue: list[tuple[str | None, str | bytes]] = []
         # Keys: symbols for updates and snapshots, ints for held replies.
         self.pending: dict[str | int, str | bytes] = {}
@@ -108,7 +117,23 @@ class Outbox:
             and daphne_io.buffered_bytes(self.transport) > limit
         )
 
+    def accepted(self) -> None:
+        """The handshake completed: write the frames of what it negotiated.
+
+        permessage-deflate: compressed frames from the shared encoder (the hub
+        compresses each update once for all such clients). Any other extension
+        (none is enabled): the ASGI path, where autobahn frames for it.
+        """
+        if not self.direct:
+            return
+        if daphne_io.deflate_in_use(self.protocol):
+            self.deflate = deflate.shared(settings.REALTIME_WS_COMPRESSION_MIN_SIZE)
+        elif daphne_io.foreign_extension_in_use(self.protocol):
+            self.direct = False
+
     def encode(self, text: str) -> str | bytes:
+        if self.deflate is not None:
+            return self.deflate.frame(text)
         return daphne_io.text_frame(text) if self.direct else text
 
     def put(self, symbol: str, data: str | bytes) -> None:

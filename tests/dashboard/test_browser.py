@@ -364,9 +364,23 @@ def test_live_dashboard_end_to_end(
         f"the live server does not serve static files (HTTP {static.status}); "
         "the dashboard's JS and CSS cannot load"
     )
+    # The WebSocket handshakes' answers, as Chromium received them (CDP).
+    handshakes: list[dict[str, str]] = []
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.on(
+        "Network.webSocketHandshakeResponseReceived",
+        lambda event: handshakes.append(
+            {k.lower(): v for k, v in event["response"]["headers"].items()}
+        ),
+    )
     log_in(page, base_url, username, password)
     status = page.locator("#connection-status")
     expect(status).to_have_attribute("data-connection-state", "connected")
+    # Chromium offers permessage-deflate and the server accepts it (compressed
+    # frames, REALTIME_WS_COMPRESSION on by default): the dashboard runs on it.
+    assert handshakes, "no WebSocket handshake seen"
+    assert "permessage-deflate" in handshakes[0].get("sec-websocket-extensions", "")
 
     # Make the scenario independent of what earlier runs left in the watchlist.
     if card(page, "NVDA").count():

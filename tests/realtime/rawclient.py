@@ -12,9 +12,12 @@ import struct
 class RawClient:
     """A WebSocket client on a bare socket: reads every frame's exact bytes."""
 
-    def __init__(self, port: int, *, rcvbuf: int | None = None) -> None:
+    def __init__(
+        self, port: int, *, rcvbuf: int | None = None, extensions: str | None = None
+    ) -> None:
         """``rcvbuf``: a small kernel receive buffer, for a client that stops
-        reading and must look backed up to the server soon."""
+        reading and must look backed up to the server soon. ``extensions``: a
+        Sec-WebSocket-Extensions offer (the answer is in ``head``)."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -26,7 +29,9 @@ class RawClient:
                 "GET /api/v2/realtime/ws/prices HTTP/1.1\r\n"
                 f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                 "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                f"Sec-WebSocket-Key: {key}\r\n\r\n"
+                f"Sec-WebSocket-Key: {key}\r\n"
+                + (f"Sec-WebSocket-Extensions: {extensions}\r\n" if extensions else "")
+                + "\r\n"
             ).encode()
         )
         self.buffer = b""
@@ -34,6 +39,7 @@ class RawClient:
             self.buffer += self._recv()
         head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
         assert head.startswith(b"HTTP/1.1 101"), head
+        self.head = head.decode("latin-1")
 
     def _recv(self) -> bytes:
         chunk = self.sock.recv(65536)

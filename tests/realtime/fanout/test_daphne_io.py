@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from realtime.fanout import daphne_io
+from realtime.fanout.outbox import Outbox
 
 
 @pytest.fixture(autouse=True)
@@ -161,3 +162,115 @@ async def test_an_unrecognised_send_under_daphne_is_warned_once(monkeypatch, cap
         assert daphne_io.protocol_for(send) is None
     warnings = [r for r in caplog.records if "server_internals_missing" in r.message]
     assert len(warnings) == 1 and "Server.handle_reply" in warnings[0].message
+
+
+# --- permessage-deflate ---------------------------------------------------------------
+@pytest.fixture
+def _fresh_deflate_probe():
+    daphne_io.reset_deflate_probe()
+    yield
+    daphne_io.reset_deflate_probe()
+
+
+def deflate_offer(params: str = "client_max_window_bits"):
+    """A client's permessage-deflate offer as autobahn parses it."""
+    from autobahn.websocket.compress import PerMessageDeflateOffer
+
+    parsed: dict[str, list] = {}
+    for part in filter(None, (p.strip() for p in params.split(";"))):
+        name, _, value = part.partition("=")
+        parsed.setdefault(name, []).append(value or True)
+    return PerMessageDeflateOffer.parse(parsed)
+
+
+def negotiate(protocol, offer) -> None:
+    """What autobahn's handshake does with the connection's accept hook."""
+    from autobahn.websocket.compress import PerMessageDeflate
+
+    accept = protocol.perMessageCompressionAccept([offer])
+    protocol.websocket_extensions_in_use = []
+    if accept is not None:
+        protocol._perMessageCompress = PerMessageDeflate.create_from_offer_accept(
+            True, accept
+        )
+        protocol.websocket_extensions_in_use.append(protocol._perMessageCompress)
+
+
+@pytest.mark.usefixtures("_fresh_deflate_probe")
+def test_a_deflate_offer_is_accepted_without_server_context_takeover(daphne_protocol):
+    assert daphne_io.accept_deflate(daphne_protocol)
+    accept = daphne_io.accept_deflate_offer([deflate_offer()])
+    assert accept.get_extension_string() == (
+        "permessage-deflate; client_no_context_takeover; client_max_window_bits=9; "
+        "server_no_context_takeover"
+    )
+    negotiate(daphne_protocol, deflate_offer())
+    assert daphne_io.deflate_in_use(daphne_protocol)
+    assert not daphne_io.foreign_extension_in_use(daphne_protocol)
+    assert daphne_io.supports_direct_write(daphne_protocol)
+
+
+@pytest.mark.usefixtures("_fresh_deflate_probe")
+def test_an_offer_limiting_the_server_window_is_declined(daphne_protocol):
+    daphne_io.accept_deflate(daphne_protocol)
+    offer = deflate_offer("server_max_window_bits=10")
+    fallback = deflate_offer()  # a client may offer several, best first
+    assert daphne_io.accept_deflate_offer([offer, fallback]).offer is fallback
+    assert daphne_io.accept_deflate_offer([deflate_offer("server_max_window_bits=15")])
+    assert daphne_io.accept_deflate_offer([offer]) is None
+    negotiate(daphne_protocol, offer)
+    assert not daphne_io.deflate_in_use(daphne_protocol)
+
+
+@pytest.mark.usefixtures("_fresh_deflate_probe")
+def test_missing_deflate_internals_mean_plain_frames_with_one_warning(
+    daphne_protocol, caplog, monkeypatch
+):
+    from autobahn.websocket.compress import PerMessageDeflateOfferAccept
+
+    # As if autobahn renamed a name the negotiation relies on.
+    monkeypatch.delattr(PerMessageDeflateOfferAccept, "get_extension_string")
+    with caplog.at_level(logging.WARNING, logger="realtime.fanout.daphne_io"):
+        assert not daphne_io.accept_deflate(daphne_protocol)
+        assert daphne_io.accept_deflate_offer([deflate_offer()]) is None
+    warnings = [r for r in caplog.records if "ws_compression_unavailable" in r.message]
+    assert len(warnings) == 1 and "fallback=plain" in warnings[0].message
+    negotiate(daphne_protocol, deflate_offer())  # daphne's own hook: declines
+    assert daphne_protocol.websocket_extensions_in_use == []
+    outbox = Outbox(None, "ws-t", protocol=daphne_protocol, direct=True)
+    outbox.accepted()
+    assert outbox.direct and outbox.deflate is None
+    assert outbox.encode("x" * 300)[0] == 0x81  # a plain frame
+
+
+@pytest.mark.usefixtures("_fresh_deflate_probe")
+def test_a_deflate_connection_gets_compressed_frames_from_its_outbox(daphne_protocol):
+    outbox = Outbox(
+        None, "ws-t", protocol=daphne_protocol, direct=True, compression=True
+    )
+    negotiate(daphne_protocol, deflate_offer())
+    outbox.accepted()
+    assert outbox.deflate is not None
+    frame = outbox.encode('{"type":"price_update"' + ',"k":1' * 100 + "}")
+    assert frame[0] == 0xC1  # FIN, RSV1, text
+    assert outbox.encode('{"type":"pong"}')[0] == 0x81  # under the minimum size
+    # A stalled reader's unsent compressed frames are whole frames too.
+    held = frame + daphne_io.text_frame("p" * 200) + frame
+    assert daphne_io.first_whole_frame(held[7:]) == len(frame) - 7
+
+
+@pytest.mark.usefixtures("_fresh_deflate_probe")
+def test_an_extension_other_than_ours_takes_the_asgi_path(daphne_protocol):
+    outbox = Outbox(None, "ws-t", protocol=daphne_protocol, direct=True)
+    daphne_protocol.websocket_extensions_in_use = [object()]  # e.g. bzip2
+    outbox.accepted()
+    assert not outbox.direct
+
+
+@pytest.mark.usefixtures("_fresh_deflate_probe")
+def test_no_deflate_is_offered_where_frames_go_through_asgi(daphne_protocol):
+    # With direct writes off, autobahn would compress per connection (and keep a
+    # compressor each): the connection negotiates no extension instead.
+    Outbox(None, "ws-t", protocol=daphne_protocol, direct=False, compression=True)
+    negotiate(daphne_protocol, deflate_offer())
+    assert daphne_protocol.websocket_extensions_in_use == []
