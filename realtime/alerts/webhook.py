@@ -208,11 +208,12 @@ async def deliver(
     *,
     on_attempt: Attempted,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> bool:
     """POST until a 2xx or until ``config.retry_for`` seconds have passed, the
     wait doubling from 1 s (capped at 60 s). ``on_attempt(attempt, error,
     final)`` records each attempt. A refused target is final at once."""
-    deadline = time.monotonic() + config.retry_for
+    deadline = clock() + config.retry_for
     wait = BACKOFF_FIRST
     attempt = 0
     while True:
@@ -228,7 +229,7 @@ async def deliver(
             )
             return False
         except WebhookFailed as exc:
-            final = time.monotonic() + wait > deadline
+            final = clock() + wait > deadline
             await on_attempt(attempt, str(exc), final)
             logger.info(
                 "event=alert_webhook_failed attempt=%d final=%s error=%s",
