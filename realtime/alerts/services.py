@@ -131,9 +131,6 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
                 out[name] = check_url(str(raw))
             except InvalidWebhookUrl as exc:
                 raise AlertInvalid(name, str(exc)) from exc
-    if out.get("condition") in (Condition.CROSSES_ABOVE, Condition.CROSSES_BELOW):
-        if "threshold" in out and out["threshold"] <= 0:
-            raise AlertInvalid("threshold", "a price threshold must be > 0")
     return out
 
 
@@ -175,13 +172,6 @@ def alert_create(*, owner: AbstractBaseUser, **values: Any) -> PriceAlert:
 def alert_update(*, alert: PriceAlert, **values: Any) -> PriceAlert:
     """Change some fields of ``alert``; activating one checks the limit."""
     fields = _clean(values)
-    condition = fields.get("condition", alert.condition)
-    threshold = fields.get("threshold", alert.threshold)
-    if (
-        condition in (Condition.CROSSES_ABOVE, Condition.CROSSES_BELOW)
-        and threshold <= 0
-    ):
-        raise AlertInvalid("threshold", "a price threshold must be > 0")
     with transaction.atomic():
         if fields.get("active") and not alert.active:
             _check_limit(alert.owner, excluding=alert.pk)
