@@ -35,7 +35,7 @@ from realtime.api.serializers import REST_SYMBOL_MAX_LENGTH, REST_SYMBOL_PATTERN
 EVENTS_LIMIT_DEFAULT = 100
 EVENTS_LIMIT_MAX = 1000
 VALUE_BOUND = 1e9
-WEBHOOK_URL_PATTERN = r"^https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,4})?(/[!-~]*)?$"
+WEBHOOK_URL_PATTERN = r"^https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(/[!-~]*)?$"
 
 
 class IsSiteUser(BasePermission):
