@@ -50,3 +50,7 @@ class PinnedSubscriptionAdmin(admin.ModelAdmin):
     def _notify() -> None:
         # After the admin's transaction commits, so the feed's reload sees it.
         transaction.on_commit(feed_notify_pins_changed)
+
+
+# Price alerts' admin lives in their room; imported so the admin site finds it.
+import realtime.alerts.admin  # noqa: E402, F401

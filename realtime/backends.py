@@ -32,6 +32,7 @@ from realtime.events import Update
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from realtime.alerts.engine import AlertEngine
     from realtime.bars.feed import BarFeed
     from realtime.fanout.slots import ConnectionSlots
     from realtime.feed.broker import Broker
@@ -218,6 +219,38 @@ class Backends:
             broker, self.bar_intervals, close_delay=settings.REALTIME_BAR_CLOSE_DELAY
         )
 
+    def alert_engine(
+        self,
+        channel_layer: Any,
+        broker: Broker,
+        on_symbols: Callable[[frozenset[str]], None],
+    ) -> AlertEngine:
+        """The price alerts of one feed leadership (realtime/alerts/engine.py):
+        ``alert`` messages to this process's hub (embedded) or to every hub
+        through the layer (scaled); previous closes from the reference data."""
+        from realtime.alerts.engine import AlertEngine
+        from realtime.alerts.routes import LayerAlertRoute
+        from realtime.alerts.webhook import WebhookConfig
+
+        reference = self.reference
+
+        async def previous_closes(symbols: Any) -> dict[str, float]:
+            found = await reference.get_references(symbols, wait=5.0)
+            return {
+                s: r.previous_close
+                for s, r in found.items()
+                if r.previous_close is not None
+            }
+
+        route = LayerAlertRoute(channel_layer) if self.scaled else CurrentHub()
+        return AlertEngine(
+            epoch=lambda: broker.epoch,
+            route=route,
+            webhook=WebhookConfig.from_settings(),
+            previous_closes=previous_closes,
+            on_symbols=on_symbols,
+        )
+
     def leader_lock(self, owner: str) -> LeaderLock:
         """Who holds the FMP connection: a Redis lock in scaled mode (one feed
         leader among the workers), always this process in embedded mode."""
@@ -262,6 +295,11 @@ class CurrentHub:
         hub = self._current_hub()
         if hub is not None:
             hub.deliver_refused(list(symbols), message)
+
+    def deliver_alert(self, user: str, text: str) -> None:
+        hub = self._current_hub()
+        if hub is not None:
+            hub.deliver_alert(user, text)
 
 
 _backends: Backends | None = None

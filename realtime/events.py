@@ -118,3 +118,18 @@ class UpstreamRefusedEvent(TypedDict):
     type: Literal["hub.refused"]
     symbols: list[str]
     message: str
+
+
+class AlertsChangedEvent(TypedDict):
+    """REST / admin -> feed: price alerts changed; reload the active ones."""
+
+    type: Literal["feed.alerts"]
+
+
+class AlertDeliveryEvent(TypedDict):
+    """Feed -> every hub: an alert fired; ``text`` is the client ``alert`` message
+    for every open connection of principal ``user`` (``user:<pk>``) only."""
+
+    type: Literal["hub.alert"]
+    user: str
+    text: str

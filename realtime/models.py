@@ -21,3 +21,8 @@ class PinnedSubscription(SymbolModelMixin, models.Model):
 
     def __str__(self) -> str:
         return self.symbol
+
+
+# Price alerts live in their own room (realtime/alerts/); imported here so the
+# realtime app registers them and their one migration stays in realtime/.
+from realtime.alerts.models import AlertEvent, PriceAlert  # noqa: E402, F401

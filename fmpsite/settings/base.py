@@ -384,6 +384,24 @@ REALTIME_BAR_RETENTION_BARS = env_int("REALTIME_BAR_RETENTION_BARS", 1600)
 REALTIME_BAR_RETENTION_SECONDS = env_float("REALTIME_BAR_RETENTION_SECONDS", 86400.0)
 # A bar closes this long after its end on the feed's clock, for trades in flight.
 REALTIME_BAR_CLOSE_DELAY = env_float("REALTIME_BAR_CLOSE_DELAY", 0.25)
+# Price alerts (realtime/alerts/, docs/protocol.md "Alerts"): active alerts one
+# account may have; the webhook signing secret (X-Fmpsite-Signature, HMAC-SHA256;
+# empty: SECRET_KEY); whether webhooks may target loopback/private/link-local
+# addresses (off: SSRF guard; tests turn it on for their local receiver); each
+# POST's timeout, the response bytes read, and how long a delivery is retried
+# (exponential back-off from 1 s) before it is marked failed.
+REALTIME_MAX_ACTIVE_ALERTS_PER_USER = env_int(
+    "REALTIME_MAX_ACTIVE_ALERTS_PER_USER", 200
+)
+REALTIME_ALERT_WEBHOOK_SECRET = env_str("REALTIME_ALERT_WEBHOOK_SECRET", "")
+REALTIME_ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool(
+    "REALTIME_ALERT_WEBHOOK_ALLOW_PRIVATE", False
+)
+REALTIME_ALERT_WEBHOOK_TIMEOUT = env_float("REALTIME_ALERT_WEBHOOK_TIMEOUT", 5.0)
+REALTIME_ALERT_WEBHOOK_MAX_RESPONSE_BYTES = env_int(
+    "REALTIME_ALERT_WEBHOOK_MAX_RESPONSE_BYTES", 64 * 1024
+)
+REALTIME_ALERT_WEBHOOK_RETRY_FOR = env_float("REALTIME_ALERT_WEBHOOK_RETRY_FOR", 600.0)
 # Server processes: garbage-collector thresholds, applied with gc.freeze() once
 # the application is loaded (fmpsite/gctune.py); "off" keeps CPython's 700,10,10.
 try:

@@ -10,6 +10,7 @@ lives in realtime/fanout/routing.py.)
 from django.urls import path
 
 from realtime.api import views
+from realtime.api.alerts import AlertDetailView, AlertEventListView, AlertListView
 from realtime.api.bars import BarsView
 from realtime.api.connection_token import ConnectionTokenView
 from realtime.api.history import HistoryView
@@ -28,6 +29,9 @@ endpoints = [
     path("reference/<path:symbol>", ReferenceView.as_view(), name="reference"),
     path("history/<path:symbol>", HistoryView.as_view(), name="history"),
     path("bars/<path:symbol>", BarsView.as_view(), name="bars"),
+    path("alerts", AlertListView.as_view(), name="alerts"),
+    path("alerts/events", AlertEventListView.as_view(), name="alert-events"),
+    path("alerts/<int:pk>", AlertDetailView.as_view(), name="alert"),
 ]
 urlpatterns = [
     path(

@@ -124,6 +124,7 @@ class FanoutHub:
             "hub.upstream": self._on_upstream,
             "hub.refused": self._on_refused,
             "hub.lease_request": self._on_lease_request,
+            "hub.alert": self._on_alert,
         }
 
     # --- lifecycle -----------------------------------------------------------------
@@ -401,6 +402,13 @@ class FanoutHub:
         self.writer.dirty.update(self.outboxes)
         self.writer.wakeup.set()
 
+    def deliver_alert(self, user: str, text: str) -> None:
+        """A fired price alert, to every open connection of principal ``user``
+        only (rare: a scan of this process's connections, never per tick)."""
+        for outbox in self.outboxes:
+            if outbox.user_key == user:
+                self.send_reply(outbox, text)
+
     # --- channel layer -------------------------------------------------------------
     async def _receive_loop(self) -> None:
         # channels-redis: many messages per Redis round trip (realtime/layer_io.py)
@@ -451,6 +459,9 @@ class FanoutHub:
 
     def _on_refused(self, message: dict) -> None:
         self.deliver_refused(list(message["symbols"]), message["message"])
+
+    def _on_alert(self, message: dict) -> None:
+        self.deliver_alert(message["user"], message["text"])
 
     def _on_lease_request(self, message: dict) -> None:
         self.lease.wake()

@@ -64,6 +64,7 @@ class FeedRunner:
         self.feed: FeedService | None = None
         self.broker: Broker | None = None
         self.bars: Any = None  # realtime/bars/feed.py BarFeed, while leading
+        self.alerts: Any = None  # realtime/alerts/engine.py AlertEngine, likewise
         self.simulator: Any = None
         self.leading = asyncio.Event()
         # Lease owner -> (hub channel, symbols of its last lease): where the
@@ -95,6 +96,8 @@ class FeedRunner:
         await self.feed.start()
         if self.bars is not None:
             await self.bars.start()
+        if self.alerts is not None:
+            await self.alerts.start()
         await self._reload_pins()
         request: LeaseRequestEvent = {"type": "hub.lease_request"}
         with contextlib.suppress(Exception):
@@ -171,6 +174,11 @@ class FeedRunner:
         self.bars = self.stores.bar_feed(self.channel_layer)
         if self.bars is not None:
             feed.register_callback(self.bars.on_tick)
+        # So are price alerts; their symbols stay subscribed upstream.
+        self.alerts = self.stores.alert_engine(
+            self.channel_layer, self.broker, feed.set_alert_symbols
+        )
+        feed.register_callback(self.alerts.on_tick)
         return feed
 
     async def _stop_feed(self) -> None:
@@ -180,6 +188,9 @@ class FeedRunner:
         if self.bars is not None:
             await self.bars.aclose()
             self.bars = None
+        if self.alerts is not None:
+            await self.alerts.aclose()
+            self.alerts = None
         if self.simulator is not None:
             await asyncio.to_thread(set_rest_base, None)
             await self.simulator.stop()
@@ -212,6 +223,9 @@ class FeedRunner:
                     self._unroute(message["owner"])
                 elif kind == "feed.pins":
                     await self._reload_pins()
+                elif kind == "feed.alerts":
+                    if self.alerts is not None:
+                        await self.alerts.reload()
                 else:
                     logger.warning("event=feed_unknown_message type=%r", kind)
             except (KeyError, TypeError, ValueError) as exc:
@@ -296,6 +310,8 @@ class FeedRunner:
                 next_status = now + settings.REALTIME_STATUS_INTERVAL
             if now >= next_pins:
                 await self._reload_pins()
+                if self.alerts is not None:
+                    await self.alerts.reload()
                 next_pins = now + PIN_RELOAD_INTERVAL
 
     async def _renew_loop(self) -> None:

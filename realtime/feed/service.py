@@ -9,7 +9,8 @@ the history before any hub sees it (realtime/feed/broker.py); then it is passed
 to the registered callbacks. Upstream state changes and refusals go through the
 broker too.
 
-The upstream subscription is kept equal to (live leases ∪ pins), except that a
+The upstream subscription is kept equal to (live leases ∪ pins ∪ symbols with an
+active price alert), except that a
 symbol nobody needs any more stays subscribed for a grace period, so clients that
 flap do not churn the FMP connection.
 """
@@ -94,6 +95,8 @@ class FeedService:
         self.clock = clock
         self.leases: dict[str, Lease] = {}
         self.pins: frozenset[str] = frozenset()
+        # Symbols with an active price alert (realtime/alerts/engine.py).
+        self.alert_symbols: frozenset[str] = frozenset()
         self._leaving: dict[str, float] = {}  # symbol -> time it may be dropped
         self._upstream: frozenset[str] = frozenset()
         self._callbacks: list[TickCallback] = []
@@ -172,9 +175,13 @@ class FeedService:
         self.pins = frozenset(symbols)
         self.reconcile()
 
+    def set_alert_symbols(self, symbols: Iterable[str]) -> None:
+        self.alert_symbols = frozenset(symbols)
+        self.reconcile()
+
     @property
     def desired(self) -> frozenset[str]:
-        needed = set(self.pins)
+        needed = set(self.pins) | self.alert_symbols
         for lease in self.leases.values():
             needed |= lease.symbols
         return frozenset(needed)

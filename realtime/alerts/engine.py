@@ -1,0 +1,199 @@
+"""AlertEngine: the alerts of one feed leadership, on the feed's tick path.
+
+The feed runner (realtime/feed/runner.py) registers ``on_tick`` as a tick
+callback of the leader's ``FeedService`` (like bars), so alerts are evaluated
+once per tick per symbol, where the ticks are, and only while this process
+leads: embedded mode in the web process, scaled mode on the feed leader.
+
+``on_tick`` does no I/O: the evaluator (evaluator.py) finds the crossings and a
+firing only goes onto a queue. One writer task records the events
+(``alert_events_record``: a unique idempotency key per alert and crossing
+update, so an update replayed after a takeover is written once), then hands the
+``alert`` message to the owner's connections (``route``: this process's hub, or
+every hub through the channel layer) and starts the webhook delivery
+(webhook.py) as a task of its own. Reloads (start, ``feed.alerts``, and
+periodically) read the active alerts off the loop and fetch the previous closes
+that ``pct_change_day_*`` alerts need from the reference data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
+
+import orjson
+from channels.db import database_sync_to_async
+
+from realtime.alerts import selectors, services
+from realtime.alerts.evaluator import AlertEvaluator, AlertSpec, Firing
+from realtime.alerts.models import AlertEvent
+from realtime.alerts.webhook import WebhookConfig, deliver
+
+logger = logging.getLogger(__name__)
+
+PreviousCloses = Callable[[Iterable[str]], Awaitable[dict[str, float]]]
+
+
+class AlertRoute(Protocol):
+    """Where an ``alert`` message goes: every open connection of ``user``."""
+
+    def deliver_alert(self, user: str, text: str) -> Any: ...
+
+
+def alert_message(event: AlertEvent, note: str = "") -> dict[str, Any]:
+    """The client ``alert`` message and the webhook body (docs/protocol.md)."""
+    return {
+        "type": "alert",
+        "alert_id": event.alert_id,
+        "event_id": event.pk,
+        "symbol": event.symbol,
+        "condition": event.condition,
+        "threshold": float(event.threshold),
+        "price": float(event.price),
+        "value": float(event.value) if event.value is not None else None,
+        "tick_ts": event.tick_ts,
+        "seq": event.seq,
+        "epoch": event.epoch,
+        "fired_at": event.fired_at.isoformat(timespec="milliseconds"),
+        "idempotency_key": event.idempotency_key,
+    }
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        *,
+        epoch: Callable[[], str],
+        route: AlertRoute | None,
+        webhook: WebhookConfig,
+        previous_closes: PreviousCloses | None = None,
+        load: Callable[[], list[AlertSpec]] = selectors.active_alert_specs,
+        on_symbols: Callable[[frozenset[str]], None] | None = None,
+    ) -> None:
+        """``epoch``: the broker's current epoch (the crossing update's).
+        ``on_symbols``: told the symbols with active alerts after each reload
+        (the feed keeps them subscribed upstream)."""
+        self.evaluator = AlertEvaluator()
+        self.epoch = epoch
+        self.route = route
+        self.webhook = webhook
+        self.previous_closes = previous_closes
+        self.load = load
+        self.on_symbols = on_symbols
+        self.fired = 0
+        self._queue: asyncio.Queue[list[Firing]] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._deliveries: set[asyncio.Task[Any]] = set()
+
+    # --- the tick path ----------------------------------------------------------
+    def on_tick(self, tick: Any, state: Any) -> None:
+        """The feed's tick callback: evaluate, and queue what fired (no I/O)."""
+        price = state.last_price
+        if price is None or state.seq is None:
+            return
+        firings = self.evaluator.on_price(
+            state.symbol, price, tick.timestamp, state.seq, self.epoch()
+        )
+        if firings:
+            self.fired += len(firings)
+            self._queue.put_nowait(firings)
+
+    # --- lifecycle --------------------------------------------------------------
+    async def start(self) -> None:
+        await self.reload()
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_loop(), name="alerts-writer")
+
+    async def reload(self) -> None:
+        """Read the active alerts (off the loop) and the previous closes the
+        percent alerts need; a database error keeps the alerts we have."""
+        try:
+            specs = await database_sync_to_async(self.load)()
+        except Exception as exc:
+            logger.warning("event=alerts_reload_failed error=%r", exc)
+            return
+        self.evaluator.load(specs)
+        logger.info(
+            "event=alerts_loaded alerts=%d symbols=%d",
+            len(self.evaluator),
+            len(self.evaluator.symbols),
+        )
+        if self.on_symbols is not None:
+            self.on_symbols(self.evaluator.symbols)
+        await self.refresh_previous_closes()
+
+    async def refresh_previous_closes(self) -> None:
+        symbols = sorted(self.evaluator.pct_symbols)
+        if not symbols or self.previous_closes is None:
+            return
+        try:
+            closes = await self.previous_closes(symbols)
+        except Exception as exc:  # reference data down: percent alerts wait
+            logger.warning("event=alerts_previous_close_failed error=%r", exc)
+            return
+        for symbol, close in closes.items():
+            self.evaluator.set_previous_close(symbol, close)
+
+    async def aclose(self) -> None:
+        """Stop writing; what is queued is still recorded (no delivery is lost
+        to a clean stop), then pending webhook tasks are cancelled."""
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
+        while not self._queue.empty():
+            await self._record(self._queue.get_nowait(), deliver_webhooks=False)
+        for task in self._deliveries:
+            task.cancel()
+        await asyncio.gather(*self._deliveries, return_exceptions=True)
+
+    # --- off the tick path ------------------------------------------------------
+    async def _write_loop(self) -> None:
+        while True:
+            firings = await self._queue.get()
+            try:
+                await self._record(firings)
+            except Exception:  # one bad batch never stops the alerts
+                logger.exception("event=alerts_record_failed firings=%d", len(firings))
+
+    async def _record(self, firings: list[Firing], deliver_webhooks: bool = True):
+        events = await database_sync_to_async(services.alert_events_record)(
+            firings=firings
+        )
+        urls = {f.alert.id: f.alert.webhook_url for f in firings}
+        owners = {f.alert.id: f.alert.owner_id for f in firings}
+        for event in events:
+            message = orjson.dumps(alert_message(event))
+            await self._deliver_live(f"user:{owners[event.alert_id]}", message.decode())
+            url = urls.get(event.alert_id)
+            if url and deliver_webhooks:
+                task = asyncio.create_task(
+                    self._deliver_webhook(event.pk, url, message),
+                    name=f"alert-webhook-{event.pk}",
+                )
+                self._deliveries.add(task)
+                task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver_live(self, user: str, text: str) -> None:
+        if self.route is None:
+            return
+        try:
+            result = self.route.deliver_alert(user, text)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:  # live delivery is best effort; REST has it
+            logger.warning("event=alert_live_failed user=%s error=%r", user, exc)
+
+    async def _deliver_webhook(self, event_id: int, url: str, body: bytes) -> None:
+        record = database_sync_to_async(services.alert_event_webhook_attempt)
+
+        async def on_attempt(attempt: int, error: str | None, final: bool) -> None:
+            await record(event_id=event_id, attempt=attempt, error=error, final=final)
+
+        delivered = await deliver(url, body, self.webhook, on_attempt=on_attempt)
+        logger.info(
+            "event=alert_webhook_done event_id=%s delivered=%s", event_id, delivered
+        )
