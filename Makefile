@@ -25,8 +25,8 @@ run: $(STAMP)
 	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
 ## The production shape on this machine: nginx on PORT in front of two daphne web
-## processes and two feed workers, under supervisor, on Redis and PostgreSQL
-## (deploy/scaled.py; Ctrl-C stops everything).
+## processes (SCALED_WEB_PROCS=4 make scaled: four) and two feed workers, under
+## supervisor, on Redis and PostgreSQL (deploy/scaled.py; Ctrl-C stops everything).
 scaled: $(STAMP)
 	HOST=$(HOST) PORT=$(PORT) $(PY) -m deploy.scaled
 

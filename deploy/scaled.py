@@ -8,10 +8,10 @@
 It prepares what the processes need (the PostgreSQL database, migrations,
 ``collectstatic``, a secret key kept in the run directory, the nginx config) and
 then runs deploy/supervisord.conf in the foreground: nginx on ``PORT`` in front of
-two daphne web processes, and two ``runworker fmp-feed`` (leader and hot standby),
-each restarted by supervisor when it dies. Settings are ``fmpsite.settings
-.production`` with plain HTTP allowed (no TLS on one machine); every knob is an
-environment variable (.env.example, "make scaled").
+``SCALED_WEB_PROCS`` daphne web processes (2 unless set), and two ``runworker
+fmp-feed`` (leader and hot standby), each restarted by supervisor when it dies.
+Settings are ``fmpsite.settings.production`` with plain HTTP allowed (no TLS on
+one machine); every knob is an environment variable (.env.example, "make scaled").
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ DEFAULTS = {
 class Stack:
     host: str
     port: int
-    web_ports: tuple[int, int]
+    web_ports: tuple[int, ...]
     run_dir: Path
     static_root: Path
     body_limit: str
@@ -77,12 +77,19 @@ def fail(message: str) -> None:
 def stack_from_env() -> Stack:
     """The stack's shape: ``PORT``, ``SCALED_*`` (.env.example documents each)."""
     try:
-        ports = [int(p) for p in _env.env_list("SCALED_WEB_PORTS", "8101,8102")]
+        procs = _env.env_int("SCALED_WEB_PROCS", 0)
+        default = ",".join(str(8101 + i) for i in range(procs or 2))
+        ports = [int(p) for p in _env.env_list("SCALED_WEB_PORTS", default)]
         port = _env.env_int("PORT", 8000)
     except Exception as exc:  # ImproperlyConfigured or ValueError: say which
         fail(str(exc))
-    if len(ports) != 2:
-        fail("SCALED_WEB_PORTS must name two ports, e.g. 8101,8102")
+    if procs < 0 or (procs and len(ports) != procs):
+        fail(
+            f"SCALED_WEB_PROCS={procs} but SCALED_WEB_PORTS names {len(ports)} "
+            "ports: name one port per web process, or set only one of them"
+        )
+    if not ports or len(set(ports)) != len(ports):
+        fail("SCALED_WEB_PORTS must name one distinct port per web process")
     run_dir = Path(_env.env_str("SCALED_RUN_DIR", str(ROOT / ".run" / "scaled")))
     static_root = Path(
         _env.env_str("DJANGO_STATIC_ROOT", str(ROOT / "staticfiles"))
@@ -91,7 +98,7 @@ def stack_from_env() -> Stack:
     return Stack(
         host=_env.env_str("HOST", "127.0.0.1"),
         port=port,
-        web_ports=(ports[0], ports[1]),
+        web_ports=tuple(ports),
         run_dir=run_dir.resolve(),
         static_root=static_root,
         body_limit=_env.env_str("SCALED_BODY_LIMIT", "1m"),
@@ -136,8 +143,8 @@ def app_env(stack: Stack) -> dict[str, str]:
         FMPSITE_PYTHON=sys.executable,
         FMPSITE_NGINX=stack.nginx,
         FMPSITE_WEB_BIND="127.0.0.1",
-        FMPSITE_WEB1_PORT=str(stack.web_ports[0]),
-        FMPSITE_WEB2_PORT=str(stack.web_ports[1]),
+        FMPSITE_WEB_PORTS=",".join(str(p) for p in stack.web_ports),
+        FMPSITE_WEB_PROCS=str(len(stack.web_ports)),
     )
     return env
 
@@ -324,8 +331,9 @@ def run() -> int:
     if wait_healthy(stack, supervisor, _env.env_float("SCALED_START_TIMEOUT", 90)):
         log(
             f"ready in {time.monotonic() - started:.0f} s: {stack.url}/ "
-            f"(nginx -> daphne on 127.0.0.1:{stack.web_ports[0]} "
-            f"and :{stack.web_ports[1]}, 2 x runworker fmp-feed); logs in "
+            f"(nginx -> {len(stack.web_ports)} daphne on 127.0.0.1:"
+            f"{','.join(str(p) for p in stack.web_ports)}, "
+            f"2 x runworker fmp-feed); logs in "
             f"{stack.run_dir}/logs; Ctrl-C stops everything"
         )
         log(
