@@ -6,8 +6,8 @@
 //   from this origin: the Content-Security-Policy allows 'self' only, no inline
 //   script or style. Its attribution logo is off because it injects a <style>
 //   element the policy refuses; the dialog carries the attribution as text.
-// - 1-minute candles; a server that has no 1-minute bar yet (a fresh start)
-//   gets the 1-second ones, so candles show within seconds.
+// - 1-minute candles; a server with fewer than MIN_CLOSED closed 1-minute bars
+//   (a fresh start) gets the 1-second ones, so candles show within seconds.
 // - Colours come from the page's CSS variables and follow the light/dark theme.
 // - Times on the axis are the browser's local time, like the rest of the page
 //   (lightweight-charts draws UTC, so times are shifted by the zone's offset).
@@ -22,6 +22,10 @@
 //   [data-updates]      times the newest candle moved since it opened
 
 import { intervalMs } from "./bars.js";
+
+// Fewer closed 1-minute bars than this (a server up for a few minutes) and the
+// chart shows 1-second candles instead: one or two candles say nothing.
+const MIN_CLOSED = 5;
 
 let library = null;
 
@@ -111,8 +115,8 @@ export class ChartDialog {
     if (!this.chart) this.create(lib);
     const preferred = this.intervals.includes("1m") ? "1m" : this.intervals[0];
     let book = await this.intraday.track(symbol, preferred);
-    if (!book.candles().length && preferred !== "1s" && this.intervals.includes("1s")) {
-      // A fresh server: no minute has closed yet; seconds have.
+    if (book.bars.size < MIN_CLOSED && preferred !== "1s" && this.intervals.includes("1s")) {
+      // A fresh server: (almost) no minute has closed yet; seconds have.
       book = await this.intraday.track(symbol, "1s");
       if (book.interval !== this.intraday.dayInterval) this.released = { symbol, interval: "1s" };
     }
@@ -123,6 +127,10 @@ export class ChartDialog {
       timeScale: { timeVisible: true, secondsVisible: intervalMs(book.interval) < 60000 },
     });
     this.drawAll();
+    // The day so far in view; a handful of candles at their normal width instead
+    // of stretched across the chart.
+    if (book.bars.size > 60) this.chart.timeScale().fitContent();
+    else this.chart.timeScale().scrollToRealTime();
     this.set("historyCandles", book.historyBars ?? 0);
   }
 

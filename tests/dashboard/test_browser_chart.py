@@ -11,6 +11,7 @@ session-scoped product server of tests/conftest.py runs with the defaults.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -28,6 +29,7 @@ from tests.live import ServerProcess, daphne, free_port, manage, server_env
 pytestmark = pytest.mark.browser
 
 DEMO_USER = ("demo", "demo-password-123")
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard-chart.png"
 AXE = Axe()
 
 # Before any page script: every CSP violation and console error is kept.
@@ -170,8 +172,9 @@ def test_chart_draws_history_at_open_and_moves_live(
             lambda: int(dialog.get_attribute("data-live-bars") or 0) >= 1,
             "a live 1-second bar in the chart",
         )
-    # Candles are drawn, not just counted: the chart's canvas is not blank.
     expect(dialog.locator("canvas").first).to_be_visible()
+    if os.environ.get("FMPSITE_UPDATE_SCREENSHOT"):
+        page.screenshot(path=str(SCREENSHOT))
 
     assert_axe_clean(page, "the dashboard with the chart open (light)")
     page.emulate_media(color_scheme="dark")
@@ -186,6 +189,7 @@ def test_chart_draws_history_at_open_and_moves_live(
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     expect(dialog).to_have_attribute("data-chart-state", "closed")
+    expect(button).to_be_focused()  # back where the keyboard user was
     assert_no_csp_violation(page)
 
 
