@@ -77,6 +77,9 @@ class DashboardPreference(models.Model):
         "bid",
         "ask",
         "time",
+        "day_high",
+        "day_low",
+        "day_volume",
     )
     SORT_DIRS = ("asc", "desc")
 

@@ -42,6 +42,13 @@ def watchlist_symbols(*, watchlist: Watchlist) -> list[str]:
     )
 
 
+def bar_intervals() -> list[str]:
+    """The bar intervals this server streams (``REALTIME_BAR_INTERVALS``), for the
+    page to know whether to offer the chart and day statistics at all (bars are
+    off by default, and /bars then answers 404 for every symbol)."""
+    return list(backends().bar_intervals)
+
+
 def format_price(value: float | None) -> str:
     """Two decimals like the guide; four below 10 so forex and penny prices move."""
     if value is None:

@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from dashboard.forms import MoveForm, PreferenceForm, SymbolForm, WatchlistNameForm
 from dashboard.models import Watchlist, WatchlistItem
 from dashboard.selectors import (
+    bar_intervals,
     preference_get,
     price_card,
     symbol_suggestions,
@@ -153,6 +154,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "simulated": is_simulated(),
         "max_symbols": settings.REALTIME_MAX_SYMBOLS_PER_CONNECTION,
         "sort_columns": SORT_COLUMNS,
+        "bar_intervals": ",".join(bar_intervals()),
     }
     return render(request, "dashboard/home.html", context)
 
@@ -167,6 +169,11 @@ SORT_COLUMNS = [
     ("bid", "Bid", True),
     ("ask", "Ask", True),
     ("time", "Time", True),
+    # From the day's bars in the browser (static/dashboard/intraday.js): "—" while
+    # bars are off.
+    ("day_high", "Day high", True),
+    ("day_low", "Day low", True),
+    ("day_volume", "Day volume", True),
 ]
 
 

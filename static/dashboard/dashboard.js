@@ -32,10 +32,15 @@
 //   #dashboard[data-update-count]              price_update messages in total
 //   #dashboard[data-recovered], [data-not-recovered]  symbols the server did and
 //     did not recover after reconnects, in total (from the subscribe acks)
+//   #price-table-body tr [data-field=day_high|day_low|day_volume]  the UTC day's
+//     statistics from its bars ("—" while bars are off or before the first trade)
+//   #chart-dialog (only when the server streams bars): see chart.js
 //   #error-banner, #session-banner, #undo-toast (hidden unless shown)
 //   #add-symbol-feedback                       result of the last action
 
-import { PriceStream, States, sameHostWebSocketUrl } from "./price-stream.js";
+import { ChartDialog } from "./chart.js";
+import { BarStream, Intraday } from "./intraday.js";
+import { States, sameHostWebSocketUrl } from "./price-stream.js";
 
 const HISTORY_LENGTH = 100;
 const HISTORY_PAGE_MAX = 1000; // the history endpoint's largest `limit`
@@ -199,6 +204,9 @@ const SORT_VALUE = {
   bid: (s) => s.last.bid_price,
   ask: (s) => s.last.ask_price,
   time: (s) => s.last.timestamp,
+  day_high: (s) => s.day?.high,
+  day_low: (s) => s.day?.low,
+  day_volume: (s) => s.day?.volume,
 };
 
 /** Compare two symbol states for the table; unknown values sort last either way. */
@@ -212,7 +220,18 @@ export function compareStates(a, b, key, dir) {
   return dir === "desc" ? -order : order;
 }
 
-const ROW_CELLS = ["name", "last_price", "change", "change_pct", "bid_price", "ask_price", "time"];
+const ROW_CELLS = [
+  "name",
+  "last_price",
+  "change",
+  "change_pct",
+  "bid_price",
+  "ask_price",
+  "time",
+  "day_high",
+  "day_low",
+  "day_volume",
+];
 
 class Dashboard {
   constructor(root) {
@@ -256,9 +275,11 @@ class Dashboard {
     this.setView(this.view, { save: false });
 
     const pingInterval = Number(root.dataset.pingInterval) || 30000;
-    this.stream = new PriceStream(sameHostWebSocketUrl(root.dataset.wsPath), {
+    // BarStream is PriceStream plus `bar` events (intraday.js).
+    this.stream = new BarStream(sameHostWebSocketUrl(root.dataset.wsPath), {
       pingInterval,
     });
+    this.setUpBars();
     this.socketStatus = { state: States.CONNECTING };
     this.upstreamStatus = "connected";
     this.everConnected = false;
@@ -297,6 +318,35 @@ class Dashboard {
     this.detectSimulator();
   }
 
+  /** Day statistics and the chart, when the server streams bars (it says which
+   * intervals in data-bar-intervals; none: no chart button, "—" columns). */
+  setUpBars() {
+    const intervals = (this.root.dataset.barIntervals || "").split(",").filter(Boolean);
+    const dialog = this.$("#chart-dialog");
+    if (!intervals.length || !this.root.dataset.barsUrl) return;
+    this.intraday = new Intraday(this.stream, { barsUrl: this.root.dataset.barsUrl, intervals });
+    this.dayPending = new Set();
+    this.intraday.addEventListener("change", ({ detail }) => {
+      if (detail.interval !== this.intraday.dayInterval || !this.cards.has(detail.symbol)) return;
+      this.dayPending.add(detail.symbol);
+      if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
+    });
+    if (dialog) {
+      this.chart = new ChartDialog(dialog, this.intraday, {
+        libraryUrl: this.root.dataset.chartLibrary,
+        intervals,
+      });
+    }
+    for (const state of this.cards.values()) this.trackBars(state);
+  }
+
+  trackBars(state) {
+    if (!this.intraday) return;
+    if (this.intraday.dayInterval) this.intraday.track(state.symbol, this.intraday.dayInterval);
+    const button = state.el.querySelector(".chart-btn");
+    if (button && this.chart) button.hidden = false;
+  }
+
   wireControls() {
     this.addForm.addEventListener("submit", (e) => this.onAdd(e));
     this.grid.addEventListener("submit", (e) => {
@@ -306,6 +356,8 @@ class Dashboard {
       this.removeSymbol(form.elements.symbol.value, form.querySelector("button"));
     });
     this.grid.addEventListener("click", (e) => {
+      const chart = e.target.closest(".chart-btn");
+      if (chart && this.chart) this.chart.open(chart.closest("[data-symbol]").dataset.symbol);
       const button = e.target.closest(".move-btn");
       if (!button) return;
       const symbol = button.closest("[data-symbol]").dataset.symbol;
@@ -399,6 +451,7 @@ class Dashboard {
     this.cards.set(symbol, state);
     this.empty.hidden = this.cards.size > 0;
     this.renderStatic(state);
+    this.trackBars(state);
     return state;
   }
 
@@ -437,6 +490,7 @@ class Dashboard {
     state.row.remove();
     this.cards.delete(symbol);
     this.pending.delete(symbol);
+    this.intraday?.forget(symbol);
     this.empty.hidden = this.cards.size > 0;
   }
 
@@ -587,6 +641,11 @@ class Dashboard {
       if (state) this.renderLive(state);
     }
     this.pending.clear();
+    for (const symbol of this.dayPending ?? []) {
+      const state = this.cards.get(symbol);
+      if (state) this.renderDay(state);
+    }
+    this.dayPending?.clear();
     this.root.dataset.updateCount = String(this.totalUpdates);
     const now = Date.now();
     if (this.sort.key && this.sort.key !== "symbol" && this.sort.key !== "name" && now - this.lastSort > RESORT_MS) {
@@ -624,6 +683,16 @@ class Dashboard {
       target.dataset.direction = direction;
     }
     if (state.name) el.setAttribute("aria-label", `${state.symbol} (${state.name})`);
+    this.renderDay(state);
+  }
+
+  /** The table's day high, low and volume, from the day's bars (intraday.js). */
+  renderDay(state) {
+    state.day = this.intraday?.dayStats(state.symbol) ?? null;
+    const { cells, day } = state;
+    cells.day_high.textContent = formatPrice(day?.high);
+    cells.day_low.textContent = formatPrice(day?.low);
+    cells.day_volume.textContent = formatSize(day?.volume);
   }
 
   renderLive(state) {

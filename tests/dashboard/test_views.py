@@ -278,3 +278,28 @@ def test_guide_demo_page_needs_no_login(client: Client) -> None:
     assert response.status_code == 200
     assert b'<script src="/static/demo/websocket-client.js">' in response.content
     assert b'id="symbolInput"' in response.content
+
+
+# --- intraday chart and day statistics (issue 24) --------------------------------
+
+
+def test_bars_off_renders_no_chart_dialog_and_no_intervals(user_client) -> None:
+    html = user_client.get(HOME).content.decode()
+    assert 'data-bar-intervals=""' in html
+    assert 'id="chart-dialog"' not in html
+    # The card's chart button is there but hidden; the script only shows it
+    # when the server streams bars.
+    assert re.search(r'<button[^>]*class="chart-btn"[^>]*\bhidden\b', html)
+    assert ">Day high<" in html  # the columns exist and read "—" without bars
+
+
+def test_bars_on_offers_the_chart_and_the_vendored_library(
+    user_client, settings
+) -> None:
+    settings.REALTIME_BAR_INTERVALS = "1s,1m"
+    html = user_client.get(HOME).content.decode()
+    assert 'data-bar-intervals="1s,1m"' in html
+    assert 'id="chart-dialog"' in html
+    library = re.search(r'data-chart-library="([^"]+)"', html).group(1)
+    assert library.endswith("lightweight-charts.standalone.production.js")
+    assert "tradingview.com" in html  # the licence's attribution, as text
