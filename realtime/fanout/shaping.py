@@ -274,8 +274,8 @@ class Shaper:
 
         ``forced``: the hub changed the update on the way (a takeover gap fill,
         an epoch restart's snapshot): it goes out now, capped or filtered or not.
-        Per tick, the kind is read and the two encodings (plain, conflated) made
-        at most once, whatever the number of shaped members.
+        Per tick, the kind is read and each encoding (plain, conflated; text,
+        frame) made at most once, whatever the number of shaped members.
         """
         symbol = update.symbol
         text = update.text
@@ -283,8 +283,11 @@ class Shaper:
         holds = held.get(symbol) if held else None
         now = time.monotonic()
         kind: str | None = None
-        # (direct, conflated) -> the data an outbox of that kind queues.
-        encoded: dict[tuple[bool, bool], str | bytes] = {}
+        # What an outbox queues, by ``outbox.direct`` (False: text, True: frame),
+        # plain and marked conflated; each made once per tick, when first needed.
+        plain: list[str | bytes | None] = [text, None]
+        marked: list[str | bytes | None] = [None, None]
+        replaced = 0
         dirty = self.writer.dirty
         for outbox, pace in shaped.items():
             if outbox.closed:
@@ -301,27 +304,35 @@ class Shaper:
                 if kind not in pace.types:
                     continue
             direct = outbox.direct
+            pending = outbox.pending
+            if symbol in pending and not forced and pace.interval:
+                # A newer state for the one waiting: it replaces it, marked.
+                data = marked[direct]
+                if data is None:
+                    data = marked[direct] = _encode(text, direct, conflated=True)
+                pending[symbol] = data
+                outbox.conflated += 1
+                replaced += 1
+                continue
+            data = plain[direct]
+            if data is None:
+                data = plain[direct] = _encode(text, direct, conflated=False)
             if forced or not pace.interval:
                 if forced and outbox.stalled_since is None:
-                    outbox.pending.pop(symbol, None)  # older than this one
-                outbox.put(symbol, _encode(encoded, text, direct, False))
+                    pending.pop(symbol, None)  # older than this one
+                outbox.put(symbol, data)
                 dirty.add(outbox)
-                continue
-            pending = outbox.pending
-            if symbol in pending:
-                # A newer state for the one waiting: it replaces it, marked.
-                pending[symbol] = _encode(encoded, text, direct, True)
-                outbox.conflated += 1
-                metrics.MESSAGES_CONFLATED.inc()
             elif now >= pace.next_at and outbox.stalled_since is None:
                 pace.next_at = now + pace.interval
-                outbox.put(symbol, _encode(encoded, text, direct, False))
+                outbox.put(symbol, data)
                 dirty.add(outbox)
             else:
-                pending[symbol] = _encode(encoded, text, direct, False)
+                pending[symbol] = data
                 if not pace.scheduled:
                     pace.scheduled = True
                     self._schedule(pace.next_at, outbox, symbol)
+        if replaced:
+            metrics.MESSAGES_CONFLATED.inc(replaced)
         return members.difference(shaped)
 
     def _schedule(self, due: float, outbox: Outbox, symbol: str) -> None:
@@ -361,20 +372,11 @@ class Shaper:
             self._wakeup.clear()
 
 
-def _encode(
-    cache: dict[tuple[bool, bool], str | bytes],
-    text: str,
-    direct: bool,
-    conflated: bool,
-) -> str | bytes:
-    """``text`` (marked ``conflated``) as an outbox of this kind queues it, made
-    once per tick per kind (the hub's plain path makes its frame the same way)."""
-    key = (direct, conflated)
-    data = cache.get(key)
-    if data is None:
-        body = add_fields(text, CONFLATED) if conflated else text
-        data = cache[key] = daphne_io.text_frame(body) if direct else body
-    return data
+def _encode(text: str, direct: bool, *, conflated: bool) -> str | bytes:
+    """``text`` (marked ``conflated``) as an outbox of this kind queues it (the
+    hub's plain path makes its frame the same way)."""
+    body = add_fields(text, CONFLATED) if conflated else text
+    return daphne_io.text_frame(body) if direct else body
 
 
 def shape_subscription(
