@@ -330,6 +330,17 @@ if not 1 <= REALTIME_CONNECTION_TOKEN_TTL <= REALTIME_CONNECTION_TOKEN_MAX_TTL:
         "REALTIME_CONNECTION_TOKEN_TTL (the lifetime of the tokens this site mints)"
     )
 REALTIME_MAX_SYMBOLS_PER_CONNECTION = env_int("REALTIME_MAX_SYMBOLS_PER_CONNECTION", 50)
+# Per-subscription rate caps (docs/protocol.md, "Rate caps and filters"): the
+# updates per second per symbol a subscription without "max_rate" gets (0:
+# uncapped, every update), and the most a client may ask for (0: no ceiling; with
+# one, every subscription is capped at it, the default included).
+REALTIME_DEFAULT_MAX_RATE = env_float("REALTIME_DEFAULT_MAX_RATE", 0.0)
+REALTIME_MAX_RATE_CEILING = env_float("REALTIME_MAX_RATE_CEILING", 0.0)
+if REALTIME_DEFAULT_MAX_RATE < 0 or REALTIME_MAX_RATE_CEILING < 0:
+    raise ImproperlyConfigured(
+        "REALTIME_DEFAULT_MAX_RATE and REALTIME_MAX_RATE_CEILING must be >= 0 "
+        "(0: uncapped / no ceiling)"
+    )
 # HTTP bounds of every daphne of this site, with or without a proxy in front
 # (realtime/fanout/daphne_io.py, docs/deploying.md): the largest request body
 # (413 past it, before it is buffered) and the time a request's headers may take.

@@ -25,6 +25,7 @@ from realtime.fanout.closecodes import CLOSE_MESSAGE_TOO_BIG
 from realtime.fanout.hub import FanoutHub, Outbox, get_hub
 from realtime.fanout.limits import RateLimiter, close_flooding
 from realtime.fanout.nodb import NoDatabaseJsonWebsocketConsumer
+from realtime.fanout.shaping import ShapingError, parse_shaping, shape_subscription
 from realtime.fanout.tokenlife import TokenDeadline
 from realtime.feed.history import HistoryPage
 from realtime.feed.state import (
@@ -260,6 +261,11 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
 
     # --- actions -------------------------------------------------------------------
     async def _subscribe(self, content: dict[str, Any]) -> None:
+        try:  # a bad cap or filter refuses the whole request (shaping.py)
+            shaping = parse_shaping(content, ceiling=settings.REALTIME_MAX_RATE_CEILING)
+        except ShapingError as exc:
+            self.send_error(exc.code, str(exc))
+            return
         parsed = self._parse_symbols(content)
         if parsed is None:
             return
@@ -294,8 +300,18 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
                 self.send_error(
                     "bad_request", "Invalid 'recover': " + "; ".join(problems[:10])
                 )
+        already = [s for s in parsed.valid if s in self.symbols]
         for symbol in added:
             self.symbols[symbol] = None
+        shape_subscription(
+            self.hub.shaper,
+            self.outbox,
+            shaping,
+            added=added,
+            already=already,
+            default=settings.REALTIME_DEFAULT_MAX_RATE,
+            ceiling=settings.REALTIME_MAX_RATE_CEILING,
+        )
         # Live updates of the new symbols wait in the hub until each symbol's
         # replay or snapshot is queued (FanoutHub.hold): no gap, no duplicate.
         self.hub.hold(self.outbox, added)
@@ -364,7 +380,7 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
             ack["recovered"] = recovered
             ack["not_recovered"] = [s for s in pages if s not in recovered]
         self.reply(ack)
-        self.reply({"type": "subscriptions", "symbols": list(self.symbols)})
+        self.reply(self._subscriptions())
         for symbol in recovered:
             page = pages[symbol]
             assert page is not None
@@ -428,10 +444,22 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
                 "subscribed_total": len(self.symbols),
             }
         )
-        self.reply({"type": "subscriptions", "symbols": list(self.symbols)})
+        self.reply(self._subscriptions())
 
     async def _get_subscriptions(self, content: dict[str, Any]) -> None:
-        self.reply({"type": "subscriptions", "symbols": list(self.symbols)})
+        self.reply(self._subscriptions())
+
+    def _subscriptions(self) -> dict[str, Any]:
+        """The ``subscriptions`` list; ``options`` (extension) names each symbol's
+        ``max_rate`` / ``data_types``, only when one of them has any."""
+        message: dict[str, Any] = {
+            "type": "subscriptions",
+            "symbols": list(self.symbols),
+        }
+        options = self.hub.shaper.describe(self.outbox, self.symbols)
+        if options:
+            message["options"] = options
+        return message
 
     async def _ping(self, content: dict[str, Any]) -> None:
         self.reply({"type": "pong", "timestamp": int(time.time() * 1000)})

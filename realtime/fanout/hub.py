@@ -43,6 +43,7 @@ from realtime.fanout.gapfill import GapFiller
 from realtime.fanout.lease import LeaseKeeper
 from realtime.fanout.outbox import Outbox, OutboxWriter
 from realtime.fanout.recovery import SequenceGuard, SubscribeHolds
+from realtime.fanout.shaping import Shaper
 from realtime.fanout.slots import ConnectionSlots
 from realtime.feed.state import encode_upstream_refused
 from realtime.groups import price_group
@@ -99,6 +100,8 @@ class FanoutHub:
         self.channel_name: str | None = None
         self.writer = OutboxWriter()
         self.holds = SubscribeHolds()
+        # Per-subscription caps and filters (realtime/fanout/shaping.py).
+        self.shaper = Shaper(self.writer, self.holds)
         # Scaled mode only: a new feed leader replays, Redis may restart the
         # sequence, the layer may drop (realtime/fanout/recovery.py, gapfill.py).
         self.sequence: SequenceGuard | None = None
@@ -109,6 +112,7 @@ class FanoutHub:
         self.lease = LeaseKeeper(self)
         # deliver() reads these once per tick without going through their owners.
         self._held = self.holds.held
+        self._shaped = self.shaper.by_symbol
         self._flush_wakeup = self.writer.wakeup
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -130,6 +134,7 @@ class FanoutHub:
     # --- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
         self.writer.start(self._task_done)
+        self.shaper.start(self._task_done)
         self._tasks = [asyncio.create_task(self._receive_loop(), name="hub-receive")]
         self._tasks[0].add_done_callback(self._task_done)
         self.lease.start(self._task_done)
@@ -171,6 +176,7 @@ class FanoutHub:
         for task in self._tasks:
             task.cancel()
         await self.writer.aclose()
+        await self.shaper.aclose()
         await self.lease.aclose()
         if self.sequence is not None and self.sequence.gaps is not None:
             await self.sequence.gaps.aclose()
@@ -253,6 +259,8 @@ class FanoutHub:
         for symbol in symbols:
             outbox.symbols.discard(symbol)
             outbox.discard(symbol)
+            if self._shaped:
+                self.shaper.forget(outbox, symbol)
             if self.holds.held:
                 self.holds.drop(outbox, symbol)
             members = self.by_symbol.get(symbol)
@@ -335,11 +343,17 @@ class FanoutHub:
         if not members:
             return
         sequence = self.sequence
+        original = update
         if sequence is not None:
             checked = sequence.check(update)
             if checked is None:
                 return  # a takeover replay of an update this process already sent
             update = checked
+        shaped = self._shaped.get(symbol) if self._shaped else None
+        if shaped is not None:  # capped or filtered clients (shaping.py)
+            members = self.shaper.deliver(
+                update, members, shaped, forced=update is not original
+            )
         text = update.text
         holds = self._held.get(symbol) if self._held else None
         frame: bytes | None = None
