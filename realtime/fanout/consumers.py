@@ -171,11 +171,13 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
         size = daphne_io.oversized_message(protocol) if protocol is not None else None
         if size is not None:
             logger.warning(
-                "event=ws_message_too_big conn=%s code=%d size=%d limit=%d",
+                "event=ws_message_too_big conn=%s code=%d size=%d limit=%d "
+                "compressed=%s",
                 self.conn_id,
                 CLOSE_MESSAGE_TOO_BIG,
                 size,
                 daphne_io.message_size_limit(protocol),
+                str(daphne_io.oversized_was_compressed(protocol)).lower(),
             )
         if self.token_deadline is not None:
             self.token_deadline.cancel()

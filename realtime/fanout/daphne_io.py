@@ -601,6 +601,12 @@ def oversized_message(protocol: Any) -> int | None:
     return None
 
 
+def oversized_was_compressed(protocol: Any) -> bool:
+    """Whether that message came deflated (permessage-deflate): its size is then
+    the bytes on the wire; autobahn stopped inflating it at the limit."""
+    return bool(getattr(protocol, "_isMessageCompressed", False))
+
+
 def message_size_limit(protocol: Any) -> int:
     """The largest client message daphne accepts on this connection (bytes)."""
     return int(protocol.maxMessagePayloadSize)

@@ -220,9 +220,13 @@ async def test_a_stalled_reader_that_reads_again_sees_4009(server):
         client.close()
 
 
-async def test_a_message_over_1_mib_is_closed_1009_and_logged(server):
+@pytest.mark.parametrize("compression", [None, "deflate"])
+async def test_a_message_over_1_mib_is_closed_1009_and_logged(server, compression):
+    """Plain or deflated (the size limit holds on the inflated message: a small
+    frame that inflates past 1 MiB is closed too; its logged size is the bytes
+    on the wire)."""
     process, port = server()
-    ws = await open_client(port)
+    ws = await open_client(port, compression=compression)
     await subscribe(ws, ["BIGA"])
     big = json.dumps({"action": "ping", "pad": "x" * (1024 * 1024 + 100)})
     with pytest.raises(websockets.ConnectionClosed) as closed:
@@ -240,7 +244,12 @@ async def test_a_message_over_1_mib_is_closed_1009_and_logged(server):
     line = next(
         ln for ln in process.log().splitlines() if "event=ws_message_too_big" in ln
     )
-    assert f"size={len(big)}" in line and "code=1009" in line, line
+    assert "code=1009" in line and "limit=1048576" in line, line
+    if compression is None:
+        assert f"size={len(big)}" in line and "compressed=false" in line, line
+    else:
+        wire = int(line.split(" size=")[1].split()[0])
+        assert wire < 1024 * 1024 and "compressed=true" in line, line
 
 
 async def test_sigterm_closes_clients_1001_and_releases_the_lease(server):
