@@ -97,6 +97,34 @@ export interface Bar {
   [extension: string]: unknown;
 }
 
+/** An `alert` message: one firing of the connection's user's price alert
+ * (docs/protocol.md, "Alerts"). */
+export interface Alert {
+  type: "alert";
+  alert_id: number;
+  event_id: number;
+  symbol: string;
+  condition:
+    | "crosses_above"
+    | "crosses_below"
+    | "pct_change_day_above"
+    | "pct_change_day_below";
+  threshold: number;
+  /** The price (`last_price`) that crossed. */
+  price: number;
+  /** The day's change in percent for `pct_change_day_*` alerts, else null. */
+  value: number | null;
+  tick_ts: number | null;
+  /** The crossing update's position in its symbol's stream. */
+  seq: number;
+  epoch: string;
+  /** ISO 8601. */
+  fired_at: string;
+  /** `"<alert id>:<epoch>:<seq>"`: the same firing is never recorded twice. */
+  idempotency_key: string;
+  [extension: string]: unknown;
+}
+
 export interface PriceStreamEventMap {
   state: CustomEvent<{ state: State; attempt: number; delay?: number; code?: number }>;
   subscriptions: CustomEvent<{ symbols: string[]; total: number }>;
@@ -109,6 +137,7 @@ export interface PriceStreamEventMap {
   servererror: CustomEvent<{ message: string; code?: string; symbols?: string[]; symbol?: string }>;
   connected: CustomEvent<{ message: string }>;
   bar: CustomEvent<Bar>;
+  alert: CustomEvent<Alert>;
   tokenexpiring: CustomEvent<{ expiresIn: number }>;
   tokenrefreshed: CustomEvent<{ expiresIn: number }>;
   tokenerror: CustomEvent<{ error: unknown }>;

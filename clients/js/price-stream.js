@@ -54,6 +54,8 @@
 //   "connected"     {message}  the server's greeting
 //   "bar"           a `bar` message as received (docs/protocol.md "Bars"); this
 //                   module neither subscribes nor recovers bar streams itself
+//   "alert"         an `alert` message as received (docs/protocol.md "Alerts"):
+//                   the user's price alert fired; best effort, no replay
 //   "tokenexpiring" {expiresIn}  the server's token_expiring (seconds left)
 //   "tokenrefreshed" {expiresIn}  a refresh was accepted (the new token's life)
 //   "tokenerror"    {error}  tokenProvider failed (before a connect or for a
@@ -393,6 +395,9 @@ export class PriceStream extends EventTarget {
         break;
       case "bar":
         this._emit("bar", message);
+        break;
+      case "alert":
+        this._emit("alert", message);
         break;
       case "error":
         this._emit("servererror", {

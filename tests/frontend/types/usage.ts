@@ -3,6 +3,7 @@
 // declarations the way the README does; the `@ts-expect-error` lines fail the
 // check if a declaration ever loosens to `any` (tsc reports an unused directive).
 import {
+  type Alert,
   type Bar,
   type PriceUpdate,
   type State,
@@ -52,6 +53,15 @@ stream.addEventListener("bar", (event) => {
   // @ts-expect-error a bar's close is a number
   const wrong: string = bar.close;
   console.log(wrong);
+});
+stream.addEventListener("alert", (event) => {
+  const alert: Alert = event.detail;
+  const key: string = alert.idempotency_key;
+  const pct: number | null = alert.value;
+  if (alert.condition === "crosses_above") console.log(alert.symbol, alert.price, key, pct);
+  // @ts-expect-error not a condition the server knows
+  const bogus: Alert["condition"] = "above";
+  console.log(bogus, alert.alert_id, alert.event_id, alert.fired_at);
 });
 stream.addEventListener("tokenexpiring", (event) => {
   const left: number = event.detail.expiresIn;
