@@ -14,6 +14,9 @@ export declare function backoffDelay(
   options: { base: number; cap: number; random?: () => number },
 ): number;
 
+/** `url` with its `token` query parameter set to `token`. */
+export declare function withToken(url: string, token: string): string;
+
 /** ws:// or wss:// URL of `path` on the page's own host. */
 export declare function sameHostWebSocketUrl(
   path: string,
@@ -33,6 +36,14 @@ export interface PriceStreamOptions {
   stableAfter?: number;
   /** Failed attempts in a row after which the state reads "disconnected" (default 6). */
   disconnectedAfter?: number;
+  /**
+   * Returns a fresh connection token (a JWT, e.g. from
+   * `POST /api/v2/realtime/connection-token` or your own backend). Called before
+   * every connect (the token goes in the URL's `?token=`) and on
+   * `token_expiring` (sent as `refresh`). Throwing or rejecting counts as a failed
+   * connection attempt. Without it the URL is used as given.
+   */
+  tokenProvider?: (() => string | Promise<string>) | null;
 }
 
 /** A `price_update` message as the server sends it (docs/protocol.md). */
@@ -58,6 +69,62 @@ export interface PriceUpdate {
   [extension: string]: unknown;
 }
 
+/** A `bar` message: one closed OHLCV bar (docs/protocol.md, "Bars"). */
+export interface Bar {
+  type: "bar";
+  symbol: string;
+  /** One of the server's REALTIME_BAR_INTERVALS, e.g. "1s", "1m". */
+  interval: string;
+  /** Window start and end, UTC ms, `[start, end)`. */
+  start: number;
+  end: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  /** null for bars of mid prices (`source: "mid"`). */
+  volume: number | null;
+  vwap: number | null;
+  trades: number;
+  /** Numbered per stream key `SYMBOL@interval`, in `epoch`. */
+  seq: number;
+  epoch: string;
+  /** A revision (late trade or break): replace the bar of the same (symbol, interval, start). */
+  updated?: boolean;
+  recovered?: boolean;
+  source?: "mid";
+  quotes?: number;
+  [extension: string]: unknown;
+}
+
+/** An `alert` message: one firing of the connection's user's price alert
+ * (docs/protocol.md, "Alerts"). */
+export interface Alert {
+  type: "alert";
+  alert_id: number;
+  event_id: number;
+  symbol: string;
+  condition:
+    | "crosses_above"
+    | "crosses_below"
+    | "pct_change_day_above"
+    | "pct_change_day_below";
+  threshold: number;
+  /** The price (`last_price`) that crossed. */
+  price: number;
+  /** The day's change in percent for `pct_change_day_*` alerts, else null. */
+  value: number | null;
+  tick_ts: number | null;
+  /** The crossing update's position in its symbol's stream. */
+  seq: number;
+  epoch: string;
+  /** ISO 8601. */
+  fired_at: string;
+  /** `"<alert id>:<epoch>:<seq>"`: the same firing is never recorded twice. */
+  idempotency_key: string;
+  [extension: string]: unknown;
+}
+
 export interface PriceStreamEventMap {
   state: CustomEvent<{ state: State; attempt: number; delay?: number; code?: number }>;
   subscriptions: CustomEvent<{ symbols: string[]; total: number }>;
@@ -69,11 +136,19 @@ export interface PriceStreamEventMap {
   upstream: CustomEvent<{ status: string }>;
   servererror: CustomEvent<{ message: string; code?: string; symbols?: string[]; symbol?: string }>;
   connected: CustomEvent<{ message: string }>;
+  bar: CustomEvent<Bar>;
+  alert: CustomEvent<Alert>;
+  tokenexpiring: CustomEvent<{ expiresIn: number }>;
+  tokenrefreshed: CustomEvent<{ expiresIn: number }>;
+  tokenerror: CustomEvent<{ error: unknown }>;
 }
 
 export declare class PriceStream extends EventTarget {
   constructor(url: string, options?: PriceStreamOptions);
+  /** The URL as given (without the provider's token). */
   readonly url: string;
+  /** The last token `tokenProvider` returned (null without one). */
+  readonly token: string | null;
   /** The symbols this client wants (resubscribed after every reconnect). */
   readonly desired: Set<string>;
   /** The symbols the server confirmed on the current connection. */

@@ -28,6 +28,14 @@
 //   last one seen is a duplicate (an older state: never shown); one that skips
 //   ahead is announced as a "gap" before its "price", so a display can fetch the
 //   missing updates from the history endpoint.
+// - Connection tokens (docs/frontends.md "When a token expires"), as the Python
+//   client does it: with a `tokenProvider` (a function returning a fresh token,
+//   or a promise of one) a token is fetched before every connect, the first and
+//   each reconnect, a 4001 "token expired" close included, and put in the URL's
+//   `?token=`; on `token_expiring` a fresh one is fetched and sent as
+//   `refresh`, so the connection outlives its first token. A provider that
+//   throws is a failed attempt: retried with the same backoff. Without a
+//   provider the URL is used as given (the dashboard: its session cookie).
 //
 // Events (EventTarget, payload in `event.detail`):
 //   "state"         {state, attempt, delay, code}  state is one of States
@@ -44,6 +52,15 @@
 //   "recovery"      {epoch, recovered, notRecovered}  the answer to a `recover`
 //   "servererror"   {message, code, symbols?, symbol?}  an `error` message from the server
 //   "connected"     {message}  the server's greeting
+//   "bar"           a `bar` message as received (docs/protocol.md "Bars"); this
+//                   module neither subscribes nor recovers bar streams itself
+//   "alert"         an `alert` message as received (docs/protocol.md "Alerts"):
+//                   the user's price alert fired; best effort, no replay
+//   "tokenexpiring" {expiresIn}  the server's token_expiring (seconds left)
+//   "tokenrefreshed" {expiresIn}  a refresh was accepted (the new token's life)
+//   "tokenerror"    {error}  tokenProvider failed (before a connect or for a
+//                   refresh); a refused refresh is a "servererror" with code
+//                   "token_refused"
 
 export const States = Object.freeze({
   CONNECTING: "connecting",
@@ -55,6 +72,13 @@ export const States = Object.freeze({
 /** Full-jitter backoff delay in ms for the given (0-based) attempt. */
 export function backoffDelay(attempt, { base, cap, random = Math.random }) {
   return random() * Math.min(cap, base * 2 ** attempt);
+}
+
+/** `url` with its `token` query parameter set to `token`. */
+export function withToken(url, token) {
+  const u = new URL(url);
+  u.searchParams.set("token", token);
+  return u.toString();
 }
 
 /** ws:// or wss:// URL of `path` on the page's own host. */
@@ -79,6 +103,8 @@ export class PriceStream extends EventTarget {
       // Failed attempts in a row after which the state reads "disconnected"
       // instead of "reconnecting" (retries go on at the capped delay).
       disconnectedAfter = 6,
+      // async () => token: called before every connect and on token_expiring.
+      tokenProvider = null,
     } = {},
   ) {
     super();
@@ -91,6 +117,9 @@ export class PriceStream extends EventTarget {
       stableAfter,
       disconnectedAfter,
     };
+    this.tokenProvider = tokenProvider;
+    // The last token the provider gave (null without a provider).
+    this.token = null;
     this.desired = new Set();
     this.confirmed = new Set();
     // symbol -> {epoch, seq}: the sequence position recover asks to resume from.
@@ -100,6 +129,9 @@ export class PriceStream extends EventTarget {
     this.ws = null;
     this.stopped = true;
     this.everConnected = false;
+    // Bumped by every connect and by stop(): a token that arrives for an older
+    // one is dropped.
+    this._connectId = 0;
     this._timers = { reconnect: null, ping: null, pong: null, stable: null };
     this._onOnline = () => this._retryNow();
   }
@@ -113,6 +145,7 @@ export class PriceStream extends EventTarget {
 
   stop() {
     this.stopped = true;
+    this._connectId += 1;
     window.removeEventListener("online", this._onOnline);
     this._clearTimers();
     const ws = this.ws;
@@ -157,9 +190,57 @@ export class PriceStream extends EventTarget {
     this._timers.reconnect = null;
     if (this.stopped) return;
     if (!this.everConnected && this.attempt === 0) this._setState(States.CONNECTING);
+    const id = ++this._connectId;
+    if (!this.tokenProvider) {
+      this._open(this.url);
+      return;
+    }
+    this._freshToken().then(
+      (token) => {
+        if (id !== this._connectId || this.stopped) return; // stopped meanwhile
+        this._open(withToken(this.url, token));
+      },
+      () => {
+        if (id !== this._connectId || this.stopped) return;
+        this._scheduleReconnect(1006);
+      },
+    );
+  }
+
+  /** The provider's next token (rejects, after a "tokenerror", if it fails). */
+  async _freshToken() {
+    try {
+      const token = await this.tokenProvider();
+      if (typeof token !== "string" || !token) {
+        throw new TypeError(`tokenProvider returned ${JSON.stringify(token)}`);
+      }
+      this.token = token;
+      return token;
+    } catch (error) {
+      console.warn("PriceStream: tokenProvider failed", error);
+      this._emit("tokenerror", { error });
+      throw error;
+    }
+  }
+
+  /** token_expiring: a fresh token goes to the same socket as `refresh`. */
+  _refresh() {
+    if (!this.tokenProvider) return;
+    const ws = this.ws;
+    this._freshToken().then(
+      (token) => {
+        if (ws === this.ws) this.send({ action: "refresh", token });
+      },
+      () => {
+        // The server closes with 4001 at exp; the reconnect asks again.
+      },
+    );
+  }
+
+  _open(url) {
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      ws = new WebSocket(url);
     } catch (err) {
       console.error("PriceStream: cannot open", this.url, err);
       this._scheduleReconnect(1006);
@@ -304,6 +385,19 @@ export class PriceStream extends EventTarget {
         this._emit("upstream", { status: message.status });
         break;
       case "pong":
+        break;
+      case "token_expiring":
+        this._emit("tokenexpiring", { expiresIn: message.expires_in });
+        this._refresh();
+        break;
+      case "token_refreshed":
+        this._emit("tokenrefreshed", { expiresIn: message.expires_in });
+        break;
+      case "bar":
+        this._emit("bar", message);
+        break;
+      case "alert":
+        this._emit("alert", message);
         break;
       case "error":
         this._emit("servererror", {

@@ -290,6 +290,8 @@ def test_pages_and_their_css_and_js_are_served_through_nginx(stack):
             # nginx itself answers (its cache header for hashed names), from
             # collectstatic's pre-compressed copy when the client takes gzip.
             assert headers["Cache-Control"] == "public, max-age=31536000, immutable"
+            # Another origin may import the JS module (clients/js/README.md).
+            assert headers["Access-Control-Allow-Origin"] == "*", headers
             seen.add(ext)
     assert {b"css", b"js"} <= seen
 

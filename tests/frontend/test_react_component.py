@@ -27,7 +27,6 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -40,6 +39,7 @@ import jwt
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.frontend.npm import installed_bin, run
 from tests.live import free_port, start_product, wait_until
 
 pytestmark = pytest.mark.browser
@@ -65,32 +65,15 @@ def _mint(sub: str, *, exp_in: int) -> str:
 # --- Build ----------------------------------------------------------------------------
 
 
-def _run(args: list[str], what: str, timeout: float = 600) -> None:
-    result = subprocess.run(
-        args, cwd=HERE, capture_output=True, text=True, timeout=timeout
-    )
-    if result.returncode != 0:
-        pytest.fail(f"{what} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def esbuild() -> Path:
     """tests/frontend/node_modules from the lockfile (``npm ci`` when missing)."""
-    if shutil.which("npm") is None or shutil.which("node") is None:
-        pytest.fail("node and npm are needed: `apt-get install nodejs npm`")
-    installed = HERE / "node_modules" / ".package-lock.json"
-    lock = HERE / "package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-        _run(["npm", "ci", "--no-audit", "--no-fund"], "npm ci in tests/frontend")
-    binary = HERE / "node_modules" / ".bin" / "esbuild"
-    if not binary.exists():
-        pytest.fail(f"{binary} missing after npm ci")
-    return binary
+    return installed_bin("esbuild")
 
 
 def _build(esbuild: Path, out: Path, ws_url: str) -> None:
     """Bundle the page with REACT_APP_WS_URL fixed at build time, as CRA does."""
-    _run(
+    run(
         [
             str(esbuild),
             "src/index.tsx",
