@@ -4,10 +4,10 @@
 // books; nothing here touches the DOM.
 //
 // Why the stream is subclassed: PriceStream (clients/js/price-stream.js, the
-// published client) ignores message types it does not know, `bar` included, and
-// has no `bars` option on subscribe. BarStream only adds "bar" and
-// "barsubscription" events in front of its message switch; the bar subscribe
-// goes out through PriceStream's public send().
+// published client) emits "bar" but ignores `bar_subscription` replies and has
+// no `bars` option on subscribe. BarStream adds the "barsubscription" event (and
+// its own "bar", the same detail) in front of its message switch; the bar
+// subscribe goes out through PriceStream's public send().
 //
 // Keeping the candles whole (docs/dashboard.md, "Intraday chart"):
 // - A bar stream is subscribed once its symbol is confirmed on the connection
