@@ -182,16 +182,23 @@ class ClientPool:
         text = json.dumps(cmd)
         return list(await asyncio.gather(*(c.send(text, wait) for c in self.clients)))
 
-    async def connect(self, specs: list[dict[str, Any]]) -> dict[str, Any]:
-        """Contiguous blocks of connections per process."""
+    async def connect(
+        self, specs: list[dict[str, Any]], concurrency: int = 16, within: float = 180
+    ) -> dict[str, Any]:
+        """Contiguous blocks of connections per process (``concurrency`` handshakes
+        in flight per process)."""
         per = math.ceil(len(specs) / self.n)
         replies = await asyncio.gather(
             *(
                 c.send(
                     json.dumps(
-                        {"cmd": "connect", "conns": specs[i * per : (i + 1) * per]}
+                        {
+                            "cmd": "connect",
+                            "conns": specs[i * per : (i + 1) * per],
+                            "concurrency": concurrency,
+                        }
                     ),
-                    180,
+                    within,
                 )
                 for i, c in enumerate(self.clients)
             )
