@@ -118,6 +118,24 @@ def _bytes(v: float | None) -> str:
     return f"{v / 1024:.1f} KiB"
 
 
+def _cores(step: dict[str, Any] | None) -> str:
+    """Server and load-client cores of a step: on 2 cores, a client share near
+    the server's says the clients, not the server, may be the limit."""
+    if not step:
+        return "–"
+    server = step["server_cpu_util"] + (step.get("redis_cpu_util") or 0.0)
+    return f"{server:.2f} / {step['client_cpu_util']:.2f}"
+
+
+def _ended(target: dict[str, Any], sc: dict[str, Any]) -> str:
+    """Why the ramp stopped: a true ceiling (a step below the share floor) or the
+    harness's own top (max_offered or max_steps)."""
+    saturated = target.get("saturated")
+    if saturated is None:  # results from before the flag existed
+        saturated = any(st["share"] < sc["share_floor"] for st in target["steps"])
+    return f"share < {sc['share_floor']:.0%}" if saturated else "harness top"
+
+
 def markdown(results: dict[str, Any], plot_name: str | None) -> str:
     sc = results["scenario"]
     s = results["summary"]
@@ -145,14 +163,15 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         "| sustained msgs/s (share >= "
         f"{sc['share_floor']:.0%}, p99 <= {sc['p99_limit_ms']:g} ms) | peak vs plain "
         "| server CPU s / 10k msgs (at sustained) "
+        "| server / client cores at peak | ramp ended "
         "| bytes per idle connection | bytes per subscribed connection |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     plain = s.get("plain")
     for t in results["targets"].values():
         if not t.get("ok"):
             lines.append(
-                f"| {t['label']} | failed: `{t.get('error', '?')[:80]}` |||||||"
+                f"| {t['label']} | failed: `{t.get('error', '?')[:80]}` |||||||||"
             )
             continue
         sat = t["saturation_msgs_per_s"]
@@ -171,6 +190,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             f"| {_f(best and best['delivered'])} "
             f"| {_f(sat / plain if plain else None, '.2f')} "
             f"| {_f(best and best['server_cpu_per_10k'], '.3f')} "
+            f"| {_cores(peak)} | {_ended(t, sc)} "
             f"| {_f(mem.get('bytes_per_idle_connection'))} "
             f"| {_f(mem.get('bytes_per_subscribed_connection'))} |"
         )
