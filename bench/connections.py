@@ -9,7 +9,8 @@ symbols, and at every step measures at one fixed, dashboard-like offered load
 15k):
 
 - handshakes/s while the step's new connections open (``concurrency`` in flight
-  per load-client process);
+  per load-client process), and the time their subscribes take
+  (``subscribe_in_flight`` unacknowledged per load-client process);
 - server RSS per connection: (web RSS now - web RSS before the first step) / N;
 - kernel TCP memory from ``/proc/net/sockstat`` (system-wide: both ends of every
   loopback connection, and whatever else runs on the machine);
@@ -60,6 +61,10 @@ class Ladder:
     scaled_steps: list[int] = field(default_factory=lambda: [30_000])
     sources: int = 8  # 127.0.0.2 ... 127.0.0.9
     concurrency: int = 32  # handshakes in flight per load-client process
+    # Unacknowledged subscribes per load-client process. Unpaced, 15,000 subscribes
+    # at once per scaled web process queue for its bounded Redis pool past its
+    # 5 s wait (realtime/stores.py) and those connections are dropped.
+    subscribe_in_flight: int = 64
     client_procs: int | None = None  # default: enough for CONNS_PER_CLIENT_PROC
     step_secs: float = 10.0
     settle_secs: float = 2.0
@@ -149,7 +154,14 @@ async def climb(
             have += conn["connected"]
             handshakes = conn["connected"] / conn["secs"] if conn["secs"] else None
             t0 = time.monotonic()
-            subs = await pool.all({"cmd": "subscribe", "within": 300}, 400)
+            subs = await pool.all(
+                {
+                    "cmd": "subscribe",
+                    "within": 300,
+                    "in_flight": ladder.subscribe_in_flight,
+                },
+                400,
+            )
             subscribe_secs = time.monotonic() - t0
             await asyncio.sleep(ladder.pause_secs)
             rss, sock = _rss(web), sockstat()
@@ -190,7 +202,9 @@ async def climb(
                     "tcp_mem_per_connection": mem_delta / max(have, 1),
                     "tcp_inuse_added": sock.get("inuse", 0) - sock0.get("inuse", 0),
                     "server_cpu_us_per_msg": (
-                        step.server_cpu_util / step.delivered * 1e6
+                        (step.server_cpu_util + (step.redis_cpu_util or 0.0))
+                        / step.delivered
+                        * 1e6
                         if step.delivered
                         else None
                     ),

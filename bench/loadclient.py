@@ -8,8 +8,9 @@ stdout:
   "concurrency": 16}``: open the connections (from source address ``local``, e.g.
   ``127.0.0.3``, when given: every loopback address has its own ephemeral ports)
   and wait for each one's ``connected`` message. Repeatable: connections add up.
-- ``{"cmd": "subscribe", "within": 30}``: send the subscribe of every connection
-  not subscribed yet and wait for the acks.
+- ``{"cmd": "subscribe", "within": 30, "in_flight": 0}``: send the subscribe of
+  every connection not subscribed yet (at most ``in_flight`` unacknowledged at a
+  time, 0 = all at once) and wait for the acks.
 - ``{"cmd": "reset"}``: start a measurement window (zero the counters).
 - ``{"cmd": "report"}``: counters of the window: ``price_update`` messages
   (snapshots excluded) and a 1 ms latency histogram of ``now - timestamp``.
@@ -159,17 +160,27 @@ class Client:
             "secs": round(time.monotonic() - t0, 3),
         }
 
-    async def subscribe(self, within: float = 30.0) -> dict:
+    async def subscribe(self, within: float = 30.0, in_flight: int = 0) -> dict:
+        """Subscribe the connections not subscribed yet: all at once, or with at
+        most ``in_flight`` acks outstanding (a fleet of browsers does not
+        subscribe all in the same instant)."""
         t0 = time.monotonic()
         fresh = [c for c in self.conns if not c.subscribe_sent]
-        for conn in fresh:
+        gate = asyncio.Semaphore(in_flight) if in_flight > 0 else None
+
+        async def one(conn: Conn) -> None:
             msg = {"action": "subscribe", "symbols": conn.symbols}
-            conn.transport.send(WSMsgType.TEXT, json.dumps(msg).encode())
-            conn.subscribe_sent = True
-        results = await asyncio.gather(
-            *(asyncio.wait_for(c.subscribed, within) for c in fresh),
-            return_exceptions=True,
-        )
+            if gate is None:
+                conn.transport.send(WSMsgType.TEXT, json.dumps(msg).encode())
+                conn.subscribe_sent = True
+                await asyncio.wait_for(conn.subscribed, within)
+                return
+            async with gate:
+                conn.transport.send(WSMsgType.TEXT, json.dumps(msg).encode())
+                conn.subscribe_sent = True
+                await asyncio.wait_for(conn.subscribed, within)
+
+        results = await asyncio.gather(*(one(c) for c in fresh), return_exceptions=True)
         ok = sum(1 for r in results if not isinstance(r, BaseException))
         return {"subscribed": ok, "secs": round(time.monotonic() - t0, 3)}
 
@@ -223,7 +234,9 @@ async def main() -> None:
             # collection, so the client's own GC pauses never read as latency.
             gc.freeze()
         elif kind == "subscribe":
-            reply = await client.subscribe(cmd.get("within", 30.0))
+            reply = await client.subscribe(
+                cmd.get("within", 30.0), cmd.get("in_flight", 0)
+            )
         elif kind == "reset":
             reply = client.reset()
         elif kind == "report":
