@@ -13,7 +13,8 @@ symbols, and at every step measures at one fixed, dashboard-like offered load
   (``subscribe_in_flight`` unacknowledged per load-client process);
 - server RSS per connection: (web RSS now - web RSS before the first step) / N;
 - kernel TCP memory from ``/proc/net/sockstat`` (system-wide: both ends of every
-  loopback connection, and whatever else runs on the machine);
+  loopback connection, and whatever else runs on the machine) and the socket
+  objects' own slab memory from ``/proc/slabinfo`` (root only; both ends too);
 - CPU per delivered message (server and load clients), p50/p99 latency, delivered
   share, from the throughput scenario's own ``measure_step``.
 
@@ -200,6 +201,11 @@ async def climb(
                     "rss_per_connection": (rss - rss0) / max(have, 1),
                     "sockstat": sock,
                     "tcp_mem_per_connection": mem_delta / max(have, 1),
+                    "socket_slab_per_connection": (
+                        (sock["slab_bytes"] - sock0["slab_bytes"]) / max(have, 1)
+                        if "slab_bytes" in sock and "slab_bytes" in sock0
+                        else None
+                    ),
                     "tcp_inuse_added": sock.get("inuse", 0) - sock0.get("inuse", 0),
                     "server_cpu_us_per_msg": (
                         (step.server_cpu_util + (step.redis_cpu_util or 0.0))

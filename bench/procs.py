@@ -87,7 +87,27 @@ def sockstat() -> dict[str, int]:
         return {}
     if "mem" in out:
         out["mem_bytes"] = out["mem"] * PAGE_SIZE
+    slab = socket_slab_bytes()
+    if slab is not None:
+        out["slab_bytes"] = slab
     return out
+
+
+def socket_slab_bytes() -> int | None:
+    """Kernel memory of the TCP socket objects themselves (``TCP`` and
+    ``sock_inode_cache`` slabs: active objects x object size), which sockstat's
+    ``mem`` (buffers only) leaves out; None where /proc/slabinfo is unreadable
+    (it needs root)."""
+    total = 0
+    try:
+        with open("/proc/slabinfo") as f:
+            for line in f:
+                parts = line.split()
+                if parts and parts[0] in ("TCP", "sock_inode_cache"):
+                    total += int(parts[1]) * int(parts[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
 
 
 def base_env(**overrides: str) -> dict[str, str]:

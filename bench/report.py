@@ -285,10 +285,11 @@ def ladder_markdown(results: dict[str, Any]) -> str:
         f"{results['secs']:.0f} s.",
         "",
         "| server | connections | handshakes/s | RSS KiB / conn "
-        "| kernel TCP KiB / conn | msgs/s / conn | delivered msgs/s | share "
+        "| kernel TCP buffers KiB / conn | socket slab KiB / conn "
+        "| msgs/s / conn | delivered msgs/s | share "
         "| p50 ms | p99 ms | server µs / msg | client µs / msg "
         "| server cores | client cores |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in results["targets"].values():
         if not t.get("ok") and not t.get("steps"):
@@ -303,6 +304,7 @@ def ladder_markdown(results: dict[str, Any]) -> str:
                 + f" | {_f(st['handshakes_per_s'])} "
                 f"| {_f(st['rss_per_connection'] / 1024, '.1f')} "
                 f"| {_f(st['tcp_mem_per_connection'] / 1024, '.1f')} "
+                f"| {_kib(st.get('socket_slab_per_connection'))} "
                 f"| {_f(st['msgs_per_connection_per_s'], '.2f')} "
                 f"| {_f(st['delivered'])} | {st['share']:.1%} "
                 f"| {_f(st['p50_ms'])} | {_f(st['p99_ms'])} "
@@ -316,6 +318,10 @@ def ladder_markdown(results: dict[str, Any]) -> str:
             )
     lines += ["", LADDER_END]
     return "\n".join(lines)
+
+
+def _kib(v: float | None) -> str:
+    return _f(None if v is None else v / 1024, ".1f")
 
 
 def update_ladder_docs(results: dict[str, Any]) -> None:
