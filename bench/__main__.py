@@ -63,6 +63,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="run fmpsite from another checkout (e.g. a scratch copy with a "
         "prototype change); the baselines and the harness stay these",
     )
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for fmpsite's processes (repeatable), e.g. "
+        "REALTIME_GC_THRESHOLDS=off, to measure one setting's effect",
+    )
     p.add_argument("--keep-logs", action="store_true", help="keep the process logs")
     return p.parse_args(argv)
 
@@ -84,6 +92,16 @@ def scenario(args: argparse.Namespace) -> Scenario:
     if args.targets:
         sc.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     return sc
+
+
+def server_env(args: argparse.Namespace) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in args.server_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise SystemExit(f"--server-env wants NAME=VALUE, not {item!r}")
+        env[name.strip()] = value
+    return env
 
 
 def ladder(args: argparse.Namespace) -> Ladder:
@@ -109,7 +127,11 @@ def ladder(args: argparse.Namespace) -> Ladder:
 
 
 async def run_ladder(
-    lad: Ladder, log_dir: Path, quick: bool, root: Path | None
+    lad: Ladder,
+    log_dir: Path,
+    quick: bool,
+    root: Path | None,
+    server_env: dict[str, str] | None = None,
 ) -> dict:
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     t0 = time.monotonic()
@@ -121,16 +143,23 @@ async def run_ladder(
         "ladder": asdict(lad),
         "targets": {},
         "fmpsite_root": str(root) if root else None,
+        "server_env": server_env or {},
     }
     rpid = redis_pid()
-    for target in build(lad.targets, log_dir, root or ROOT):
+    for target in build(lad.targets, log_dir, root or ROOT, server_env):
         print(f"== {target.label}", flush=True)
         results["targets"][target.name] = await climb(lad, target, log_dir, rpid)
     results["secs"] = round(time.monotonic() - t0, 1)
     return results
 
 
-async def run(sc: Scenario, log_dir: Path, quick: bool, root: Path | None) -> dict:
+async def run(
+    sc: Scenario,
+    log_dir: Path,
+    quick: bool,
+    root: Path | None,
+    server_env: dict[str, str] | None = None,
+) -> dict:
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     t0 = time.monotonic()
     results: dict = {
@@ -140,9 +169,10 @@ async def run(sc: Scenario, log_dir: Path, quick: bool, root: Path | None) -> di
         "scenario": asdict(sc),
         "targets": {},
         "fmpsite_root": str(root) if root else None,
+        "server_env": server_env or {},
     }
     rpid = redis_pid()
-    for target in build(sc.targets, log_dir, root or ROOT):
+    for target in build(sc.targets, log_dir, root or ROOT, server_env):
         print(f"== {target.label}", flush=True)
         results["targets"][target.name] = await run_target(sc, target, log_dir, rpid)
         results["simulator"] = results["targets"][target.name].get("simulator")
@@ -161,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         return main_ladder(args, log_dir)
     sc = scenario(args)
     try:
-        results = asyncio.run(run(sc, log_dir, args.quick, args.fmpsite_root))
+        results = asyncio.run(
+            run(sc, log_dir, args.quick, args.fmpsite_root, server_env(args))
+        )
     finally:
         stop_and_clean(args, log_dir)
     results["summary"] = report.summary(results)
@@ -188,7 +220,9 @@ def stop_and_clean(args: argparse.Namespace, log_dir: Path) -> None:
 def main_ladder(args: argparse.Namespace, log_dir: Path) -> int:
     lad = ladder(args)
     try:
-        results = asyncio.run(run_ladder(lad, log_dir, args.quick, args.fmpsite_root))
+        results = asyncio.run(
+            run_ladder(lad, log_dir, args.quick, args.fmpsite_root, server_env(args))
+        )
     finally:
         stop_and_clean(args, log_dir)
     path = report.write_ladder_json(results)
