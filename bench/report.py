@@ -258,6 +258,7 @@ LADDER_BEGIN = (
     "`python -m bench --scenario connections`; edits are lost) -->"
 )
 LADDER_END = "<!-- END connection ladder -->"
+LADDER_COLUMNS = 15
 
 
 def write_ladder_json(results: dict[str, Any]) -> Path:
@@ -294,7 +295,8 @@ def ladder_markdown(results: dict[str, Any]) -> str:
     for t in results["targets"].values():
         if not t.get("ok") and not t.get("steps"):
             lines.append(
-                f"| {t['label']} | failed: `{t.get('error', '?')[:80]}` ||||||||||||"
+                f"| {t['label']} | failed: `{t.get('error', '?')[:80]}` "
+                + "|" * (LADDER_COLUMNS - 1)
             )
             continue
         for st in t["steps"]:
@@ -314,7 +316,8 @@ def ladder_markdown(results: dict[str, Any]) -> str:
             )
         if not t.get("ok"):
             lines.append(
-                f"| {t['label']} | stopped: `{t.get('error', '?')[:80]}` ||||||||||||"
+                f"| {t['label']} | stopped: `{t.get('error', '?')[:80]}` "
+                + "|" * (LADDER_COLUMNS - 1)
             )
     lines += ["", LADDER_END]
     return "\n".join(lines)
