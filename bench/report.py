@@ -214,7 +214,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             steps.append(t["half_load"])
         for st in steps:
             lines.append(
-                f"| {t['label']}{' (half load)' if st.get('half_load') else ''} "
+                f"| {t['label']}{' (half load)' if st.get('half_load') else ''}"
+                f"{' (after an undrained backlog)' if st.get('after_backlog') else ''} "
                 f"| {_f(st['offered'])} | {_f(st['delivered'])} | {st['share']:.1%} "
                 f"| {_f(st['p50_ms'])} | {_f(st['p99_ms'])} | {_f(st['max_ms'])} "
                 f"| {_f(st['server_cpu_per_10k'], '.3f')} "
