@@ -4,9 +4,13 @@ The runner starts a few of these (``python -m bench.loadclient``) and drives the
 with one JSON command per stdin line; each command gets one JSON reply line on
 stdout:
 
-- ``{"cmd": "connect", "conns": [{"url": ..., "symbols": [...]}, ...]}``: open the
-  connections and wait for each one's ``connected`` message.
-- ``{"cmd": "subscribe"}``: send every connection's subscribe and wait for acks.
+- ``{"cmd": "connect", "conns": [{"url": ..., "symbols": [...], "local": ...}, ...],
+  "concurrency": 16}``: open the connections (from source address ``local``, e.g.
+  ``127.0.0.3``, when given: every loopback address has its own ephemeral ports)
+  and wait for each one's ``connected`` message. Repeatable: connections add up.
+- ``{"cmd": "subscribe", "within": 30, "in_flight": 0}``: send the subscribe of
+  every connection not subscribed yet (at most ``in_flight`` unacknowledged at a
+  time, 0 = all at once) and wait for the acks.
 - ``{"cmd": "reset"}``: start a measurement window (zero the counters).
 - ``{"cmd": "report"}``: counters of the window: ``price_update`` messages
   (snapshots excluded) and a 1 ms latency histogram of ``now - timestamp``.
@@ -26,6 +30,8 @@ import time
 
 import uvloop
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+from bench.procs import raise_nofile
 
 # The server's default collector settings (fmpsite/gctune.py): a full collection
 # over 500 connections' objects would otherwise stall a load client long enough
@@ -61,6 +67,7 @@ class Conn(WSListener):
         self.stats = stats
         self.symbols = symbols
         self.count = 0
+        self.subscribe_sent = False
         self.transport: WSTransport | None = None
         loop = asyncio.get_running_loop()
         self.connected = loop.create_future()
@@ -115,12 +122,17 @@ class Client:
         self.stats = Stats()
         self.conns: list[Conn] = []
 
-    async def connect(self, specs: list[dict]) -> dict:
+    async def connect(
+        self, specs: list[dict], concurrency: int = CONNECT_CONCURRENCY
+    ) -> dict:
         t0 = time.monotonic()
-        sem = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        before = len(self.conns)
+        sem = asyncio.Semaphore(concurrency)
         failures: list[str] = []
 
         async def one(spec: dict) -> None:
+            local = spec.get("local")
+            extra = {"local_addr": (local, 0)} if local else {}
             async with sem:
                 for attempt in range(CONNECT_ATTEMPTS):
                     try:
@@ -129,6 +141,7 @@ class Client:
                             spec["url"],
                             websocket_handshake_timeout=20,
                             max_frame_size=1 << 20,
+                            **extra,
                         )
                         await asyncio.wait_for(conn.connected, 20)
                         self.conns.append(conn)
@@ -140,21 +153,34 @@ class Client:
 
         await asyncio.gather(*(one(s) for s in specs))
         return {
-            "connected": len(self.conns),
+            "connected": len(self.conns) - before,
+            "total": len(self.conns),
             "failed": len(failures),
             "failures": failures[:5],
             "secs": round(time.monotonic() - t0, 3),
         }
 
-    async def subscribe(self) -> dict:
+    async def subscribe(self, within: float = 30.0, in_flight: int = 0) -> dict:
+        """Subscribe the connections not subscribed yet: all at once, or with at
+        most ``in_flight`` acks outstanding (a fleet of browsers does not
+        subscribe all in the same instant)."""
         t0 = time.monotonic()
-        for conn in self.conns:
+        fresh = [c for c in self.conns if not c.subscribe_sent]
+        gate = asyncio.Semaphore(in_flight) if in_flight > 0 else None
+
+        async def one(conn: Conn) -> None:
             msg = {"action": "subscribe", "symbols": conn.symbols}
-            conn.transport.send(WSMsgType.TEXT, json.dumps(msg).encode())
-        results = await asyncio.gather(
-            *(asyncio.wait_for(c.subscribed, 30) for c in self.conns),
-            return_exceptions=True,
-        )
+            if gate is None:
+                conn.transport.send(WSMsgType.TEXT, json.dumps(msg).encode())
+                conn.subscribe_sent = True
+                await asyncio.wait_for(conn.subscribed, within)
+                return
+            async with gate:
+                conn.transport.send(WSMsgType.TEXT, json.dumps(msg).encode())
+                conn.subscribe_sent = True
+                await asyncio.wait_for(conn.subscribed, within)
+
+        results = await asyncio.gather(*(one(c) for c in fresh), return_exceptions=True)
         ok = sum(1 for r in results if not isinstance(r, BaseException))
         return {"subscribed": ok, "secs": round(time.monotonic() - t0, 3)}
 
@@ -201,12 +227,16 @@ async def main() -> None:
         cmd = json.loads(line)
         kind = cmd["cmd"]
         if kind == "connect":
-            reply = await client.connect(cmd["conns"])
+            reply = await client.connect(
+                cmd["conns"], cmd.get("concurrency", CONNECT_CONCURRENCY)
+            )
             # The connections live until the end: keep them out of every later
             # collection, so the client's own GC pauses never read as latency.
             gc.freeze()
         elif kind == "subscribe":
-            reply = await client.subscribe()
+            reply = await client.subscribe(
+                cmd.get("within", 30.0), cmd.get("in_flight", 0)
+            )
         elif kind == "reset":
             reply = client.reset()
         elif kind == "report":
@@ -222,5 +252,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    raise_nofile()  # thousands of sockets per process (the harness raised it too)
     tune_gc(DEFAULT_THRESHOLDS)
     uvloop.run(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -47,6 +48,66 @@ def rss_bytes(pid: int) -> int:
             return int(f.read().split()[1]) * PAGE_SIZE
     except OSError:
         return 0
+
+
+def raise_nofile() -> tuple[int, int]:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit, as an operator's
+    ``ulimit -n``, ``LimitNOFILE`` or supervisor ``minfds`` would (docs/deploying.md).
+
+    Children inherit the soft limit, so calling it once in the harness covers the
+    servers, the simulator and the load clients it starts. Returns (soft, hard).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def sockstat() -> dict[str, int]:
+    """The kernel's TCP socket counters (``/proc/net/sockstat``): sockets in use,
+    allocated, TIME_WAIT, and ``mem_bytes``, the pages TCP buffers hold, in bytes.
+
+    System-wide: both ends of every loopback connection count, and so does anything
+    else running on the machine.
+    """
+    out: dict[str, int] = {}
+    try:
+        with open("/proc/net/sockstat") as f:
+            for line in f:
+                if line.startswith("TCP:"):
+                    parts = line.split()[1:]
+                    out = {
+                        k: int(v) for k, v in zip(parts[::2], parts[1::2], strict=True)
+                    }
+    except OSError:
+        return {}
+    if "mem" in out:
+        out["mem_bytes"] = out["mem"] * PAGE_SIZE
+    slab = socket_slab_bytes()
+    if slab is not None:
+        out["slab_bytes"] = slab
+    return out
+
+
+def socket_slab_bytes() -> int | None:
+    """Kernel memory of the TCP socket objects themselves (``TCP`` and
+    ``sock_inode_cache`` slabs: active objects x object size), which sockstat's
+    ``mem`` (buffers only) leaves out; None where /proc/slabinfo is unreadable
+    (it needs root)."""
+    total = 0
+    try:
+        with open("/proc/slabinfo") as f:
+            for line in f:
+                parts = line.split()
+                if parts and parts[0] in ("TCP", "sock_inode_cache"):
+                    total += int(parts[1]) * int(parts[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
 
 
 def base_env(**overrides: str) -> dict[str, str]:

@@ -123,10 +123,17 @@ class Fmpsite(Target):
     """The product: embedded (one daphne) or scaled (2 daphne + 1 feed worker)."""
 
     def __init__(
-        self, log_dir: Path, *, scaled: bool, webs: int = 2, root: Path = ROOT
+        self,
+        log_dir: Path,
+        *,
+        scaled: bool,
+        webs: int = 2,
+        root: Path = ROOT,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         super().__init__(log_dir)
         self.root = root
+        self.extra_env = dict(extra_env or {})
         self.scaled = scaled
         self.uses_redis = scaled
         self.webs = webs
@@ -157,6 +164,7 @@ class Fmpsite(Target):
                 REALTIME_CHANNEL_PREFIX=self.prefix,
                 REALTIME_CACHE_PREFIX=self.prefix,
             )
+        env.update(self.extra_env)  # --server-env: an A/B of one setting
         return env
 
     def start(self, sim_url: str, symbols: list[str]) -> None:
@@ -197,10 +205,20 @@ class Fmpsite(Target):
         return [self.prefix] if self.scaled else []
 
 
-def build(names: list[str], log_dir: Path, fmpsite_root: Path = ROOT) -> list[Target]:
+def build(
+    names: list[str],
+    log_dir: Path,
+    fmpsite_root: Path = ROOT,
+    server_env: dict[str, str] | None = None,
+) -> list[Target]:
+    """The targets ``names``; ``server_env`` is added to fmpsite's environment."""
     factories = {
-        "fmpsite-embedded": lambda: Fmpsite(log_dir, scaled=False, root=fmpsite_root),
-        "fmpsite-scaled": lambda: Fmpsite(log_dir, scaled=True, root=fmpsite_root),
+        "fmpsite-embedded": lambda: Fmpsite(
+            log_dir, scaled=False, root=fmpsite_root, extra_env=server_env
+        ),
+        "fmpsite-scaled": lambda: Fmpsite(
+            log_dir, scaled=True, root=fmpsite_root, extra_env=server_env
+        ),
         "plain": lambda: Plain(log_dir),
         "naive-inmemory": lambda: Naive(log_dir, redis=False),
         "naive-redis": lambda: Naive(log_dir, redis=True),

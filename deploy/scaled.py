@@ -145,8 +145,18 @@ def app_env(stack: Stack) -> dict[str, str]:
         FMPSITE_WEB_BIND="127.0.0.1",
         FMPSITE_WEB_PORTS=",".join(str(p) for p in stack.web_ports),
         FMPSITE_WEB_PROCS=str(len(stack.web_ports)),
+        FMPSITE_MINFDS=str(minfds()),
     )
     return env
+
+
+def minfds() -> int:
+    """supervisord's ``minfds``: open files for it and every program it starts
+    (a web process holds one per connection). As many as this user's hard limit
+    allows, up to 65,536: supervisord refuses to start when asked for more than
+    an unprivileged user may have (docs/deploying.md, "Open files")."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
 
 
 def ensure_redis(url: str) -> None:

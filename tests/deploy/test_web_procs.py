@@ -26,6 +26,7 @@ def supervisor_programs(tmp_path: Path, env: dict[str, str]) -> dict[str, str]:
         FMPSITE_PYTHON=sys.executable,
         FMPSITE_NGINX="/usr/sbin/nginx",
         FMPSITE_WEB_BIND="127.0.0.1",
+        FMPSITE_MINFDS="1024",
         **env,
     )
     try:
