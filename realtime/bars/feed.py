@@ -8,9 +8,12 @@ emits is numbered, recorded and handed to the fan-out by the bar broker
 its stream key ``AAPL@1m`` (realtime/bars/keys.py), so hubs deliver it, clients
 recover it and ``GET /bars`` reads it like any update.
 
-One timer task per interval (not per symbol) wakes at each boundary of the
-feed's clock plus ``close_delay`` and closes every bar that ended, so a quiet
-symbol's last bar closes on time.
+The feed hands every tick to ``on_tick`` directly (``FeedService.attach_bars``,
+not the generic callbacks: no awaitable check per tick), which only buffers it.
+One timer task wakes at each second of the feed's clock plus ``close_delay``,
+folds the buffered ticks in and closes every bar that ended, so a quiet symbol's
+last bar closes on time and the per-trade cost stays a list append
+(docs/benchmarks.md, "Bars").
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 
-from realtime.bars.aggregate import Bar, BarAggregator
+from realtime.bars.aggregate import CHUNK_MS, Bar, BarAggregator
 from realtime.bars.keys import stream_key
 from realtime.events import Update
 from realtime.upstream.protocol import Tick
@@ -53,9 +56,15 @@ class BarFeed:
         self.published = 0
         self._timers: list[asyncio.Task[None]] = []
 
-    def on_tick(self, tick: Tick, state: Any = None) -> None:
-        """The feed's tick callback (``FeedService.register_callback``)."""
-        bars = self.aggregator.on_tick(tick)
+    def on_tick(self, tick: Tick) -> None:
+        """The feed's bar sink (``FeedService.attach_bars``): buffer the tick;
+        the timer folds it in (``close_due``)."""
+        self.aggregator.add(tick)
+
+    def flush(self) -> None:
+        """Fold the buffered ticks in and publish what that closed or revised,
+        without closing by the clock (tests; the timer calls ``close_due``)."""
+        bars = self.aggregator.flush()
         if bars:
             self.publish(bars)
 
@@ -75,9 +84,11 @@ class BarFeed:
             broker.publish(Update(key, seq, epoch, text, now_ms))
             self.published += 1
 
-    def close_due(self, index: int | None = None) -> None:
+    def close_due(self) -> None:
+        """Fold the buffered ticks in, then close every bar that ended by the
+        feed's clock less ``close_delay``."""
         now_ms = int((self.clock() - self.close_delay) * 1000)
-        bars = self.aggregator.close_due(now_ms, index)
+        bars = self.aggregator.close_due(now_ms)
         if bars:
             self.publish(bars)
 
@@ -85,22 +96,22 @@ class BarFeed:
         await self.broker.start()
         if self._timers:
             return
-        for index, (name, ms) in enumerate(self.aggregator.intervals):
-            task = asyncio.create_task(self._timer(index, ms), name=f"bars-{name}")
-            task.add_done_callback(self._timer_done)
-            self._timers.append(task)
+        # Every interval is whole seconds (keys.py): one timer at each second.
+        task = asyncio.create_task(self._timer(CHUNK_MS), name="bars-timer")
+        task.add_done_callback(self._timer_done)
+        self._timers.append(task)
         logger.info(
             "event=bars_started intervals=%s",
             ",".join(name for name, _ in self.aggregator.intervals),
         )
 
-    async def _timer(self, index: int, ms: int) -> None:
+    async def _timer(self, ms: int) -> None:
         while True:
             now = self.clock() * 1000
             boundary = (now // ms + 1) * ms
             await asyncio.sleep((boundary - now) / 1000 + self.close_delay)
             try:
-                self.close_due(index)
+                self.close_due()
             except Exception:  # one bad close never stops the bars
                 logger.exception("event=bars_close_failed interval_ms=%d", ms)
 

@@ -168,7 +168,7 @@ class FeedRunner:
         # Bars are built here, by the leader, from the ticks it publishes.
         self.bars = self.stores.bar_feed(self.channel_layer)
         if self.bars is not None:
-            feed.register_callback(self.bars.on_tick)
+            feed.attach_bars(self.bars.on_tick)
         return feed
 
     async def _stop_feed(self) -> None:
