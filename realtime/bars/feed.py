@@ -54,12 +54,11 @@ class BarFeed:
         self.close_delay = close_delay
         self.clock = clock
         self.published = 0
+        # The feed's bar sink (``FeedService.attach_bars``): buffer the tick, the
+        # timer folds it in (``close_due``). Bound once: no wrapper call per tick.
+        self.on_tick: Callable[[Tick], None] = self.aggregator.add
         self._timers: list[asyncio.Task[None]] = []
 
-    def on_tick(self, tick: Tick) -> None:
-        """The feed's bar sink (``FeedService.attach_bars``): buffer the tick;
-        the timer folds it in (``close_due``)."""
-        self.aggregator.add(tick)
 
     def flush(self) -> None:
         """Fold the buffered ticks in and publish what that closed or revised,
