@@ -361,7 +361,7 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
             ack["recovered"] = recovered
             ack["not_recovered"] = [s for s in pages if s not in recovered]
         self.reply(ack)
-        self.reply({"type": "subscriptions", "symbols": list(self.symbols)})
+        self.reply(bars.subscriptions_message(self.outbox, list(self.symbols)))
         for symbol in recovered:
             page = pages[symbol]
             assert page is not None
@@ -425,10 +425,10 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
                 "subscribed_total": len(self.symbols),
             }
         )
-        self.reply({"type": "subscriptions", "symbols": list(self.symbols)})
+        self.reply(bars.subscriptions_message(self.outbox, list(self.symbols)))
 
     async def _get_subscriptions(self, content: dict[str, Any]) -> None:
-        self.reply({"type": "subscriptions", "symbols": list(self.symbols)})
+        self.reply(bars.subscriptions_message(self.outbox, list(self.symbols)))
 
     async def _ping(self, content: dict[str, Any]) -> None:
         self.reply({"type": "pong", "timestamp": int(time.time() * 1000)})
