@@ -1,7 +1,7 @@
 """BarFeed: the aggregator on the feed leader, publishing through a broker.
 
-The feed runner (realtime/feed/runner.py) registers ``on_tick`` as a tick
-callback of the leader's ``FeedService``, so bars are built once, where the
+The feed runner (realtime/feed/runner.py) attaches ``on_tick`` as the bar sink
+of the leader's ``FeedService``, so bars are built once, where the
 ticks are, and only while this process leads. Each bar a close or a revision
 emits is numbered, recorded and handed to the fan-out by the bar broker
 (``Backends.bar_broker``: the tick broker's classes over the bar history) under
