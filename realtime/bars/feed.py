@@ -59,7 +59,6 @@ class BarFeed:
         self.on_tick: Callable[[Tick], None] = self.aggregator.add
         self._timers: list[asyncio.Task[None]] = []
 
-
     def flush(self) -> None:
         """Fold the buffered ticks in and publish what that closed or revised,
         without closing by the clock (tests; the timer calls ``close_due``)."""
