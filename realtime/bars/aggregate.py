@@ -56,10 +56,12 @@ MID = "mid"
 # Pending chunk trades a bar holds before it counts them into its levels: bounds
 # a long bar's memory (24 bytes a trade) and costs one count per COMPACT trades.
 COMPACT = 4096
-# The batch path cuts a symbol's trades into chunks of this many ms; every
-# interval is a whole number of seconds (realtime/bars/keys.py), so a chunk lies
-# inside one bar of each interval.
-CHUNK_MS = 1_000
+# The batch path cuts a symbol's trades into chunks of ``chunk_ms`` (and the
+# feed's timer folds them in at that period): the longest of these that divides
+# every interval, so a chunk lies inside one bar of each. Every interval is whole
+# seconds (realtime/bars/keys.py); 5 s chunks (intervals of 5 s and up) fold a
+# fifth as often as 1 s ones.
+CHUNK_CHOICES_MS = (5_000, 1_000)
 
 _NOTHING: tuple[Bar, ...] = ()
 _TS = attrgetter("timestamp")
@@ -295,6 +297,14 @@ class BarAggregator:
 
     def __init__(self, intervals: dict[str, int], *, window: int = 2) -> None:
         self.intervals = tuple(intervals.items())
+        self.chunk_ms = next(
+            (
+                c
+                for c in CHUNK_CHOICES_MS
+                if all(ms % c == 0 for ms in intervals.values())
+            ),
+            1_000,
+        )
         self.window = window
         self._streams: tuple[dict[str, _Stream], ...] = tuple({} for _ in intervals)
         self._plan = tuple(zip(self.intervals, self._streams, strict=True))
@@ -359,10 +369,11 @@ class BarAggregator:
         if hold_from is not None and tss[-1] >= hold_from:
             n = bisect_left(tss, hold_from)
             self._tapes[symbol] = ticks[n:]
+        chunk_ms = self.chunk_ms
         i = 0
         while i < n:
             first_ts = tss[i]
-            j = bisect_left(tss, first_ts - first_ts % CHUNK_MS + CHUNK_MS, i)
+            j = bisect_left(tss, first_ts - first_ts % chunk_ms + chunk_ms, i)
             if not self._chunk(symbol, tss, prices, sizes, i, j, out):
                 for tick in ticks[i:j]:
                     out.extend(self.on_tick(tick))
@@ -567,7 +578,8 @@ class BarAggregator:
         """Close the open bars whose end is at or before ``now_ms`` (of one
         interval, or all), and forget streams that went quiet past the window.
         Buffered ticks are folded in first (``flush``)."""
-        out = self.flush(now_ms - now_ms % CHUNK_MS) if self._tapes else []
+        chunk_ms = self.chunk_ms
+        out = self.flush(now_ms - now_ms % chunk_ms) if self._tapes else []
         self._now = max(self._now, now_ms)
         indexes = range(len(self.intervals)) if index is None else (index,)
         for i in indexes:

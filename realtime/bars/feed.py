@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from realtime.bars.aggregate import CHUNK_MS, Bar, BarAggregator
+from realtime.bars.aggregate import Bar, BarAggregator
 from realtime.bars.keys import stream_key
 from realtime.events import Update
 from realtime.upstream.protocol import Tick
@@ -94,8 +94,10 @@ class BarFeed:
         await self.broker.start()
         if self._timers:
             return
-        # Every interval is whole seconds (keys.py): one timer at each second.
-        task = asyncio.create_task(self._timer(CHUNK_MS), name="bars-timer")
+        # One timer at each chunk boundary (every 1 s, or 5 s when every
+        # interval is a multiple of 5 s): it folds in and closes.
+        period = self.aggregator.chunk_ms
+        task = asyncio.create_task(self._timer(period), name="bars-timer")
         task.add_done_callback(self._timer_done)
         self._timers.append(task)
         logger.info(

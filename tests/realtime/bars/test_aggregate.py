@@ -8,6 +8,8 @@ breaks (one of a bar's closing trade), timer closes and a quote-only symbol.
 
 from __future__ import annotations
 
+import pytest
+
 from realtime.bars.aggregate import BarAggregator
 from realtime.upstream.protocol import Tick
 
@@ -251,12 +253,19 @@ def random_tape(seed, seconds=20, symbols=("AAPL", "MSFT", "TSLA")):
     return events
 
 
-def test_the_batch_path_gives_the_bars_trade_by_trade_gives():
-    intervals = {"1s": 1_000, "5s": 5_000, "1m": 60_000}
+@pytest.mark.parametrize(
+    "intervals, chunk_ms",
+    [
+        ({"1s": 1_000, "5s": 5_000, "1m": 60_000}, 1_000),
+        ({"5s": 5_000, "1m": 60_000}, 5_000),
+    ],
+)
+def test_the_batch_path_gives_the_bars_trade_by_trade_gives(intervals, chunk_ms):
     tape = random_tape(3)
     finals = []
     for buffered in (False, True):
         aggregator = BarAggregator(intervals)
+        assert aggregator.chunk_ms == chunk_ms
         final = {}
         for kind, event in tape:
             if kind == "tick":
