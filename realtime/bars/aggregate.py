@@ -348,7 +348,9 @@ class BarAggregator:
                     out.extend(on_tick(tick))
             else:
                 self._batch(symbol, ticks, out, hold_from)
-        return out
+        # A bar revised twice in one flush is emitted once, in its final state
+        # (the caller encodes after the flush). Bars hash by identity.
+        return list(dict.fromkeys(out)) if len(out) > 1 else out
 
     def _batch(
         self, symbol: str, ticks: list[Tick], out: list[Bar], hold_from: int | None

@@ -312,3 +312,13 @@ def test_a_break_after_batched_trades_is_undone_exactly():
         99.0,
     )
     assert one_m.trades == 3 and one_m.volume == 8.0
+
+
+def test_a_bar_revised_twice_in_one_flush_is_emitted_once():
+    aggregator = BarAggregator({"1s": 1_000})
+    aggregator.add(T("AAPL", 10, 100.0, 1)[1])
+    assert len(aggregator.close_due(T0 + 1_000)) == 1
+    for ms in (20, 30):  # two late trades into the closed bar
+        aggregator.add(T("AAPL", ms, 101.0, 1)[1])
+    revised = aggregator.close_due(T0 + 1_500)
+    assert [(b.start - T0, b.trades, b.updated) for b in revised] == [(0, 3, True)]

@@ -210,3 +210,55 @@ async def test_rest_bars_agree_with_the_streamed_bars(bars_product):
     for start, bar in newest.items():
         assert rest[start] == bar, start
     assert all(bar["epoch"] == body["epoch"] for bar in newest.values())
+
+
+@pytest.fixture(scope="module")
+def late_product(migrated_sqlite):
+    with start_product(
+        "daphne-bars-late",
+        simulator={
+            "rate": 40.0,
+            "seed": 11,
+            "late_trade_probability": 0.2,
+            "break_probability": 0.0,  # revisions here are late trades only
+        },
+        DATABASE_URL=migrated_sqlite,
+        FMP_API_KEY="bars-late-key",
+        REALTIME_BAR_INTERVALS="1s",
+    ) as live:
+        yield live
+
+
+async def test_late_trades_from_the_simulator_revise_streamed_bars(late_product):
+    """Late prints (simulator option) re-send a bar already streamed, marked
+    ``updated``, and ``GET /bars`` answers the revised version."""
+    async with websockets.connect(late_product.ws_url) as ws:
+        await ws.send(
+            json.dumps({"action": "subscribe", "symbols": ["AAPL"], "bars": ["1s"]})
+        )
+        await reply_of(ws, "bar_subscription")
+
+        def revised_one(got):
+            firsts = {b["start"] for b in got if not b.get("updated")}
+            return any(b.get("updated") and b["start"] in firsts for b in got)
+
+        bars = await messages_until(ws, revised_one)
+        body = await asyncio.to_thread(
+            get_json, f"{late_product.url}/api/v2/realtime/bars/AAPL?interval=1s"
+        )
+    seen = {}
+    for bar in bars:
+        start = bar["start"]
+        if bar.get("updated"):
+            if start in seen:
+                assert bar["seq"] > seen[start]["seq"]
+                assert bar["trades"] >= seen[start]["trades"] + 1
+        else:
+            assert start not in seen, "a window's first bar came twice"
+        seen[start] = bar
+    revised = [b for b in bars if b.get("updated") and b["start"] in seen]
+    rest = {b["start"]: b for b in body["bars"]}
+    newest = revised[-1]
+    if body["last_seq"] >= newest["seq"]:
+        assert rest[newest["start"]]["trades"] >= newest["trades"]
+        assert rest[newest["start"]].get("updated") is True
