@@ -363,7 +363,7 @@ REALTIME_HISTORY_SECONDS = env_float("REALTIME_HISTORY_SECONDS", 600.0)
 # GET /bars read it): by default a full trading day of 1-minute bars and 24 h of
 # crypto's, and the last ~25 minutes of 1-second bars.
 # Off by default until the aggregator meets its cost target of +5 % feed CPU per
-# tick (docs/benchmarks.md, "Bars": +21 % measured with 1s,1m, +11 % with 1m, at
+# tick (docs/benchmarks.md, "Bars": +19-21 % measured with 1s,1m, +9 % with 1m, at
 # 5,000 ticks/s over 200 symbols); e.g. REALTIME_BAR_INTERVALS=1s,1m.
 REALTIME_BAR_INTERVALS = env_str("REALTIME_BAR_INTERVALS", "")
 REALTIME_BAR_RETENTION_BARS = env_int("REALTIME_BAR_RETENTION_BARS", 1600)
