@@ -388,8 +388,9 @@ REALTIME_GAP_FILL_MAX = env_int("REALTIME_GAP_FILL_MAX", 1000)
 # keeps per stream (the last N bars, no older than this many seconds; recovery and
 # GET /bars read it): by default a full trading day of 1-minute bars and 24 h of
 # crypto's, and the last ~25 minutes of 1-second bars.
-# Off by default until the aggregator meets its cost target (docs/benchmarks.md:
-# +49 % feed CPU per tick measured with 1s,1m); e.g. REALTIME_BAR_INTERVALS=1s,1m.
+# Off by default until the aggregator meets its cost target of +5 % feed CPU per
+# tick (docs/benchmarks.md, "Bars": +19-21 % measured with 1s,1m, +9 % with 1m, at
+# 5,000 ticks/s over 200 symbols); e.g. REALTIME_BAR_INTERVALS=1s,1m.
 REALTIME_BAR_INTERVALS = env_str("REALTIME_BAR_INTERVALS", "")
 REALTIME_BAR_RETENTION_BARS = env_int("REALTIME_BAR_RETENTION_BARS", 1600)
 REALTIME_BAR_RETENTION_SECONDS = env_float("REALTIME_BAR_RETENTION_SECONDS", 86400.0)

@@ -24,13 +24,26 @@ Per bar the aggregator keeps a count per (price, size) and the first and last
 ``KEEP`` trades by time, which is what lets a break be undone exactly (high and
 low from the counts, open and close from the kept trades) without keeping every
 trade of a minute. Nothing here does I/O or reads a clock.
+
+Cost (docs/benchmarks.md, "Bars"): the feed hands every tick to ``add`` (one
+list append), and ``flush`` (called by ``close_due``, i.e. the feed's timer, once
+a second) folds each symbol's batch in. The common batch (trades only, each with
+a price and a positive size, timestamps in order, nothing late) is cut into 1 s
+chunks whose open/high/low/close/volume/VWAP are computed once with C-level
+builtins and folded into every interval's bar; the chunk's columns are kept
+(compact arrays) and counted into the (price, size) levels only when a break or
+an out-of-order trade needs them, or when a bar holds more than ``COMPACT`` of
+them. Every other batch goes through ``on_tick`` trade by trade, so both paths
+give the same bars.
 """
 
 from __future__ import annotations
 
-from bisect import insort
-from collections import deque
+from array import array
+from bisect import bisect_left, insort
+from collections import _count_elements, deque  # type: ignore[attr-defined]
 from dataclasses import dataclass, field
+from operator import attrgetter, mul
 from typing import Any
 
 from realtime.upstream.protocol import Tick
@@ -40,9 +53,26 @@ KEEP = 8
 TRADES = "trades"
 MID = "mid"
 
+# Pending chunk trades a bar holds before it counts them into its levels: bounds
+# a long bar's memory (24 bytes a trade) and costs one count per COMPACT trades.
+COMPACT = 4096
+# The batch path cuts a symbol's trades into chunks of ``chunk_ms`` (and the
+# feed's timer folds them in at that period): the longest of these that divides
+# every interval, so a chunk lies inside one bar of each. Every interval is whole
+# seconds (realtime/bars/keys.py); 5 s chunks (intervals of 5 s and up) fold a
+# fifth as often as 1 s ones.
+CHUNK_CHOICES_MS = (5_000, 1_000)
+
 _NOTHING: tuple[Bar, ...] = ()
+_TS = attrgetter("timestamp")
+_PRICE = attrgetter("last_price")
+_SIZE = attrgetter("last_size")
 
 Trade = tuple[int, int, float, "float | None"]  # (ts, arrival, price, size)
+# A batch chunk: sized trades in time order, as (timestamps of its first KEEP
+# trades, of its last KEEP, prices, sizes). Only the first and last KEEP trades of
+# a bar need their time (open and close after a break), so only those keep it.
+Chunk = tuple[tuple[int, ...], tuple[int, ...], array, array]
 
 
 @dataclass(slots=True, eq=False)
@@ -68,6 +98,9 @@ class Bar:
     levels: dict[tuple[float, float | None], int] = field(default_factory=dict)
     first: list[Trade] = field(default_factory=list)
     last: deque[Trade] = field(default_factory=lambda: deque(maxlen=KEEP))
+    newest_ts: int = -1  # the latest trade timestamp in the bar
+    pending: list[Chunk] = field(default_factory=list)  # not yet in levels
+    pending_trades: int = 0
 
     @property
     def vwap(self) -> float | None:
@@ -98,7 +131,63 @@ class Bar:
         return message
 
     # --- trades ------------------------------------------------------------------
+    def add_chunk(
+        self,
+        chunk: Chunk,
+        open_: float,
+        high: float,
+        low: float,
+        close: float,
+        volume: float,
+        pv: float,
+    ) -> None:
+        """Fold a batch chunk (trades at or after ``newest_ts``, in time order)
+        whose summary the caller computed once for every interval."""
+        if self.trades == 0:
+            self.open, self.high, self.low = open_, high, low
+        else:
+            if high > self.high:  # type: ignore[operator]
+                self.high = high
+            if low < self.low:  # type: ignore[operator]
+                self.low = low
+        self.close = close
+        n = len(chunk[2])
+        self.trades += n
+        self.volume += volume
+        self.pv += pv
+        self.newest_ts = chunk[1][-1]
+        self.pending.append(chunk)
+        self.pending_trades += n
+        if self.pending_trades > COMPACT:
+            self.materialize()
+
+    def materialize(self) -> None:
+        """Count the pending chunks' trades into levels and the kept first and
+        last trades, exactly as ``add_trade`` would have, one by one."""
+        pending = self.pending
+        if not pending:
+            return
+        self.pending = []
+        self.pending_trades = 0
+        levels = self.levels
+        first, last = self.first, self.last
+        for head, tail, prices, sizes in pending:
+            _count_elements(levels, zip(prices, sizes, strict=True))
+            n = self.arrivals
+            count = len(prices)
+            self.arrivals = n + count
+            # Trades arrive in time order here: the first KEEP and last KEEP.
+            for k in range(min(KEEP - len(first), len(head))):
+                first.append((head[k], n + k, prices[k], sizes[k]))
+            base = count - len(tail)
+            for k, ts in enumerate(tail):
+                last.append((ts, n + base + k, prices[base + k], sizes[base + k]))
+
     def add_trade(self, ts: int, price: float, size: float | None) -> None:
+        if self.pending:
+            self.materialize()
+        if ts > self.newest_ts:
+            self.newest_ts = ts
         n = self.arrivals
         self.arrivals = n + 1
         trade = (ts, n, price, size)
@@ -134,6 +223,8 @@ class Bar:
 
     def remove_trade(self, price: float, size: float | None) -> bool:
         """Undo the newest trade at (price, size); False when the bar has none."""
+        if self.pending:
+            self.materialize()
         key = (price, size)
         count = self.levels.get(key, 0)
         if count == 0:
@@ -199,10 +290,21 @@ class BarAggregator:
 
     ``on_tick`` and ``close_due`` return the bars to emit (closed or revised),
     in order; the caller encodes each at once (a bar keeps changing after).
+    The feed uses ``add`` (buffer a tick) and ``close_due``/``flush`` (fold the
+    buffered ticks in, as ``on_tick`` would have, then close); tests and slow
+    paths use ``on_tick``.
     """
 
     def __init__(self, intervals: dict[str, int], *, window: int = 2) -> None:
         self.intervals = tuple(intervals.items())
+        self.chunk_ms = next(
+            (
+                c
+                for c in CHUNK_CHOICES_MS
+                if all(ms % c == 0 for ms in intervals.values())
+            ),
+            1_000,
+        )
         self.window = window
         self._streams: tuple[dict[str, _Stream], ...] = tuple({} for _ in intervals)
         self._plan = tuple(zip(self.intervals, self._streams, strict=True))
@@ -210,6 +312,131 @@ class BarAggregator:
         self.late_dropped = 0
         self.breaks_unmatched = 0
         self._now = 0  # the feed's clock at the last ``close_due``
+        # Ticks since the last flush, per symbol, and the symbols among them
+        # that had anything but a trade (their batch goes trade by trade).
+        self._tapes: dict[str, list[Tick]] = {}
+        self._mixed: set[str] = set()
+        self.batched_trades = 0  # trades that took the batch path (for tests)
+
+    # --- the feed's path: buffer now, fold in on the timer -------------------------
+    def add(self, tick: Tick) -> None:
+        """Buffer one tick for the next ``flush``: the only per-tick work."""
+        symbol = tick.symbol
+        if tick.kind != "T":
+            if tick.kind == "Q" and symbol in self._traded:
+                return  # a traded symbol's bars come from trades only
+            self._mixed.add(symbol)
+        tape = self._tapes.get(symbol)
+        if tape is None:
+            self._tapes[symbol] = [tick]
+        else:
+            tape.append(tick)
+
+    def flush(self, hold_from: int | None = None) -> list[Bar]:
+        """Fold every buffered tick in; the bars that closed or were revised.
+
+        ``hold_from`` (ms): a batch's in-order trades from then on stay buffered
+        for the next flush (their bar is not closing yet), so a second's trades
+        are folded in as one chunk rather than two."""
+        tapes, self._tapes = self._tapes, {}
+        mixed, self._mixed = self._mixed, set()
+        out: list[Bar] = []
+        on_tick = self.on_tick
+        for symbol, ticks in tapes.items():
+            if symbol in mixed:
+                for tick in ticks:
+                    out.extend(on_tick(tick))
+            else:
+                self._batch(symbol, ticks, out, hold_from)
+        # A bar revised twice in one flush is emitted once, in its final state
+        # (the caller encodes after the flush). Bars hash by identity.
+        return list(dict.fromkeys(out)) if len(out) > 1 else out
+
+    def _batch(
+        self, symbol: str, ticks: list[Tick], out: list[Bar], hold_from: int | None
+    ) -> None:
+        """A traded symbol's trades since the last flush, chunk by chunk."""
+        sizes = list(map(_SIZE, ticks))
+        try:
+            ok = min(sizes) > 0  # a None raises: no fast path
+        except TypeError:
+            ok = False
+        tss = list(map(_TS, ticks))
+        if not ok or sorted(tss) != tss:
+            for tick in ticks:
+                out.extend(self.on_tick(tick))
+            return
+        prices = list(map(_PRICE, ticks))
+        n = len(tss)
+        if hold_from is not None and tss[-1] >= hold_from:
+            n = bisect_left(tss, hold_from)
+            self._tapes[symbol] = ticks[n:]
+        chunk_ms = self.chunk_ms
+        i = 0
+        while i < n:
+            first_ts = tss[i]
+            j = bisect_left(tss, first_ts - first_ts % chunk_ms + chunk_ms, i)
+            if not self._chunk(symbol, tss, prices, sizes, i, j, out):
+                for tick in ticks[i:j]:
+                    out.extend(self.on_tick(tick))
+            i = j
+
+    def _chunk(
+        self,
+        symbol: str,
+        tss: list[int],
+        prices: list[float],
+        sizes: list[float],
+        i: int,
+        j: int,
+        out: list[Bar],
+    ) -> bool:
+        """Fold trades ``[i, j)`` (one chunk) into every interval's bar; False,
+        changing nothing, when one of them would be late (``on_tick`` rules)."""
+        first_ts = tss[i]
+        now = self._now
+        window = self.window
+        for (_, ms), streams in self._plan:
+            stream = streams.get(symbol)
+            start = first_ts - first_ts % ms
+            bar = stream.bar if stream is not None else None
+            if bar is not None and bar.start == start:
+                if first_ts < bar.newest_ts:
+                    return False
+            elif stream is not None and start <= stream.newest:
+                return False
+            elif start + (window + 1) * ms < now:
+                return False
+        ps = prices[i:j] if (i or j < len(prices)) else prices
+        try:
+            high, low = max(ps), min(ps)
+        except TypeError:
+            return False  # a trade without a price: on_tick ignores it
+        ss = sizes[i:j] if (i or j < len(sizes)) else sizes
+        chunk = (
+            tuple(tss[i : min(j, i + KEEP)]),
+            tuple(tss[max(i, j - KEEP) : j]),
+            array("d", ps),
+            array("d", ss),
+        )
+        open_, close = ps[0], ps[-1]
+        volume, pv = sum(ss), sum(map(mul, ps, ss))
+        if symbol not in self._traded:
+            self._start_trading(symbol)
+        for (name, ms), streams in self._plan:
+            stream = streams.get(symbol)
+            if stream is None:
+                stream = streams[symbol] = _Stream()
+            start = first_ts - first_ts % ms
+            bar = stream.bar
+            if bar is None or bar.start != start:
+                if bar is not None:
+                    out.append(self._close(stream, bar, ms))
+                bar = stream.bar = Bar(symbol, name, start, start + ms)
+                stream.newest = start
+            bar.add_chunk(chunk, open_, high, low, close, volume, pv)
+        self.batched_trades += j - i
+        return True
 
     def open_bars(self) -> int:
         return sum(1 for st in self._streams for s in st.values() if s.bar)
@@ -351,8 +578,10 @@ class BarAggregator:
 
     def close_due(self, now_ms: int, index: int | None = None) -> list[Bar]:
         """Close the open bars whose end is at or before ``now_ms`` (of one
-        interval, or all), and forget streams that went quiet past the window."""
-        out: list[Bar] = []
+        interval, or all), and forget streams that went quiet past the window.
+        Buffered ticks are folded in first (``flush``)."""
+        chunk_ms = self.chunk_ms
+        out = self.flush(now_ms - now_ms % chunk_ms) if self._tapes else []
         self._now = max(self._now, now_ms)
         indexes = range(len(self.intervals)) if index is None else (index,)
         for i in indexes:

@@ -1,16 +1,19 @@
 """BarFeed: the aggregator on the feed leader, publishing through a broker.
 
-The feed runner (realtime/feed/runner.py) registers ``on_tick`` as a tick
-callback of the leader's ``FeedService``, so bars are built once, where the
+The feed runner (realtime/feed/runner.py) attaches ``on_tick`` as the bar sink
+of the leader's ``FeedService``, so bars are built once, where the
 ticks are, and only while this process leads. Each bar a close or a revision
 emits is numbered, recorded and handed to the fan-out by the bar broker
 (``Backends.bar_broker``: the tick broker's classes over the bar history) under
 its stream key ``AAPL@1m`` (realtime/bars/keys.py), so hubs deliver it, clients
 recover it and ``GET /bars`` reads it like any update.
 
-One timer task per interval (not per symbol) wakes at each boundary of the
-feed's clock plus ``close_delay`` and closes every bar that ended, so a quiet
-symbol's last bar closes on time.
+The feed hands every tick to ``on_tick`` directly (``FeedService.attach_bars``,
+not the generic callbacks: no awaitable check per tick), which only buffers it.
+One timer task wakes at each second of the feed's clock plus ``close_delay``,
+folds the buffered ticks in and closes every bar that ended, so a quiet symbol's
+last bar closes on time and the per-trade cost stays a list append
+(docs/benchmarks.md, "Bars").
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -51,11 +54,15 @@ class BarFeed:
         self.close_delay = close_delay
         self.clock = clock
         self.published = 0
+        # The feed's bar sink (``FeedService.attach_bars``): buffer the tick, the
+        # timer folds it in (``close_due``). Bound once: no wrapper call per tick.
+        self.on_tick: Callable[[Tick], None] = self.aggregator.add
         self._timers: list[asyncio.Task[None]] = []
 
-    def on_tick(self, tick: Tick, state: Any = None) -> None:
-        """The feed's tick callback (``FeedService.register_callback``)."""
-        bars = self.aggregator.on_tick(tick)
+    def flush(self) -> None:
+        """Fold the buffered ticks in and publish what that closed or revised,
+        without closing by the clock (tests; the timer calls ``close_due``)."""
+        bars = self.aggregator.flush()
         if bars:
             self.publish(bars)
 
@@ -75,9 +82,11 @@ class BarFeed:
             broker.publish(Update(key, seq, epoch, text, now_ms))
             self.published += 1
 
-    def close_due(self, index: int | None = None) -> None:
+    def close_due(self) -> None:
+        """Fold the buffered ticks in, then close every bar that ended by the
+        feed's clock less ``close_delay``."""
         now_ms = int((self.clock() - self.close_delay) * 1000)
-        bars = self.aggregator.close_due(now_ms, index)
+        bars = self.aggregator.close_due(now_ms)
         if bars:
             self.publish(bars)
 
@@ -85,22 +94,24 @@ class BarFeed:
         await self.broker.start()
         if self._timers:
             return
-        for index, (name, ms) in enumerate(self.aggregator.intervals):
-            task = asyncio.create_task(self._timer(index, ms), name=f"bars-{name}")
-            task.add_done_callback(self._timer_done)
-            self._timers.append(task)
+        # One timer at each chunk boundary (every 1 s, or 5 s when every
+        # interval is a multiple of 5 s): it folds in and closes.
+        period = self.aggregator.chunk_ms
+        task = asyncio.create_task(self._timer(period), name="bars-timer")
+        task.add_done_callback(self._timer_done)
+        self._timers.append(task)
         logger.info(
             "event=bars_started intervals=%s",
             ",".join(name for name, _ in self.aggregator.intervals),
         )
 
-    async def _timer(self, index: int, ms: int) -> None:
+    async def _timer(self, ms: int) -> None:
         while True:
             now = self.clock() * 1000
             boundary = (now // ms + 1) * ms
             await asyncio.sleep((boundary - now) / 1000 + self.close_delay)
             try:
-                self.close_due(index)
+                self.close_due()
             except Exception:  # one bad close never stops the bars
                 logger.exception("event=bars_close_failed interval_ms=%d", ms)
 

@@ -136,3 +136,14 @@ def bar_keys_of(
         if symbol in wanted and (names is None or interval in names):
             out.append(key)
     return sorted(out)
+
+
+def subscriptions_message(outbox: Outbox, symbols: list[str]) -> dict[str, Any]:
+    """The ``subscriptions`` message: the connection's symbols and, once it has
+    any, its bar streams (``"bars": ["AAPL@1m", ...]``; absent otherwise, so a
+    connection without bars gets exactly the guide's message)."""
+    message: dict[str, Any] = {"type": "subscriptions", "symbols": symbols}
+    streams = sorted(key for key in outbox.symbols if is_stream_key(key))
+    if streams:
+        message["bars"] = streams
+    return message

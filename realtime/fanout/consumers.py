@@ -452,12 +452,10 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
         self.reply(self._subscriptions())
 
     def _subscriptions(self) -> dict[str, Any]:
-        """The ``subscriptions`` list; ``options`` (extension) names each symbol's
-        ``max_rate`` / ``data_types``, only when one of them has any."""
-        message: dict[str, Any] = {
-            "type": "subscriptions",
-            "symbols": list(self.symbols),
-        }
+        """The ``subscriptions`` list (with ``bars`` streams, bars.py); ``options``
+        (extension) names each symbol's ``max_rate`` / ``data_types``, only when
+        one of them has any."""
+        message = bars.subscriptions_message(self.outbox, list(self.symbols))
         options = self.hub.shaper.describe(self.outbox, self.symbols)
         if options:
             message["options"] = options

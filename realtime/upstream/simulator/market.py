@@ -105,7 +105,12 @@ class Walk:
         return trade
 
     def legacy_frame(
-        self, symbol: str, t_ns: int, quote_ratio: float, break_probability: float
+        self,
+        symbol: str,
+        t_ns: int,
+        quote_ratio: float,
+        break_probability: float,
+        late_probability: float = 0.0,
     ) -> str:
         rng = self.rng
         self.step()
@@ -137,6 +142,8 @@ class Walk:
         self.trades.append(trade)
         if len(self.trades) > 5:
             del self.trades[0]
+        if late_probability and rng.random() < late_probability:
+            t_ns -= int(rng.uniform(0.2, 1.5) * 1e9)  # a late print
         return protocol.encode_tick_legacy(
             symbol, "T", t_ns, lp=trade[0], ls=trade[1], e=exchange
         )
@@ -251,8 +258,10 @@ class Market:
         rng: random.Random,
         quote_ratio: float,
         break_probability: float,
+        late_probability: float = 0.0,
     ) -> list[str]:
-        """``count`` compact ticks of symbols drawn from ``symbols`` (all known)."""
+        """``count`` compact ticks of symbols drawn from ``symbols`` (all known);
+        ``late_probability`` of the trades are stamped 0.2-1.5 s in the past."""
         frames: list[str] = []
         walks, day = self._walks, self.trading_day()
         for _ in range(count):
@@ -263,7 +272,11 @@ class Market:
                 assert walk is not None  # known symbols only
             frames.append(
                 walk.legacy_frame(
-                    symbol, time.time_ns(), quote_ratio, break_probability
+                    symbol,
+                    time.time_ns(),
+                    quote_ratio,
+                    break_probability,
+                    late_probability,
                 )
             )
         return frames

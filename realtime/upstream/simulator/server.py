@@ -64,6 +64,7 @@ class FmpSimulator:
         heartbeat_interval: float = 30.0,
         send_login_ack: bool = True,
         break_probability: float = 0.01,
+        late_trade_probability: float = 0.0,
         quote_ratio: float = 0.5,
         stream_symbols: Sequence[str] = DEFAULT_STREAM_SYMBOLS,
         any_symbol: bool = True,
@@ -77,6 +78,9 @@ class FmpSimulator:
         the universe's symbols. ``rest_rate_limit`` requests per
         ``rest_rate_window`` seconds are served, the rest get 429. ``trading_day``
         pins the day the reference prices belong to (default: the current one).
+        ``late_trade_probability``: the share of trades sent late, stamped 0.2 to
+        1.5 s before they are sent (reported after newer trades, as a late print
+        is), so the bars' revision rules run offline (docs/protocol.md, "Bars").
         """
         self.host = host
         self._port = port
@@ -92,6 +96,7 @@ class FmpSimulator:
             heartbeat_interval=heartbeat_interval,
             send_login_ack=send_login_ack,
             break_probability=break_probability,
+            late_trade_probability=late_trade_probability,
             quote_ratio=quote_ratio,
             stream_symbols=stream_symbols,
         )

@@ -75,6 +75,7 @@ class WebSocketApi:
         break_probability: float,
         quote_ratio: float,
         stream_symbols: Sequence[str],
+        late_trade_probability: float = 0.0,
     ) -> None:
         self.market = market
         self.faults = faults
@@ -83,6 +84,7 @@ class WebSocketApi:
         self.heartbeat_interval = heartbeat_interval
         self.send_login_ack = send_login_ack
         self.break_probability = break_probability
+        self.late_trade_probability = late_trade_probability
         self.quote_ratio = quote_ratio
         self.stream_symbols = tuple(s.upper() for s in stream_symbols)
 
@@ -296,7 +298,12 @@ class WebSocketApi:
                     count = int(owed_legacy)
                     owed_legacy -= count
                     frames += market.legacy_frames(
-                        symbols, count, rng, self.quote_ratio, self.break_probability
+                        symbols,
+                        count,
+                        rng,
+                        self.quote_ratio,
+                        self.break_probability,
+                        late_probability=self.late_trade_probability,
                     )
                 streamed = [s for s in self.stream_symbols if market.knows(s)]
                 if owed_stream >= 1.0 and streamed:

@@ -33,6 +33,7 @@ def feed_bars():
     for minute in range(3):
         bars.on_tick(Tick("AAPL", T0 + minute * 60_000 + 5, "T", 100.0 + minute, 10))
     bars.on_tick(Tick("AAPL", T0 + 7, "T", 99.0, 5))  # late: revises minute 0
+    bars.flush()  # the feed's timer would fold the buffered trades in
     return bars
 
 

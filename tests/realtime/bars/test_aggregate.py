@@ -8,6 +8,8 @@ breaks (one of a bar's closing trade), timer closes and a quote-only symbol.
 
 from __future__ import annotations
 
+import pytest
+
 from realtime.bars.aggregate import BarAggregator
 from realtime.upstream.protocol import Tick
 
@@ -204,3 +206,119 @@ def test_the_timer_closes_a_quiet_symbols_last_bar():
     closed = aggregator.close_due(T0 + 1000)
     assert [(b.symbol, b.interval, b.start - T0) for b in closed] == [("AAPL", "1s", 0)]
     assert aggregator.close_due(T0 + 60_000)[0].interval == "5s"
+
+
+# --- the feed's path: buffered ticks folded in by the timer -----------------------
+def run_tape_buffered():
+    """The tape as the feed runs it: ``add`` every tick, ``close_due`` folds in."""
+    aggregator = BarAggregator(INTERVALS, window=WINDOW)
+    emitted = []
+    for position, (kind, event) in enumerate(TAPE):
+        if kind == "tick":
+            aggregator.add(event)
+        else:
+            emitted.extend(
+                (position, b.to_message()) for b in aggregator.close_due(event)
+            )
+    return emitted
+
+
+def test_buffered_bars_equal_the_reference_when_emitted_and_at_the_end():
+    final = {}
+    for position, message in run_tape_buffered():
+        key = (message["symbol"], message["interval"], message["start"])
+        assert essence(message) == reference(TAPE[: position + 1])[key], message
+        final[key] = essence(message)
+    assert final == reference(TAPE)
+
+
+def random_tape(seed, seconds=20, symbols=("AAPL", "MSFT", "TSLA")):
+    """In-order sized trades, the feed's common case, with a timer each second."""
+    import random
+
+    rng = random.Random(seed)
+    events = []
+    for second in range(seconds):
+        for ms in sorted(rng.sample(range(1000), 40)):
+            symbol = rng.choice(symbols)
+            price = round(100 + rng.gauss(0, 1), 2)
+            size = rng.choice([1, 5, 10, 100, 250])
+            events.append(T(symbol, second * 1000 + ms, price, size))
+        if rng.random() < 0.2:  # now and then a trade that takes the slow path
+            events.append(T(rng.choice(symbols), second * 1000 + 999, 101.0))
+        if rng.random() < 0.2:
+            events.append(B(symbols[0], second * 1000 + 999, 100.0, 5))
+        events.append(CLOSE(second * 1000 + 1250))
+    events.append(CLOSE(10**7))
+    return events
+
+
+@pytest.mark.parametrize(
+    "intervals, chunk_ms",
+    [
+        ({"1s": 1_000, "5s": 5_000, "1m": 60_000}, 1_000),
+        ({"5s": 5_000, "1m": 60_000}, 5_000),
+    ],
+)
+def test_the_batch_path_gives_the_bars_trade_by_trade_gives(intervals, chunk_ms):
+    tape = random_tape(3)
+    finals = []
+    for buffered in (False, True):
+        aggregator = BarAggregator(intervals)
+        assert aggregator.chunk_ms == chunk_ms
+        final = {}
+        for kind, event in tape:
+            if kind == "tick":
+                bars = () if buffered else aggregator.on_tick(event)
+                if buffered:
+                    aggregator.add(event)
+            else:
+                bars = aggregator.close_due(event)
+            for bar in bars:
+                m = bar.to_message()
+                final[(m["symbol"], m["interval"], m["start"])] = m
+        finals.append(final)
+        if buffered:
+            assert aggregator.batched_trades > len(tape) // 2  # the fast path ran
+    per_trade, batched = finals
+    assert batched.keys() == per_trade.keys()
+    for key, message in per_trade.items():
+        other = batched[key]
+        assert {f: other[f] for f in ("open", "high", "low", "close", "trades")} == {
+            f: message[f] for f in ("open", "high", "low", "close", "trades")
+        }, key
+        assert abs(other["volume"] - message["volume"]) < 1e-6, key
+        assert abs(other["vwap"] - message["vwap"]) < 1e-5, key
+
+
+def test_a_break_after_batched_trades_is_undone_exactly():
+    aggregator = BarAggregator({"1s": 1_000, "1m": 60_000})
+    for ms, price, size in [(10, 100.0, 1), (20, 105.0, 2), (30, 101.0, 3)]:
+        aggregator.add(T("AAPL", ms, price, size)[1])
+    aggregator.add(T("AAPL", 1_010, 99.0, 4)[1])  # a later second: 1s bar 0 closes
+    assert [b.start - T0 for b in aggregator.close_due(T0 + 1_000)] == [0]
+    assert aggregator.batched_trades == 3  # the fourth is held for its own second
+    # Break the high of the closed 1 s bar; the open minute bar changes too.
+    revised = aggregator.on_tick(B("AAPL", 1_100, 105.0, 2)[1])
+    assert [(b.interval, b.updated, b.high, b.volume) for b in revised] == [
+        ("1s", True, 101.0, 4.0)
+    ]
+    minute = aggregator.close_due(T0 + 60_000)
+    one_m = [b for b in minute if b.interval == "1m"][0]
+    assert (one_m.open, one_m.high, one_m.low, one_m.close) == (
+        100.0,
+        101.0,
+        99.0,
+        99.0,
+    )
+    assert one_m.trades == 3 and one_m.volume == 8.0
+
+
+def test_a_bar_revised_twice_in_one_flush_is_emitted_once():
+    aggregator = BarAggregator({"1s": 1_000})
+    aggregator.add(T("AAPL", 10, 100.0, 1)[1])
+    assert len(aggregator.close_due(T0 + 1_000)) == 1
+    for ms in (20, 30):  # two late trades into the closed bar
+        aggregator.add(T("AAPL", ms, 101.0, 1)[1])
+    revised = aggregator.close_due(T0 + 1_500)
+    assert [(b.start - T0, b.trades, b.updated) for b in revised] == [(0, 3, True)]

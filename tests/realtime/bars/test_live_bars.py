@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 
 import pytest
 import websockets
@@ -168,3 +169,96 @@ async def test_unknown_interval_is_an_error_and_unsubscribe_bars_keeps_ticks(
             kinds=("bar", "price_update"),
         )
         assert all(m["type"] == "price_update" for m in after)
+
+
+def get_json(url):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+async def test_rest_bars_agree_with_the_streamed_bars(bars_product):
+    """``GET /bars`` and the stream read one history: up to the REST answer's
+    ``last_seq``, the newest streamed version of each window is the REST bar."""
+    async with websockets.connect(bars_product.ws_url) as ws:
+        await ws.send(
+            json.dumps({"action": "subscribe", "symbols": ["AAPL"], "bars": ["1s"]})
+        )
+        await reply_of(ws, "bar_subscription")
+        await ws.send(json.dumps({"action": "get_subscriptions"}))
+        listed = await reply_of(ws, "subscriptions")
+        assert listed == {
+            "type": "subscriptions",
+            "symbols": ["AAPL"],
+            "bars": ["AAPL@1s"],
+        }
+        streamed = await messages_until(ws, lambda got: len(got) >= 4)
+        body = await asyncio.to_thread(
+            get_json, f"{bars_product.url}/api/v2/realtime/bars/AAPL?interval=1s"
+        )
+        last_seq = body["last_seq"]
+        if streamed[-1]["seq"] < last_seq:  # the stream catches up to the answer
+            streamed += await messages_until(
+                ws, lambda got: bool(got) and got[-1]["seq"] >= last_seq
+            )
+    newest = {}
+    for bar in sorted(streamed, key=lambda b: b["seq"]):
+        if bar["seq"] <= last_seq:
+            newest[bar["start"]] = bar
+    rest = {bar["start"]: bar for bar in body["bars"]}
+    first = min(newest)
+    assert {s for s in rest if s >= first} == set(newest)
+    for start, bar in newest.items():
+        assert rest[start] == bar, start
+    assert all(bar["epoch"] == body["epoch"] for bar in newest.values())
+
+
+@pytest.fixture(scope="module")
+def late_product(migrated_sqlite):
+    with start_product(
+        "daphne-bars-late",
+        simulator={
+            "rate": 40.0,
+            "seed": 11,
+            "late_trade_probability": 0.2,
+            "break_probability": 0.0,  # revisions here are late trades only
+        },
+        DATABASE_URL=migrated_sqlite,
+        FMP_API_KEY="bars-late-key",
+        REALTIME_BAR_INTERVALS="1s",
+    ) as live:
+        yield live
+
+
+async def test_late_trades_from_the_simulator_revise_streamed_bars(late_product):
+    """Late prints (simulator option) re-send a bar already streamed, marked
+    ``updated``, and ``GET /bars`` answers the revised version."""
+    async with websockets.connect(late_product.ws_url) as ws:
+        await ws.send(
+            json.dumps({"action": "subscribe", "symbols": ["AAPL"], "bars": ["1s"]})
+        )
+        await reply_of(ws, "bar_subscription")
+
+        def revised_one(got):
+            firsts = {b["start"] for b in got if not b.get("updated")}
+            return any(b.get("updated") and b["start"] in firsts for b in got)
+
+        bars = await messages_until(ws, revised_one)
+        body = await asyncio.to_thread(
+            get_json, f"{late_product.url}/api/v2/realtime/bars/AAPL?interval=1s"
+        )
+    seen = {}
+    for bar in bars:
+        start = bar["start"]
+        if bar.get("updated"):
+            if start in seen:
+                assert bar["seq"] > seen[start]["seq"]
+                assert bar["trades"] >= seen[start]["trades"] + 1
+        else:
+            assert start not in seen, "a window's first bar came twice"
+        seen[start] = bar
+    revised = [b for b in bars if b.get("updated") and b["start"] in seen]
+    rest = {b["start"]: b for b in body["bars"]}
+    newest = revised[-1]
+    if body["last_seq"] >= newest["seq"]:
+        assert rest[newest["start"]]["trades"] >= newest["trades"]
+        assert rest[newest["start"]].get("updated") is True

@@ -661,3 +661,33 @@ async def test_rest_search_batch_refusal_keep_alive_and_restart(market):
     assert (await rest_get(market.rest_url, "/stable/quote?symbol=AAPL&apikey=k"))[
         0
     ] == 200
+
+
+def _trade_times(late_probability: float) -> list[list[int]]:
+    """Per symbol, the timestamps of the simulator's trades in sending order."""
+    import random
+
+    from realtime.upstream.simulator.market import Market
+
+    market = Market(seed=5, any_symbol=True, trading_day=date(2026, 12, 7))
+    frames = market.legacy_frames(
+        ["AAPL", "MSFT"], 2000, random.Random(5), 0.0, 0.0, late_probability
+    )
+    times: dict[str, list[int]] = {}
+    for frame in frames:
+        for event in protocol.parse_frame(frame):
+            if isinstance(event, Tick) and event.kind == "T":
+                times.setdefault(event.symbol, []).append(event.timestamp)
+    return list(times.values())
+
+
+def test_the_simulator_sends_late_trades_only_when_asked():
+    def late_gaps(series):
+        return [a - b for s in series for a, b in zip(s, s[1:], strict=False) if b < a]
+
+    assert late_gaps(_trade_times(0.0)) == []
+    gaps = late_gaps(_trade_times(0.2))
+    assert len(gaps) > 100  # about a fifth of 2000 trades
+    # Stamped 0.2-1.5 s early: never more than that behind the trade before.
+    assert all(0 < gap <= 1_600 for gap in gaps), max(gaps)
+    assert max(gaps) >= 1_000
