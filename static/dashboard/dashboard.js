@@ -35,6 +35,7 @@
 //   #error-banner, #session-banner, #undo-toast (hidden unless shown)
 //   #add-symbol-feedback                       result of the last action
 
+import { AlertsPanel } from "./alerts.js";
 import { PriceStream, States, sameHostWebSocketUrl } from "./price-stream.js";
 
 const HISTORY_LENGTH = 100;
@@ -1338,4 +1339,6 @@ const root = document.getElementById("dashboard");
 if (root) {
   // A handle for debugging in the console and for browser tests.
   window.fmpsiteDashboard = new Dashboard(root);
+  const alerts = document.getElementById("alerts");
+  if (alerts) window.fmpsiteAlerts = new AlertsPanel(alerts, window.fmpsiteDashboard);
 }
