@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import views
+from dashboard import alert_views, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -21,6 +21,14 @@ urlpatterns = [
         "watchlists/<int:watchlist_id>/delete/",
         views.watchlist_delete_view,
         name="watchlist-delete",
+    ),
+    path("alerts/", alert_views.alert_panel, name="alerts"),
+    path("alerts/new/", alert_views.alert_new, name="alert-new"),
+    path(
+        "alerts/<int:alert_id>/active/", alert_views.alert_active, name="alert-active"
+    ),
+    path(
+        "alerts/<int:alert_id>/delete/", alert_views.alert_delete, name="alert-delete"
     ),
     path("demo/", views.guide_demo, name="demo"),
     path("favicon.ico", views.favicon, name="favicon"),

@@ -22,6 +22,7 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from dashboard.alert_panel import alert_panel_context
 from dashboard.forms import MoveForm, PreferenceForm, SymbolForm, WatchlistNameForm
 from dashboard.models import Watchlist, WatchlistItem
 from dashboard.selectors import (
@@ -155,6 +156,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "max_symbols": settings.REALTIME_MAX_SYMBOLS_PER_CONNECTION,
         "sort_columns": SORT_COLUMNS,
         "bar_intervals": ",".join(bar_intervals()),
+        **alert_panel_context(user=request.user),
     }
     return render(request, "dashboard/home.html", context)
 

@@ -38,6 +38,7 @@
 //   #error-banner, #session-banner, #undo-toast (hidden unless shown)
 //   #add-symbol-feedback                       result of the last action
 
+import { AlertsPanel } from "./alerts.js";
 import { ChartDialog } from "./chart.js";
 import { BarStream, Intraday } from "./intraday.js";
 import { States, sameHostWebSocketUrl } from "./price-stream.js";
@@ -1407,4 +1408,6 @@ const root = document.getElementById("dashboard");
 if (root) {
   // A handle for debugging in the console and for browser tests.
   window.fmpsiteDashboard = new Dashboard(root);
+  const alerts = document.getElementById("alerts");
+  if (alerts) window.fmpsiteAlerts = new AlertsPanel(alerts, window.fmpsiteDashboard);
 }
