@@ -45,6 +45,8 @@ SECRET_KEY = _env.secret_key(DEBUG)
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+# Under /api/ a failed CSRF check answers JSON like every other API error.
+CSRF_FAILURE_VIEW = "realtime.api.exceptions.json_csrf_failure"
 
 INSTALLED_APPS = [
     # realtime first: its runworker command (which hosts the feed) overrides

@@ -23,6 +23,12 @@ from rest_framework.views import APIView
 
 from realtime.alerts import selectors, services
 from realtime.alerts.models import AlertEvent, Condition, Frequency, PriceAlert
+from realtime.api.fields import (
+    JsonBooleanField,
+    NumberField,
+    TextField,
+    TextRegexField,
+)
 from realtime.api.schema import (
     TAGS,
     UNAUTHENTICATED,
@@ -55,6 +61,10 @@ class IsSiteUser(BasePermission):
 class AlertSerializer(serializers.ModelSerializer):
     threshold = serializers.FloatField()
     hysteresis = serializers.FloatField()
+    # Empty when the alert has no webhook (so not a ``uri``-formatted string).
+    webhook_url = serializers.CharField(
+        help_text="The webhook's URL, or an empty string when there is none."
+    )
 
     class Meta:
         model = PriceAlert
@@ -77,18 +87,14 @@ class AlertSerializer(serializers.ModelSerializer):
 class AlertWriteSerializer(serializers.Serializer):
     """What POST takes (PATCH: the same fields, each optional)."""
 
-    symbol = serializers.RegexField(
-        REST_SYMBOL_PATTERN, max_length=REST_SYMBOL_MAX_LENGTH
-    )
+    symbol = TextRegexField(REST_SYMBOL_PATTERN, max_length=REST_SYMBOL_MAX_LENGTH)
     condition = serializers.ChoiceField(choices=Condition.choices)
-    threshold = serializers.FloatField(min_value=-VALUE_BOUND, max_value=VALUE_BOUND)
+    threshold = NumberField(min_value=-VALUE_BOUND, max_value=VALUE_BOUND)
     frequency = serializers.ChoiceField(choices=Frequency.choices, required=False)
-    hysteresis = serializers.FloatField(
-        min_value=0, max_value=VALUE_BOUND, required=False
-    )
-    active = serializers.BooleanField(required=False)
-    note = serializers.CharField(max_length=200, allow_blank=True, required=False)
-    webhook_url = serializers.RegexField(
+    hysteresis = NumberField(min_value=0, max_value=VALUE_BOUND, required=False)
+    active = JsonBooleanField(required=False)
+    note = TextField(max_length=200, allow_blank=True, required=False)
+    webhook_url = TextRegexField(
         WEBHOOK_URL_PATTERN,
         max_length=500,
         allow_blank=True,

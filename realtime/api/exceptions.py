@@ -9,6 +9,7 @@
   ``json_server_error`` are Django's handler400/403/404/500 (fmpsite/urls.py):
   for paths under /api/ they answer JSON (a body over DATA_UPLOAD_MAX_MEMORY_SIZE
   is a 413), elsewhere they hand over to Django's HTML pages.
+- ``json_csrf_failure`` is CSRF_FAILURE_VIEW, JSON under /api/ too.
 - ``api_not_found`` is the catch-all route under /api/, so an unknown API path is
   a JSON 404 with DEBUG on too (Django's DEBUG 404 page is HTML and bypasses
   handler404).
@@ -22,7 +23,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views import defaults
+from django.views import csrf, defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import status as http
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
@@ -106,6 +108,14 @@ def json_permission_denied(
     return defaults.permission_denied(request, exception)
 
 
+def json_csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: under /api/ a JSON 403 saying why (a session cookie
+    sent without its CSRF token), elsewhere Django's page."""
+    if is_api_path(request):
+        return _error(http.HTTP_403_FORBIDDEN, f"CSRF check failed: {reason}")
+    return csrf.csrf_failure(request, reason)
+
+
 def json_not_found(
     request: HttpRequest, exception: Exception | None = None
 ) -> HttpResponse:
@@ -120,6 +130,7 @@ def json_server_error(request: HttpRequest) -> HttpResponse:
     return defaults.server_error(request)
 
 
+@csrf_exempt  # nothing to protect: the answer is a 404 whatever the method
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """Any path under /api/ that no route serves: a JSON 404 naming the path."""
     return _error(

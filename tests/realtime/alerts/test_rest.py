@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
 from realtime.alerts import services
 from realtime.alerts.evaluator import AlertSpec, Firing
+from realtime.api.exceptions import json_csrf_failure
 from tests.factories import make_token, make_user
 
 pytestmark = pytest.mark.django_db
@@ -92,3 +94,48 @@ def test_events_list_shows_ones_own_events_newest_first():
     assert {e["seq"] for e in events["events"]} == {3, 9}
     assert client_for(make_user()).get(f"{BASE}/events").json()["count"] == 0
     assert api.get(f"{BASE}/events", {"limit": "x"}).status_code == 400
+
+
+def test_text_fields_take_json_strings_only_and_no_webhook_reads_as_empty():
+    """Each field takes only its schema's JSON type (0 is not stored as "0" or
+    False, "1.5" is not a number); an alert without a webhook answers "" (the
+    response schema is a plain string, not a ``uri``)."""
+    api = client_for(make_user())
+    for field, value in [
+        ("note", 0),
+        ("symbol", 0),
+        ("note", 1.5),
+        ("active", 0),
+        ("active", "yes"),
+        ("threshold", "1.5"),
+        ("threshold", True),
+        ("hysteresis", "0"),
+    ]:
+        body = {"symbol": "AAPL", "condition": "crosses_above", "threshold": 1}
+        body[field] = value
+        response = api.post(BASE, body, format="json")
+        assert response.status_code == 400, (field, value, response.json())
+        assert response.json()["detail"].startswith(field)
+    created = api.post(
+        BASE,
+        {"symbol": "AAPL", "condition": "crosses_above", "threshold": 1},
+        format="json",
+    )
+    assert created.status_code == 201 and created.json()["webhook_url"] == ""
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    field = schema["components"]["schemas"]["Alert"]["properties"]["webhook_url"]
+    assert "format" not in field
+
+
+def test_a_session_write_without_csrf_under_api_is_json_403_and_unknown_paths_404():
+    """A browser session (cookie, no CSRF token) gets JSON, as every API error:
+    an unknown path is a 404 (nothing to protect), a failed check a JSON 403."""
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(make_user())
+    unknown = browser.delete(f"{BASE}/null,null")
+    assert unknown.status_code == 404
+    assert unknown["Content-Type"] == "application/json"
+    request = RequestFactory().post(BASE)
+    answer = json_csrf_failure(request, reason="CSRF token missing.")
+    assert answer.status_code == 403 and answer["Content-Type"] == "application/json"
+    assert "CSRF token missing" in answer.content.decode()
