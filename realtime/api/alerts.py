@@ -68,19 +68,8 @@ class AlertSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PriceAlert
-        fields = [
-            "id",
-            "symbol",
-            "condition",
-            "threshold",
-            "frequency",
-            "hysteresis",
-            "active",
-            "note",
-            "webhook_url",
-            "created_at",
-            "updated_at",
-        ]
+        # What a client may set (services.EDITABLE), and what the server keeps.
+        fields = ["id", *services.EDITABLE, "created_at", "updated_at"]
         read_only_fields = fields
 
 
