@@ -124,6 +124,19 @@ class HistoryPage:
         return expected == self.last_seq + 1
 
 
+@dataclass(frozen=True, slots=True)
+class RecentUpdates:
+    """One symbol's recent update texts (oldest first), the newest one written
+    before them (``earlier``, None when there is none) and the stream's length
+    against its cap: a stream shorter than its cap lost entries only by age."""
+
+    texts: list[str]
+    earlier: str | None
+    length: int
+    size: int
+    seconds: float  # the history's age bound
+
+
 class History(Protocol):
     size: int
     seconds: float
@@ -328,6 +341,38 @@ class RedisHistory:
                     continue  # not an update this feed wrote
                 updates.append(Update(symbol, seq, self.epoch, text, tick_ts, True))
         return updates
+
+    async def recent(self, since_ms: int) -> dict[str, RecentUpdates]:
+        """Every symbol's updates written at or after ``since_ms`` (wall ms),
+        oldest first, with what tells a reader whether the stream still holds
+        everything from a given time on (``RecentUpdates``): what a new feed
+        leader rebuilds its open bars from (realtime/bars/takeover.py)."""
+        client = self._redis.aio
+        raw = await client.get(self.epoch_key)
+        if raw is None:
+            return {}
+        epoch = raw.decode()
+        symbols = sorted(k.decode() for k in await client.hkeys(self._seq_key(epoch)))
+        if not symbols:
+            return {}
+        pipe = client.pipeline(transaction=False)
+        for symbol in symbols:
+            key = self._stream_key(epoch, symbol)
+            pipe.xlen(key)
+            pipe.xrevrange(key, max=str(max(0, since_ms - 1)), min="-", count=1)
+            pipe.xrange(key, min=str(since_ms), max="+")
+        answers = await pipe.execute()
+        out: dict[str, RecentUpdates] = {}
+        for i, symbol in enumerate(symbols):
+            length, before, entries = answers[3 * i : 3 * i + 3]
+            if not entries:
+                continue
+            texts = [fields[b"d"].decode() for _, fields in entries]
+            earlier = before[0][1][b"d"].decode() if before else None
+            out[symbol] = RecentUpdates(
+                texts, earlier, int(length), self.size, self.seconds
+            )
+        return out
 
     async def write(self, batch: list[Update]) -> None:
         """Write ``batch`` in one script call (raises what Redis raises, and
