@@ -115,6 +115,7 @@ class BarFeed:
         )
 
     async def _resume(self, takeover: TakeoverSource) -> None:
+        began = time.monotonic()
         now_ms = int(self.clock() * 1000)
         aggregator = self.aggregator
         intervals = dict(aggregator.intervals)
@@ -125,14 +126,19 @@ class BarFeed:
         except Exception as exc:  # no history: fresh bars, as before takeovers
             logger.warning("event=bars_resume_failed error=%r", exc)
             return
-        bars = rebuild(aggregator, tapes, emitted, now_ms)
+        try:
+            bars = rebuild(aggregator, tapes, emitted, now_ms)
+        except Exception:  # a bad history entry never keeps the feed from leading
+            logger.exception("event=bars_resume_failed symbols=%d", len(tapes))
+            return
         self.publish(bars)
         logger.info(
-            "event=bars_resumed symbols=%d emitted=%d open=%d partial=%d",
+            "event=bars_resumed symbols=%d emitted=%d open=%d partial=%d ms=%d",
             len(tapes),
             len(bars),
             aggregator.open_bars(),
             sum(bar.partial for bar in (*bars, *aggregator.open_bar_list())),
+            (time.monotonic() - began) * 1000,
         )
 
     async def _timer(self, ms: int) -> None:

@@ -120,13 +120,15 @@ def rebuild(
         ticks = [t for t in map(tick_of, recent.texts) if t is not None]
         if any(t.kind == "T" for t in ticks):
             aggregator.mark_traded(symbol)  # no mid bars from its earlier quotes
+        add = aggregator.add
         for tick in ticks:
-            produced.extend(aggregator.on_tick(tick))
+            add(tick)  # buffered, folded in by ``flush`` below (the fast path)
         stamps = [t.timestamp for t in ticks]
         earlier = _timestamp(recent.earlier) if recent.earlier is not None else None
         if earlier is not None:
             stamps.append(earlier)
         oldest[symbol] = min(stamps) if stamps else None
+    produced.extend(aggregator.flush())
 
     def settle(bar: Bar) -> bool:
         """Mark ``bar`` partial if uncovered; True when no leader emitted it."""
