@@ -197,9 +197,13 @@ class Backends:
             return RedisHistory(self.redis_url, f"{self.prefix}:bars", size, seconds)
         return InMemoryHistory(size, seconds)
 
-    def bar_feed(self, channel_layer: Any) -> BarFeed | None:
+    def bar_feed(
+        self, channel_layer: Any, fence: Fence | None = None
+    ) -> BarFeed | None:
         """The bars of one feed leadership: an aggregator publishing through a
-        broker of its own over ``bar_history`` (None when no interval is set)."""
+        broker of its own over ``bar_history`` (None when no interval is set).
+        Scaled: its writes fenced like the ticks', and it continues the previous
+        leader's open bars from the tick history (realtime/bars/takeover.py)."""
         if not self.bar_intervals:
             return None
         from realtime.bars.feed import BarFeed
@@ -208,15 +212,23 @@ class Backends:
 
         history = self.bar_history
         broker: Broker
+        takeover = None
         if isinstance(history, RedisHistory):
+            from realtime.bars.takeover import RedisTakeover
             from realtime.feed.publishers import LayerPublisher
 
-            broker = RedisBroker(history, LayerPublisher(channel_layer))
+            broker = RedisBroker(history, LayerPublisher(channel_layer), fence)
+            ticks = self.history
+            assert isinstance(ticks, RedisHistory)
+            takeover = RedisTakeover(ticks, history)
         else:
             assert isinstance(history, InMemoryHistory)
             broker = InMemoryBroker(history, CurrentHub())
         return BarFeed(
-            broker, self.bar_intervals, close_delay=settings.REALTIME_BAR_CLOSE_DELAY
+            broker,
+            self.bar_intervals,
+            close_delay=settings.REALTIME_BAR_CLOSE_DELAY,
+            takeover=takeover,
         )
 
     def alert_engine(

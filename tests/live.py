@@ -362,13 +362,16 @@ def start_scaled(
     redis_url: str = REDIS_URL,
     workers: int = 1,
     webs: int = 2,
+    simulator: dict[str, Any] | None = None,
     **env_overrides: str,
 ) -> dict:
     """Start a simulator, ``workers`` feed workers and ``webs`` web processes on
     the real Redis channel layer with a private key prefix (``env_overrides``:
-    settings of this stack, e.g. ``REALTIME_LEASE_TTL``); ``stop_scaled`` ends it."""
+    settings of this stack, e.g. ``REALTIME_LEASE_TTL``; ``simulator``: options
+    of the ``FmpSimulator``); ``stop_scaled`` ends it."""
     redis.Redis.from_url(redis_url).ping()  # fail loudly: CI must provide Redis
-    sim = SimulatorThread(rate=40.0, seed=11, heartbeat_interval=1.0).start()
+    options = {"rate": 40.0, "seed": 11, "heartbeat_interval": 1.0, **(simulator or {})}
+    sim = SimulatorThread(**options).start()
     env = server_env(
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,

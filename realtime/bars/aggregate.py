@@ -94,6 +94,9 @@ class Bar:
     quotes: int = 0
     closed: bool = False
     updated: bool = False
+    # Rebuilt at a feed takeover from a tick history that no longer held the
+    # window's first trades (realtime/bars/takeover.py): its counts may be short.
+    partial: bool = False
     arrivals: int = 0
     levels: dict[tuple[float, float | None], int] = field(default_factory=dict)
     first: list[Trade] = field(default_factory=list)
@@ -128,6 +131,8 @@ class Bar:
             message["quotes"] = self.quotes
         if self.updated:
             message["updated"] = True
+        if self.partial:
+            message["partial"] = True
         return message
 
     # --- trades ------------------------------------------------------------------
@@ -441,6 +446,21 @@ class BarAggregator:
     def open_bars(self) -> int:
         return sum(1 for st in self._streams for s in st.values() if s.bar)
 
+    def open_bar_list(self) -> list[Bar]:
+        """Every open bar (a takeover decides which of them were emitted)."""
+        return [s.bar for st in self._streams for s in st.values() if s.bar]
+
+    def retire(self, bar: Bar) -> None:
+        """Close an open bar without emitting it: a previous feed leader emitted
+        it already (realtime/bars/takeover.py). It stays revisable."""
+        for (name, ms), streams in self._plan:
+            if name == bar.interval:
+                stream = streams.get(bar.symbol)
+                if stream is not None and stream.bar is bar:
+                    stream.bar = None
+                    self._close(stream, bar, ms)
+                return
+
     # --- ticks -------------------------------------------------------------------
     def on_tick(self, tick: Tick) -> tuple[Bar, ...] | list[Bar]:
         kind = tick.kind
@@ -468,6 +488,12 @@ class BarAggregator:
                 size = None
             return self._break(tick.symbol, tick.last_price, size)
         return _NOTHING
+
+    def mark_traded(self, symbol: str) -> None:
+        """Treat ``symbol`` as traded (its quotes make no bars) before a trade
+        of it is seen: a takeover knows it from the bars already emitted."""
+        if symbol not in self._traded:
+            self._start_trading(symbol)
 
     def _start_trading(self, symbol: str) -> None:
         self._traded.add(symbol)

@@ -28,6 +28,7 @@ import orjson
 
 from realtime.bars.aggregate import Bar, BarAggregator
 from realtime.bars.keys import stream_key
+from realtime.bars.takeover import TakeoverSource, lookback_ms, rebuild
 from realtime.events import Update
 from realtime.upstream.protocol import Tick
 
@@ -46,14 +47,18 @@ class BarFeed:
         close_delay: float = 0.25,
         window: int = 2,
         clock: Callable[[], float] = time.time,
+        takeover: TakeoverSource | None = None,
     ) -> None:
         """``clock``: the feed's clock in seconds (wall time: tick timestamps are
-        exchange milliseconds since the epoch)."""
+        exchange milliseconds since the epoch). ``takeover``: where a new leader
+        finds the previous one's ticks and bars (realtime/bars/takeover.py; scaled
+        mode), read once by ``start`` before the first live tick."""
         self.broker = broker
         self.aggregator = BarAggregator(intervals, window=window)
         self.close_delay = close_delay
         self.clock = clock
         self.published = 0
+        self.takeover = takeover
         # The feed's bar sink (``FeedService.attach_bars``): buffer the tick, the
         # timer folds it in (``close_due``). Bound once: no wrapper call per tick.
         self.on_tick: Callable[[Tick], None] = self.aggregator.add
@@ -91,9 +96,13 @@ class BarFeed:
             self.publish(bars)
 
     async def start(self) -> None:
+        """Start the broker, continue the previous leader's open bars, then the
+        timer. The feed runner calls it before the feed's first tick."""
         await self.broker.start()
         if self._timers:
             return
+        if self.takeover is not None:
+            await self._resume(self.takeover)
         # One timer at each chunk boundary (every 1 s, or 5 s when every
         # interval is a multiple of 5 s): it folds in and closes.
         period = self.aggregator.chunk_ms
@@ -103,6 +112,33 @@ class BarFeed:
         logger.info(
             "event=bars_started intervals=%s",
             ",".join(name for name, _ in self.aggregator.intervals),
+        )
+
+    async def _resume(self, takeover: TakeoverSource) -> None:
+        began = time.monotonic()
+        now_ms = int(self.clock() * 1000)
+        aggregator = self.aggregator
+        intervals = dict(aggregator.intervals)
+        since = now_ms - lookback_ms(intervals, aggregator.window, takeover.seconds)
+        try:
+            emitted = await takeover.emitted()
+            tapes = await takeover.recent(since)
+        except Exception as exc:  # no history: fresh bars, as before takeovers
+            logger.warning("event=bars_resume_failed error=%r", exc)
+            return
+        try:
+            bars = rebuild(aggregator, tapes, emitted, now_ms)
+        except Exception:  # a bad history entry never keeps the feed from leading
+            logger.exception("event=bars_resume_failed symbols=%d", len(tapes))
+            return
+        self.publish(bars)
+        logger.info(
+            "event=bars_resumed symbols=%d emitted=%d open=%d partial=%d ms=%d",
+            len(tapes),
+            len(bars),
+            aggregator.open_bars(),
+            sum(bar.partial for bar in (*bars, *aggregator.open_bar_list())),
+            (time.monotonic() - began) * 1000,
         )
 
     async def _timer(self, ms: int) -> None:

@@ -91,6 +91,22 @@ return {epoch, last, redis.call('XRANGE', base .. ':s:' .. ARGV[2], '-', '+')}
 """
 
 
+# One symbol's stream for a takeover (``RedisHistory.recent``), as a flat list:
+# its length, the text of the newest entry before ARGV[1] ("" when none), then
+# the texts from ARGV[1] on. Flat, because parsing XRANGE's nested entries was
+# most of a takeover's read time. KEYS: the stream; ARGV: since ms, since - 1.
+# Entries are written as {s, seq, d, text} (_WRITE_BATCH): the text is field 4.
+_RECENT = """
+local out = {redis.call('XLEN', KEYS[1]), ''}
+local before = redis.call('XREVRANGE', KEYS[1], ARGV[2], '-', 'COUNT', 1)
+if before[1] then out[2] = before[1][2][4] end
+for _, entry in ipairs(redis.call('XRANGE', KEYS[1], ARGV[1], '+')) do
+    out[#out + 1] = entry[2][4]
+end
+return out
+"""
+
+
 class Fenced(Exception):
     """A history write refused: a newer feed leader holds the lock (its fence
     token replaced this writer's). Not a ``RedisError``: the batch must not be
@@ -122,6 +138,19 @@ class HistoryPage:
                 return False
             expected += 1
         return expected == self.last_seq + 1
+
+
+@dataclass(frozen=True, slots=True)
+class RecentUpdates:
+    """One symbol's recent update texts (oldest first), the newest one written
+    before them (``earlier``, None when there is none) and the stream's length
+    against its cap: a stream shorter than its cap lost entries only by age."""
+
+    texts: list[str]
+    earlier: str | None
+    length: int
+    size: int
+    seconds: float  # the history's age bound
 
 
 class History(Protocol):
@@ -328,6 +357,37 @@ class RedisHistory:
                     continue  # not an update this feed wrote
                 updates.append(Update(symbol, seq, self.epoch, text, tick_ts, True))
         return updates
+
+    async def recent(self, since_ms: int) -> dict[str, RecentUpdates]:
+        """Every symbol's updates written at or after ``since_ms`` (wall ms),
+        oldest first, with what tells a reader whether the stream still holds
+        everything from a given time on (``RecentUpdates``): what a new feed
+        leader rebuilds its open bars from (realtime/bars/takeover.py)."""
+        client = self._redis.aio
+        raw = await client.get(self.epoch_key)
+        if raw is None:
+            return {}
+        epoch = raw.decode()
+        symbols = sorted(k.decode() for k in await client.hkeys(self._seq_key(epoch)))
+        if not symbols:
+            return {}
+        pipe = client.pipeline(transaction=False)
+        before = str(max(0, since_ms - 1))
+        for symbol in symbols:
+            pipe.eval(_RECENT, 1, self._stream_key(epoch, symbol), since_ms, before)
+        out: dict[str, RecentUpdates] = {}
+        for symbol, answer in zip(symbols, await pipe.execute(), strict=True):
+            if len(answer) < 3:
+                continue
+            length, earlier, *texts = answer
+            out[symbol] = RecentUpdates(
+                [t.decode() for t in texts],
+                earlier.decode() or None,
+                int(length),
+                self.size,
+                self.seconds,
+            )
+        return out
 
     async def write(self, batch: list[Update]) -> None:
         """Write ``batch`` in one script call (raises what Redis raises, and

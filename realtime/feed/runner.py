@@ -93,9 +93,11 @@ class FeedRunner:
         if scaled:
             self.stores.status.held = True  # until ``_first_status``
         self.feed = await self._build_feed()
-        await self.feed.start()
         if self.bars is not None:
+            # Before the feed's first tick: the bars first continue the previous
+            # leader's open bars from the tick history (realtime/bars/takeover.py).
             await self.bars.start()
+        await self.feed.start()
         if self.alerts is not None:
             await self.alerts.start()
         await self._reload_pins()
@@ -171,7 +173,7 @@ class FeedRunner:
             callbacks=settings.REALTIME_TICK_CALLBACKS,
         )
         # Bars are built here, by the leader, from the ticks it publishes.
-        self.bars = self.stores.bar_feed(self.channel_layer)
+        self.bars = self.stores.bar_feed(self.channel_layer, self.lock.fence)
         if self.bars is not None:
             feed.attach_bars(self.bars.on_tick)
         # So are price alerts; their symbols stay subscribed upstream.
