@@ -5,8 +5,12 @@ callback of the leader's ``FeedService`` (like bars), so alerts are evaluated
 once per tick per symbol, where the ticks are, and only while this process
 leads: embedded mode in the web process, scaled mode on the feed leader.
 
-``on_tick`` does no I/O: the evaluator (evaluator.py) finds the crossings and a
-firing only goes onto a queue. One writer task records the events
+``on_tick`` does no I/O and, for a tick that crosses nothing (nearly all of
+them), no more than a dict lookup and two float comparisons against the
+symbol's watch (evaluator.py); the price is the merged state's float, never
+parsed from the tick's text. A tick on or past the watch's edge takes the
+evaluator's bisect path, and what fired goes onto a deque as one plain tuple
+(the ``Firing`` values are built by the writer). One writer task records the events
 (``alert_events_record``: a unique idempotency key per alert and crossing
 update, so an update replayed after a takeover is written once), then hands the
 ``alert`` message to the owner's connections (``route``: this process's hub, or
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
@@ -35,6 +40,7 @@ from realtime.alerts.webhook import WebhookConfig, deliver
 logger = logging.getLogger(__name__)
 
 PreviousCloses = Callable[[Iterable[str]], Awaitable[dict[str, float]]]
+Pending = tuple[list[tuple[AlertSpec, float]], float, int, int, str]
 
 
 class AlertRoute(Protocol):
@@ -84,22 +90,45 @@ class AlertEngine:
         self.load = load
         self.on_symbols = on_symbols
         self.fired = 0
-        self._queue: asyncio.Queue[list[Firing]] = asyncio.Queue()
+        # (fired, price, tick_ts, seq, epoch) per tick that fired; ``_wake`` tells
+        # the writer (a deque and an Event: cheaper on the tick path than a Queue).
+        self._pending: deque[Pending] = deque()
+        self._wake = asyncio.Event()
+        self._watches = self.evaluator.watches
         self._writer: asyncio.Task[None] | None = None
         self._deliveries: set[asyncio.Task[Any]] = set()
 
     # --- the tick path ----------------------------------------------------------
     def on_tick(self, tick: Any, state: Any) -> None:
-        """The feed's tick callback: evaluate, and queue what fired (no I/O)."""
-        price = state.last_price
-        if price is None or state.seq is None:
+        """The feed's tick callback: evaluate, and queue what fired (no I/O).
+
+        Registered as a sync callback (``FeedService.register_callback(...,
+        sync=True)``): it never returns an awaitable."""
+        watch = self._watches.get(state.symbol)
+        if watch is None:
             return
-        firings = self.evaluator.on_price(
-            state.symbol, price, tick.timestamp, state.seq, self.epoch()
-        )
-        if firings:
-            self.fired += len(firings)
-            self._queue.put_nowait(firings)
+        price = state.last_price
+        if price is None:
+            return
+        if watch.lo < price < watch.hi:
+            watch.last = price
+            return
+        if price == watch.last:
+            return  # sitting on a level: no move, nothing to do
+        fired = self.evaluator.crossings(state.symbol, price, tick.timestamp)
+        if fired and state.seq is not None:
+            self.fired += len(fired)
+            self._pending.append(
+                (fired, price, tick.timestamp, state.seq, self.epoch())
+            )
+            self._wake.set()
+
+    @staticmethod
+    def _firings(pending: Pending) -> list[Firing]:
+        fired, price, tick_ts, seq, epoch = pending
+        return [
+            Firing(spec, price, value, tick_ts, seq, epoch) for spec, value in fired
+        ]
 
     # --- lifecycle --------------------------------------------------------------
     async def start(self) -> None:
@@ -144,8 +173,9 @@ class AlertEngine:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
-        while not self._queue.empty():
-            await self._record(self._queue.get_nowait(), deliver_webhooks=False)
+        while self._pending:
+            firings = self._firings(self._pending.popleft())
+            await self._record(firings, deliver_webhooks=False)
         for task in self._deliveries:
             task.cancel()
         await asyncio.gather(*self._deliveries, return_exceptions=True)
@@ -153,11 +183,16 @@ class AlertEngine:
     # --- off the tick path ------------------------------------------------------
     async def _write_loop(self) -> None:
         while True:
-            firings = await self._queue.get()
-            try:
-                await self._record(firings)
-            except Exception:  # one bad batch never stops the alerts
-                logger.exception("event=alerts_record_failed firings=%d", len(firings))
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                firings = self._firings(self._pending.popleft())
+                try:
+                    await self._record(firings)
+                except Exception:  # one bad batch never stops the alerts
+                    logger.exception(
+                        "event=alerts_record_failed firings=%d", len(firings)
+                    )
 
     async def _record(self, firings: list[Firing], deliver_webhooks: bool = True):
         events = await database_sync_to_async(services.alert_events_record)(
