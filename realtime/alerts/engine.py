@@ -149,6 +149,9 @@ class AlertEngine:
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_loop(), name="alerts-writer")
         await self._resume_webhooks()
+        # One line per leadership: operators (and the failover test) see the
+        # engine is evaluating, with the takeover's work done.
+        logger.info("event=alerts_started tail_updates=%d", len(tail))
 
     async def reload(self, *, tail: Sequence[Update] = ()) -> None:
         """Read the active alerts (off the loop) and the previous closes the
