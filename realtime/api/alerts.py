@@ -26,7 +26,6 @@ from realtime.alerts.models import AlertEvent, Condition, Frequency, PriceAlert
 from realtime.api.schema import (
     TAGS,
     UNAUTHENTICATED,
-    detail_400,
     detail_response,
     integer_query,
 )
@@ -35,7 +34,12 @@ from realtime.api.serializers import REST_SYMBOL_MAX_LENGTH, REST_SYMBOL_PATTERN
 EVENTS_LIMIT_DEFAULT = 100
 EVENTS_LIMIT_MAX = 1000
 VALUE_BOUND = 1e9
-WEBHOOK_URL_PATTERN = r"^https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(/[!-~]*)?$"
+# The port part spells 0..65535 (a 5-digit port past it was a schema-valid
+# request answered 400, schemathesis ST202).
+_PORT = (
+    r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+)
+WEBHOOK_URL_PATTERN = rf"^https?://[A-Za-z0-9.-]{{1,253}}(:{_PORT})?(/[!-~]*)?$"
 
 
 class IsSiteUser(BasePermission):
@@ -52,9 +56,45 @@ class IsSiteUser(BasePermission):
         )
 
 
+class _Strict:
+    """Takes only the JSON type the schema states: DRF's fields also coerce
+    (a number to its text, ``0``/``"true"`` to a boolean, ``"1.5"`` to a number),
+    which the schema says is invalid and schemathesis rightly flags."""
+
+    json_types: tuple[type, ...] = (str,)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, bool) and bool not in self.json_types:
+            self.fail("invalid")
+        if not isinstance(data, self.json_types):
+            self.fail("invalid")
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictCharField(_Strict, serializers.CharField):
+    pass
+
+
+class StrictRegexField(_Strict, serializers.RegexField):
+    pass
+
+
+class StrictBooleanField(_Strict, serializers.BooleanField):
+    json_types = (bool,)
+
+
+class StrictFloatField(_Strict, serializers.FloatField):
+    json_types = (int, float)
+
+
 class AlertSerializer(serializers.ModelSerializer):
     threshold = serializers.FloatField()
     hysteresis = serializers.FloatField()
+    # A plain string: "" means no webhook (the model's URLField would make the
+    # schema say ``format: uri``, which "" is not).
+    webhook_url = serializers.CharField(
+        help_text="Where the alert's events are POSTed; empty: no webhook."
+    )
 
     class Meta:
         model = PriceAlert
@@ -77,18 +117,14 @@ class AlertSerializer(serializers.ModelSerializer):
 class AlertWriteSerializer(serializers.Serializer):
     """What POST takes (PATCH: the same fields, each optional)."""
 
-    symbol = serializers.RegexField(
-        REST_SYMBOL_PATTERN, max_length=REST_SYMBOL_MAX_LENGTH
-    )
+    symbol = StrictRegexField(REST_SYMBOL_PATTERN, max_length=REST_SYMBOL_MAX_LENGTH)
     condition = serializers.ChoiceField(choices=Condition.choices)
-    threshold = serializers.FloatField(min_value=-VALUE_BOUND, max_value=VALUE_BOUND)
+    threshold = StrictFloatField(min_value=-VALUE_BOUND, max_value=VALUE_BOUND)
     frequency = serializers.ChoiceField(choices=Frequency.choices, required=False)
-    hysteresis = serializers.FloatField(
-        min_value=0, max_value=VALUE_BOUND, required=False
-    )
-    active = serializers.BooleanField(required=False)
-    note = serializers.CharField(max_length=200, allow_blank=True, required=False)
-    webhook_url = serializers.RegexField(
+    hysteresis = StrictFloatField(min_value=0, max_value=VALUE_BOUND, required=False)
+    active = StrictBooleanField(required=False)
+    note = StrictCharField(max_length=200, allow_blank=True, required=False)
+    webhook_url = StrictRegexField(
         WEBHOOK_URL_PATTERN,
         max_length=500,
         allow_blank=True,
@@ -174,7 +210,17 @@ FORBIDDEN = detail_response(
     IsSiteUser.message,
 )
 ERRORS = {401: UNAUTHENTICATED, 403: FORBIDDEN}
-BAD = detail_400("threshold: A valid number is required.")
+BAD = detail_response(
+    400,
+    "Bad request; `detail` names the bad value. A `webhook_url` whose host is "
+    "`localhost` or a literal loopback, private, link-local or other non-public "
+    "address is refused here unless the server sets "
+    "REALTIME_ALERT_WEBHOOK_ALLOW_PRIVATE (a name resolving to one is refused "
+    "at delivery).",
+    "Bad request",
+    "webhook_url: webhook_url targets a non-public address: 10.0.0.5 "
+    "(REALTIME_ALERT_WEBHOOK_ALLOW_PRIVATE allows it)",
+)
 
 
 class LimitReached(ParseError):

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import status as http
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
@@ -120,8 +121,11 @@ def json_server_error(request: HttpRequest) -> HttpResponse:
     return defaults.server_error(request)
 
 
+@csrf_exempt
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-    """Any path under /api/ that no route serves: a JSON 404 naming the path."""
+    """Any path under /api/ that no route serves: a JSON 404 naming the path.
+    CSRF-exempt (it changes nothing): otherwise a DELETE with a session cookie
+    to an unknown path got the CSRF failure page, HTML, instead of this 404."""
     return _error(
         http.HTTP_404_NOT_FOUND,
         f"No API endpoint at {request.path}; the list is at /api/",

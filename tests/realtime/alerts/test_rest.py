@@ -92,3 +92,32 @@ def test_events_list_shows_ones_own_events_newest_first():
     assert {e["seq"] for e in events["events"]} == {3, 9}
     assert client_for(make_user()).get(f"{BASE}/events").json()["count"] == 0
     assert api.get(f"{BASE}/events", {"limit": "x"}).status_code == 400
+
+
+def test_strings_must_be_strings_and_an_unknown_api_path_is_json_404():
+    """Found by schemathesis: a JSON number for ``note`` was stored as its text
+    (likewise ``0`` taken as false, ``"1.5"`` as a number), and a DELETE with a
+    session cookie to an unknown path got the HTML CSRF page instead of the
+    API's JSON 404."""
+    api = client_for(make_user())
+    body = {"symbol": "AAPL", "condition": "crosses_above", "threshold": 1}
+    for field, bad in [
+        ("note", 0),
+        ("symbol", 7),
+        ("webhook_url", 1),
+        ("active", 0),
+        ("active", "true"),
+        ("threshold", "1.5"),
+        ("threshold", True),
+        ("hysteresis", "0"),
+    ]:
+        response = api.post(BASE, {**body, field: bad}, format="json")
+        assert response.status_code == 400, (field, response.json())
+        assert response.json()["detail"].startswith(f"{field}:")
+    created = api.post(BASE, body, format="json").json()
+    assert created["webhook_url"] == ""  # a plain string in the schema, not a uri
+    csrf_client = APIClient(enforce_csrf_checks=True)
+    csrf_client.cookies["sessionid"] = "not-a-session"
+    missing = csrf_client.delete(f"{BASE}/null,null")
+    assert missing.status_code == 404
+    assert missing["Content-Type"].startswith("application/json")
