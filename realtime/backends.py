@@ -255,12 +255,22 @@ class Backends:
             }
 
         route = LayerAlertRoute(channel_layer) if self.scaled else CurrentHub()
+        history_tail = None
+        if self.scaled:
+            # A takeover: what the killed leader recorded but may not have
+            # evaluated (the same tail the broker re-publishes, broker.py).
+            from realtime.feed.broker import REPLAY_TAIL
+
+            async def history_tail() -> Any:
+                return await broker.history.tail(REPLAY_TAIL)
+
         return AlertEngine(
             epoch=lambda: broker.epoch,
             route=route,
             webhook=WebhookConfig.from_settings(),
             previous_closes=previous_closes,
             on_symbols=on_symbols,
+            history_tail=history_tail,
         )
 
     def leader_lock(self, owner: str) -> LeaderLock:

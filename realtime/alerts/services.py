@@ -259,3 +259,34 @@ def alert_event_webhook_attempt(
             DeliveryState.FAILED if final else DeliveryState.PENDING
         )
     AlertEvent.objects.filter(pk=event_id).update(**fields)
+
+
+def alert_events_webhook_take_over(
+    *, retry_for: float
+) -> tuple[list[tuple[AlertEvent, str, float]], int]:
+    """The webhook deliveries a previous feed leadership left ``pending``, for a
+    new one to resume: ``(event, url, seconds left of the retry bound)`` each,
+    the bound counted from the firing. Those already past it (or whose alert no
+    longer has a URL) are closed as failed here; returns how many."""
+    now = timezone.now()
+    resumable: list[tuple[AlertEvent, str, float]] = []
+    expired: list[int] = []
+    pending = AlertEvent.objects.filter(
+        webhook_state=DeliveryState.PENDING
+    ).select_related("alert")
+    for event in pending:
+        left = retry_for - (now - event.fired_at).total_seconds()
+        url = event.alert.webhook_url
+        if left <= 0 or not url:
+            expired.append(event.pk)
+        else:
+            resumable.append((event, url, left))
+    if expired:
+        AlertEvent.objects.filter(
+            pk__in=expired, webhook_state=DeliveryState.PENDING
+        ).update(
+            webhook_state=DeliveryState.FAILED,
+            webhook_last_error="retry bound passed before a feed leader resumed it",
+        )
+        logger.info("event=alert_webhooks_expired events=%d", len(expired))
+    return resumable, len(expired)

@@ -81,7 +81,9 @@ def check_url(url: str, *, allow_private: bool | None = None) -> str:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return url  # a name: resolved and checked before each attempt
+        # A name, or an IPv4 spelling only the resolver reads (``0``, ``127.1``,
+        # ``2130706433``): resolved and checked before each attempt.
+        return url
     if _refused(address):
         raise InvalidWebhookUrl(
             f"webhook_url targets a non-public address: {host} "

@@ -32,7 +32,6 @@ from realtime.api.fields import (
 from realtime.api.schema import (
     TAGS,
     UNAUTHENTICATED,
-    detail_400,
     detail_response,
     integer_query,
 )
@@ -41,7 +40,12 @@ from realtime.api.serializers import REST_SYMBOL_MAX_LENGTH, REST_SYMBOL_PATTERN
 EVENTS_LIMIT_DEFAULT = 100
 EVENTS_LIMIT_MAX = 1000
 VALUE_BOUND = 1e9
-WEBHOOK_URL_PATTERN = r"^https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(/[!-~]*)?$"
+# The port part spells 0..65535 (a 5-digit port past it was a schema-valid
+# request answered 400, schemathesis ST202).
+_PORT = (
+    r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+)
+WEBHOOK_URL_PATTERN = rf"^https?://[A-Za-z0-9.-]{{1,253}}(:{_PORT})?(/[!-~]*)?$"
 
 
 class IsSiteUser(BasePermission):
@@ -169,7 +173,17 @@ FORBIDDEN = detail_response(
     IsSiteUser.message,
 )
 ERRORS = {401: UNAUTHENTICATED, 403: FORBIDDEN}
-BAD = detail_400("threshold: A valid number is required.")
+BAD = detail_response(
+    400,
+    "Bad request; `detail` names the bad value. A `webhook_url` whose host is "
+    "`localhost` or a literal loopback, private, link-local or other non-public "
+    "address is refused here unless the server sets "
+    "REALTIME_ALERT_WEBHOOK_ALLOW_PRIVATE (a name resolving to one is refused "
+    "at delivery).",
+    "Bad request",
+    "webhook_url: webhook_url targets a non-public address: 10.0.0.5 "
+    "(REALTIME_ALERT_WEBHOOK_ALLOW_PRIVATE allows it)",
+)
 
 
 class LimitReached(ParseError):

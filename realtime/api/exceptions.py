@@ -132,7 +132,9 @@ def json_server_error(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt  # nothing to protect: the answer is a 404 whatever the method
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-    """Any path under /api/ that no route serves: a JSON 404 naming the path."""
+    """Any path under /api/ that no route serves: a JSON 404 naming the path.
+    CSRF-exempt (it changes nothing): otherwise a DELETE with a session cookie
+    to an unknown path got the CSRF failure page, HTML, instead of this 404."""
     return _error(
         http.HTTP_404_NOT_FOUND,
         f"No API endpoint at {request.path}; the list is at /api/",

@@ -180,7 +180,7 @@ class FeedRunner:
         self.alerts = self.stores.alert_engine(
             self.channel_layer, self.broker, feed.set_alert_symbols
         )
-        feed.register_callback(self.alerts.on_tick)
+        feed.register_callback(self.alerts.on_tick, sync=True)
         return feed
 
     async def _stop_feed(self) -> None:

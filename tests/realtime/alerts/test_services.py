@@ -17,6 +17,7 @@ from realtime.alerts.webhook import (
     WebhookConfig,
     check_url,
     deliver,
+    resolve_target,
     sign,
     verify,
 )
@@ -121,6 +122,18 @@ def test_webhook_targets_refused_by_default(url):
                 webhook_url=url,
             )
         assert info.value.field == "webhook_url"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://0/hook", "http://127.1/hook", "http://2130706433/hook"]
+)
+def test_ipv4_spellings_only_the_resolver_reads_are_refused_before_connecting(url):
+    """Accepted when saved (the schema's pattern allows them, and a name is only
+    checked once resolved), refused at the attempt: they resolve to 0.0.0.0 or
+    loopback."""
+    check_url(url, allow_private=False)
+    with pytest.raises(InvalidWebhookUrl):
+        resolve_target(url, allow_private=False)
 
 
 def test_private_targets_allowed_by_the_setting():

@@ -167,16 +167,28 @@ async def test_callbacks_run_sync_and_async_and_a_failing_one_is_isolated(
     async def collect_async(tick, state):
         seen_async.append(state.symbol)
 
+    seen_inline = []
+
+    def broken_inline(tick, state):
+        raise RuntimeError("inline callback bug")
+
     feed.register_callback(broken)
     feed.register_callback(lambda tick, state: seen_sync.append(tick.symbol))
     feed.register_callback(collect_async)
-    assert feed.callbacks_registered == 3
+    # sync=True (the alert engine's): called without the awaitable check; a
+    # failing one is isolated all the same.
+    feed.register_callback(broken_inline, sync=True)
+    feed.register_callback(lambda t, s: seen_inline.append(s.seq), sync=True)
+    assert feed.callbacks_registered == 5
     with caplog.at_level(logging.ERROR, logger="realtime.feed.service"):
         feed.apply_lease("web-1", ["META"], clients=1, ttl=30)
         await async_wait_until(lambda: len(seen_sync) >= 3, 60, "sync callbacks")
         await async_wait_until(lambda: len(seen_async) >= 3, 60, "async callbacks")
+        await async_wait_until(lambda: len(seen_inline) >= 3, 60, "inline callbacks")
     assert set(seen_sync) == {"META"}
+    assert seen_inline == sorted(seen_inline)  # in tick order, each numbered
     assert "callback_failed" in caplog.text
+    assert "inline callback bug" in caplog.text
 
 
 async def test_dotted_path_callback_from_settings_is_registered(simulator):
