@@ -43,6 +43,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--offered", type=float, help="connections: msgs/s offered at every step"
     )
+    p.add_argument(
+        "--subscribe-in-flight",
+        type=int,
+        help="connections: unacknowledged subscribes per load-client process "
+        "(default 64; 0: every connection subscribes at once, a storm)",
+    )
     p.add_argument("--max-offered", type=float, help="throughput: the ramp's top")
     p.add_argument("--targets", help="comma-separated subset of the targets")
     p.add_argument("--clients", type=int)
@@ -114,7 +120,14 @@ def ladder(args: argparse.Namespace) -> Ladder:
         lad.embedded_steps = ints(args.steps)
     if args.scaled_steps:
         lad.scaled_steps = ints(args.scaled_steps)
-    for name in ("offered", "step_secs", "client_procs", "symbols", "per_client"):
+    for name in (
+        "offered",
+        "step_secs",
+        "client_procs",
+        "symbols",
+        "per_client",
+        "subscribe_in_flight",
+    ):
         value = getattr(args, name)
         if value is not None:
             setattr(lad, name, value)

@@ -62,9 +62,9 @@ class Ladder:
     scaled_steps: list[int] = field(default_factory=lambda: [30_000])
     sources: int = 8  # 127.0.0.2 ... 127.0.0.9
     concurrency: int = 32  # handshakes in flight per load-client process
-    # Unacknowledged subscribes per load-client process. Unpaced, 15,000 subscribes
-    # at once per scaled web process queue for its bounded Redis pool past its
-    # 5 s wait (realtime/stores.py) and those connections are dropped.
+    # Unacknowledged subscribes per load-client process, as browsers pace them;
+    # ``--subscribe-in-flight 0`` sends them all at once (a reconnect storm,
+    # which the web processes coalesce since issue 26: realtime/coalesce.py).
     subscribe_in_flight: int = 64
     client_procs: int | None = None  # default: enough for CONNS_PER_CLIENT_PROC
     step_secs: float = 10.0

@@ -22,12 +22,10 @@ from realtime.redisurl import SentinelTarget, parse_sentinel
 
 STORE_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
 
-# How long a command waits for a free pooled connection before it fails (a
-# ``redis.ConnectionError``, one of STORE_ERRORS).
-POOL_WAIT = 5.0
 
-
-def async_redis(url: str, **connection: Any) -> aredis.Redis:
+def async_redis(
+    url: str, pool_size: int | None = None, **connection: Any
+) -> aredis.Redis:
     """An asyncio Redis client with a bounded pool (``REALTIME_REDIS_POOL_SIZE``),
     for a plain Redis URL or a Sentinel group (realtime/redisurl.py).
 
@@ -36,21 +34,27 @@ def async_redis(url: str, **connection: Any) -> aredis.Redis:
     the web processes in the benchmark (Redis refuses clients past ``maxclients``,
     10,000 by default) and their buffers cost ~10 KB of RSS per WebSocket
     connection. With a bounded pool the excess waits for a free connection.
+    ``pool_size`` overrides the setting for a client that must not share (the
+    lease beat's, realtime/fanout/slots.py).
     """
+    size = settings.REALTIME_REDIS_POOL_SIZE if pool_size is None else pool_size
+    # Past REALTIME_REDIS_POOL_WAIT a command fails (``redis.ConnectionError``,
+    # one of STORE_ERRORS).
+    wait = settings.REALTIME_REDIS_POOL_WAIT
     target = parse_sentinel(url)
     if target is not None:
         return _sentinel(target, connection).master_for(
             target.master_name,
             connection_pool_class=BlockingSentinelPool,
-            max_connections=settings.REALTIME_REDIS_POOL_SIZE,
-            timeout=POOL_WAIT,
+            max_connections=size,
+            timeout=wait,
             **target.connection_kwargs(),
             **connection,
         )
     pool = aredis.BlockingConnectionPool.from_url(
         url,
-        max_connections=settings.REALTIME_REDIS_POOL_SIZE,
-        timeout=POOL_WAIT,
+        max_connections=size,
+        timeout=wait,
         **connection,
     )
     return aredis.Redis.from_pool(pool)

@@ -191,6 +191,10 @@ REALTIME_MODE = "scaled" if REDIS_URL else "embedded"
 # Connections each process's asyncio Redis clients (cache, history, status, slots)
 # may open; more concurrent commands wait for a free one (realtime/stores.py).
 REALTIME_REDIS_POOL_SIZE = env_int("REALTIME_REDIS_POOL_SIZE", 20)
+# Seconds a command waits for a free pooled connection before it fails. Subscribes
+# and connects share their reads per round (realtime/coalesce.py), so a storm
+# queues in memory, not here.
+REALTIME_REDIS_POOL_WAIT = env_float("REALTIME_REDIS_POOL_WAIT", 5.0)
 
 # The channel layer may live on its own Redis (docs/scaling.md's capacity plan),
 # so its latency does not depend on the cache and history writes; several

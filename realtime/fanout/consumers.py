@@ -18,8 +18,7 @@ import orjson
 from django.conf import settings
 
 from realtime import metrics
-from realtime.backends import backends
-from realtime.fanout import bars, daphne_io
+from realtime.fanout import bars, daphne_io, subscribe_reads
 from realtime.fanout.auth import log_refused, site_user_active
 from realtime.fanout.closecodes import CLOSE_MESSAGE_TOO_BIG
 from realtime.fanout.hub import FanoutHub, Outbox, get_hub
@@ -27,7 +26,6 @@ from realtime.fanout.limits import RateLimiter, close_flooding
 from realtime.fanout.nodb import NoDatabaseJsonWebsocketConsumer
 from realtime.fanout.shaping import ShapingError, parse_shaping, shape_subscription
 from realtime.fanout.tokenlife import TokenDeadline
-from realtime.feed.history import HistoryPage
 from realtime.feed.state import (
     RECOVERED,
     add_fields,
@@ -319,6 +317,9 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
         self.hub.hold(self.outbox, added)
         try:
             await self._send_initial(added, recover)
+        except subscribe_reads.StoreUnavailable as exc:
+            await self._unavailable(added, exc)
+            return
         except BaseException:
             for symbol in added:  # never leave a symbol held
                 self.hub.drop_hold(self.outbox, symbol)
@@ -340,30 +341,17 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
         """Ack, list, then per symbol the replay (recovered) or the snapshot, then
         the held live updates after it."""
         await self.hub.subscribe(self.outbox, added)
-        history = backends().history
-        pages: dict[str, HistoryPage | None] = {}
-        for symbol in added:
-            if recover and symbol in recover:
-                _, seq = recover[symbol]
-                try:
-                    pages[symbol] = await history.aread(symbol, seq, history.size)
-                except Exception as exc:  # Redis down: a snapshot instead
-                    logger.warning(
-                        "event=history_read_failed symbol=%s error=%r", symbol, exc
-                    )
-                    pages[symbol] = None
+        # Coalesced with the process's other subscribes (subscribe_reads.py).
+        wanted = {s: recover[s][1] for s in added if recover and s in recover}
+        pages = await subscribe_reads.pages(wanted) if wanted else {}
         recovered = [
             s
             for s, page in pages.items()
             if page is not None and page.recovers(*recover[s])  # type: ignore[index]
         ]
         rest = [s for s in added if s not in recovered]
-        snapshots = await backends().cache.aget_many(rest) if rest else {}
-        try:
-            epoch = await history.aepoch() if added else None
-        except Exception as exc:
-            logger.warning("event=history_epoch_failed error=%r", exc)
-            epoch = None
+        snapshots = await subscribe_reads.snapshots(rest) if rest else {}
+        epoch = await subscribe_reads.epoch() if added else None
         # A cache hit after the unknown-symbol check: names, previous close, open.
         references = (
             await get_references(list(snapshots), wait=REFERENCE_WAIT)
@@ -403,6 +391,30 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
                 update["epoch"] = epoch
             self.hub.send_snapshot(self.outbox, symbol, orjson.dumps(update).decode())
             self.hub.release(self.outbox, symbol, state.seq)
+
+    async def _unavailable(self, added: list[str], exc: Exception) -> None:
+        """The stores could not serve the subscribe: undo it and say so, so the
+        client retries instead of waiting for a snapshot that never comes."""
+        for symbol in added:
+            self.hub.drop_hold(self.outbox, symbol)
+            self.symbols.pop(symbol, None)
+        await self.hub.unsubscribe(self.outbox, added)
+        logger.warning(
+            "event=ws_subscribe_unavailable conn=%s symbols=%s error=%r",
+            self.conn_id,
+            ",".join(added),
+            exc,
+        )
+        self.reply(
+            {
+                "type": "error",
+                "code": "unavailable",
+                "message": "Subscription temporarily unavailable (the price store "
+                f"cannot be read); not subscribed: {', '.join(added)}; retry",
+                "retryable": True,
+                "symbols": added,
+            }
+        )
 
     async def _subscribe_bars(self, symbols: list[str], content: dict) -> None:
         """The ``bars`` of a subscribe: bar streams of its subscribed symbols."""

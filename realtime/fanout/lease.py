@@ -75,7 +75,7 @@ class LeaseKeeper:
         watch = self._feed_watched()
         tick = min(interval, FEED_WATCH_INTERVAL) if watch else interval
         loop = asyncio.get_running_loop()
-        next_lease = loop.time()
+        next_lease = next_refresh = loop.time()
         while True:
             # asyncio.timeout, not wait_for: cancelling wait_for's inner task
             # could leave aclose() waiting forever on 3.11 (seen in the fuzz test).
@@ -90,6 +90,12 @@ class LeaseKeeper:
                 continue
             next_lease = loop.time() + interval
             await self.send_lease()
+            # On the beat only, not on every wake: in a connect storm each
+            # connection wakes the loop, and refreshing every slot each time is
+            # quadratic work queued ahead of the next lease (issue 26).
+            if loop.time() < next_refresh:
+                continue
+            next_refresh = loop.time() + interval
             await hub.slots.refresh(
                 (ob.user_key, ob.conn_id)
                 for ob in hub.outboxes

@@ -8,7 +8,8 @@ scaled mode (``REDIS_URL``) each principal has one Redis sorted set,
 pushes the expiry of its members forward every lease_ttl/3 s, so the slots of a
 process that dies free within ``REALTIME_LEASE_TTL``; a process that stops removes
 its members at once. Taking a slot is one Lua script: drop expired members, count,
-add if under the cap.
+add if under the cap; the connects of a burst send theirs in one pipeline
+(realtime/coalesce.py), and the lease beat's refresh has its own connection.
 
 The principal is ``scope["realtime_principal"]`` when the auth middleware set it
 (``user:<id>`` for Django users and for connection-token subjects), else
@@ -78,14 +79,27 @@ class RedisSlots:
     """
 
     def __init__(self, url: str, prefix: str, owner: str, ttl: float) -> None:
+        from realtime.coalesce import Coalescer
         from realtime.stores import async_redis
 
         self.redis = async_redis(url)
+        # The lease beat's refresh has a connection of its own: it must never
+        # wait behind a storm of connects for a pooled one (issue 26).
+        self.beat = async_redis(url, pool_size=1)
         self.prefix = prefix
         self.owner = owner
         self.ttl = ttl
         self._acquire = self.redis.register_script(_ACQUIRE)
         self._held: dict[tuple[str, str], None] = {}
+        # Connects arriving together take their slots in one pipeline.
+        self._acquires: Coalescer[tuple[str, str, int], bool] = Coalescer(
+            self._acquire_many, name="connection-slots"
+        )
+        # And a burst of disconnects (a web process's clients leaving) gives
+        # theirs back in one pipeline.
+        self._releases: Coalescer[tuple[str, str], None] = Coalescer(
+            self._release_many, name="connection-slot-release"
+        )
 
     def key(self, principal: str) -> str:
         return f"{self.prefix}:conns:{principal}"
@@ -93,10 +107,13 @@ class RedisSlots:
     def member(self, conn_id: str) -> str:
         return f"{self.owner}|{conn_id}"
 
-    async def acquire(self, principal: str, conn_id: str, cap: int) -> bool:
+    async def _acquire_many(
+        self, wanted: list[tuple[str, str, int]]
+    ) -> dict[tuple[str, str, int], bool]:
         now = time.time()
-        try:
-            taken = await self._acquire(
+        pipe = self.redis.pipeline(transaction=False)
+        for principal, conn_id, cap in wanted:
+            await self._acquire(
                 keys=[self.key(principal)],
                 args=[
                     now,
@@ -105,7 +122,14 @@ class RedisSlots:
                     cap,
                     int(self.ttl * 2000),
                 ],
+                client=pipe,
             )
+        taken = await pipe.execute()
+        return {key: bool(t) for key, t in zip(wanted, taken, strict=True)}
+
+    async def acquire(self, principal: str, conn_id: str, cap: int) -> bool:
+        try:
+            taken = await self._acquires.get((principal, conn_id, cap))
         except Exception as exc:
             logger.warning(
                 "event=connection_slots_unavailable principal=%s error=%r",
@@ -117,16 +141,25 @@ class RedisSlots:
             self._held[(principal, conn_id)] = None
         return bool(taken)
 
+    async def _release_many(
+        self, held: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for principal, conn_id in held:
+            pipe.zrem(self.key(principal), self.member(conn_id))
+        await pipe.execute()
+        return {}
+
     async def release(self, principal: str, conn_id: str) -> None:
         self._held.pop((principal, conn_id), None)
         try:
-            await self.redis.zrem(self.key(principal), self.member(conn_id))
+            await self._releases.get_many([(principal, conn_id)])
         except Exception as exc:
             logger.warning("event=connection_slot_release_failed error=%r", exc)
 
     async def refresh(self, held: Iterable[tuple[str, str]]) -> None:
         expiry = time.time() + self.ttl
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self.beat.pipeline(transaction=False)
         count = 0
         for principal, conn_id in held:
             if (principal, conn_id) not in self._held:
@@ -154,5 +187,6 @@ class RedisSlots:
                 logger.warning("event=connection_slots_release_failed error=%r", exc)
         try:
             await self.redis.aclose()
+            await self.beat.aclose()
         except Exception as exc:
             logger.debug("event=connection_slots_close_failed error=%r", exc)

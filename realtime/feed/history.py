@@ -29,7 +29,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -165,6 +165,9 @@ class History(Protocol):
     async def aread(
         self, symbol: str, after_seq: int | None, limit: int
     ) -> HistoryPage | None: ...
+    async def aread_many(
+        self, wanted: Sequence[tuple[str, int | None, int]]
+    ) -> dict[tuple[str, int | None, int], HistoryPage | None]: ...
     def read(
         self, symbol: str, after_seq: int | None, limit: int
     ) -> HistoryPage | None: ...
@@ -250,6 +253,11 @@ class InMemoryHistory:
         self, symbol: str, after_seq: int | None, limit: int
     ) -> HistoryPage | None:
         return self.read(symbol, after_seq, limit)
+
+    async def aread_many(
+        self, wanted: Sequence[tuple[str, int | None, int]]
+    ) -> dict[tuple[str, int | None, int], HistoryPage | None]:
+        return {key: self.read(*key) for key in wanted}
 
     def read(
         self, symbol: str, after_seq: int | None, limit: int
@@ -448,6 +456,24 @@ class RedisHistory:
     ) -> HistoryPage | None:
         raw = await self._redis.aio.eval(_READ, 1, self.epoch_key, self.prefix, symbol)
         return self._page(symbol, raw, after_seq, limit)
+
+    async def aread_many(
+        self, wanted: Sequence[tuple[str, int | None, int]]
+    ) -> dict[tuple[str, int | None, int], HistoryPage | None]:
+        """Many ``aread`` in one pipeline (one pooled connection, one round trip):
+        the subscribes of a reconnect storm recover together
+        (realtime/fanout/subscribe_reads.py)."""
+        keys = list(wanted)
+        if not keys:
+            return {}
+        pipe = self._redis.aio.pipeline(transaction=False)
+        for symbol, _, _ in keys:
+            pipe.eval(_READ, 1, self.epoch_key, self.prefix, symbol)
+        raws = await pipe.execute()
+        return {
+            key: self._page(key[0], raw, key[1], key[2])
+            for key, raw in zip(keys, raws, strict=True)
+        }
 
     def read(
         self, symbol: str, after_seq: int | None, limit: int

@@ -34,6 +34,7 @@ from datetime import date
 from typing import Any
 
 from realtime.backends import backends, reset_backends
+from realtime.coalesce import Coalescer
 from realtime.marketday import trading_day
 from realtime.ratelimit import TokenBucket
 from realtime.reference.cache import (
@@ -132,6 +133,11 @@ class ReferenceService:
         self._loops: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, _LoopState
         ] = weakref.WeakKeyDictionary()
+        # Concurrent lookups (a storm of subscribes) share one cache read per
+        # round instead of a thread and a Redis round trip each (coalesce.py).
+        self._cache_reads: Coalescer[tuple[date, str], Entry] = Coalescer(
+            self._read_cache, name="reference-cache"
+        )
 
     # --- public API -----------------------------------------------------------------
     async def resolve(
@@ -155,7 +161,8 @@ class ReferenceService:
         entries: dict[str, Entry] = {}
         if names:
             try:
-                entries = await self.cache.get_many(day, names)
+                found = await self._cache_reads.get_many((day, s) for s in names)
+                entries = {s: entry for (_, s), entry in found.items()}
             except Exception as exc:  # Redis down: ask FMP, stay correct
                 logger.warning("event=reference_cache_read_failed error=%r", exc)
         missing = [s for s in names if s not in entries]
@@ -202,6 +209,18 @@ class ReferenceService:
         }
 
     # --- coalescing -----------------------------------------------------------------
+    async def _read_cache(
+        self, keys: list[tuple[date, str]]
+    ) -> dict[tuple[date, str], Entry]:
+        by_day: dict[date, list[str]] = {}
+        for day, symbol in keys:
+            by_day.setdefault(day, []).append(symbol)
+        found: dict[tuple[date, str], Entry] = {}
+        for day, names in by_day.items():
+            for symbol, entry in (await self.cache.get_many(day, names)).items():
+                found[(day, symbol)] = entry
+        return found
+
     def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
         state = self._loops.get(loop)

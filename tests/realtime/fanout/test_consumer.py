@@ -392,3 +392,38 @@ async def test_refused_symbols_reach_subscribers_and_later_subscribers_at_once()
     assert hub.refusals_for(["RFZ"]) == {}
     await first.disconnect()
     await second.disconnect()
+
+
+async def test_subscribe_the_store_cannot_serve_gets_retryable_error_then_retry_works(
+    monkeypatch,
+):
+    """A snapshot read that fails (Redis down, no pooled connection) undoes the
+    subscribe and says so, retryable; the connection stays and a retry works."""
+    import redis
+
+    seed("AAPL", 190.0)
+    cache = backends().cache
+    real = cache.aget_many
+    failures = [redis.ConnectionError("No connection available.")]
+
+    async def flaky(symbols):
+        if failures:
+            raise failures.pop()
+        return await real(symbols)
+
+    monkeypatch.setattr(cache, "aget_many", flaky)
+    comm = await connect()
+    await comm.send_json_to({"action": "subscribe", "symbols": ["AAPL"]})
+    error = await comm.receive_json_from()
+    assert error["type"] == "error"
+    assert error["code"] == "unavailable"
+    assert error["retryable"] is True
+    assert error["symbols"] == ["AAPL"]
+    await comm.send_json_to({"action": "get_subscriptions"})
+    assert (await comm.receive_json_from())["symbols"] == []
+    await comm.send_json_to({"action": "subscribe", "symbols": ["AAPL"]})
+    ack = await receive_ack(comm)
+    assert ack["symbols"] == ["AAPL"]
+    snapshot = await comm.receive_json_from()
+    assert snapshot["symbol"] == "AAPL" and snapshot["snapshot"] is True
+    await comm.disconnect()

@@ -283,3 +283,25 @@ async def test_a_flushed_redis_gets_every_counter_back_so_a_failover_continues(
     assert standby.next_seq("AAPL") == 3
     assert standby.next_seq("MSFT") == 2
     await standby.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_read_many_answers_each_request_like_aread(redis_history):
+    """The pipelined read of a reconnect storm's recoveries (aread_many) gives
+    every (symbol, after_seq, limit) the page a single aread would."""
+    history = redis_history()
+    broker = broker_for(history)
+    await broker.start()
+    for i in range(5):
+        put(broker, "AAPL", orjson.dumps({"seq": i + 1}).decode())
+    put(broker, "MSFT", '{"seq":1}')
+    await broker.aclose()
+    reader = redis_history()
+    wanted = [("AAPL", 2, 100), ("AAPL", 0, 2), ("MSFT", 0, 100), ("NONE", 0, 100)]
+    many = await reader.aread_many(wanted)
+    for key in wanted:
+        single = await reader.aread(*key)
+        assert many[key] == single, key
+    assert [s for s, _ in many[("AAPL", 2, 100)].updates] == [3, 4, 5]
+    assert many[("NONE", 0, 100)] is None
+    await reader.aclose()
