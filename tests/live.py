@@ -30,6 +30,7 @@ from typing import Any
 
 import redis
 
+from realtime.stores import sync_redis
 from tests.realtime.wsclient import WS_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -367,7 +368,8 @@ def start_scaled(
     """Start a simulator, ``workers`` feed workers and ``webs`` web processes on
     the real Redis channel layer with a private key prefix (``env_overrides``:
     settings of this stack, e.g. ``REALTIME_LEASE_TTL``); ``stop_scaled`` ends it."""
-    redis.Redis.from_url(redis_url).ping()  # fail loudly: CI must provide Redis
+    # fail loudly: CI must provide Redis (a redis+sentinel:// URL asks Sentinel)
+    sync_redis(redis_url, socket_timeout=5).ping()
     sim = SimulatorThread(rate=40.0, seed=11, heartbeat_interval=1.0).start()
     env = server_env(
         DATABASE_URL=database_url,
@@ -413,7 +415,7 @@ def stop_scaled(stack: dict, *, show_logs: bool = False) -> None:
         process.stop()
     stack["sim"].stop()
     try:
-        client = redis.Redis.from_url(stack["redis_url"])
+        client = sync_redis(stack["redis_url"], socket_timeout=5)
         for key in client.scan_iter(f"{stack['prefix']}*"):
             client.delete(key)
     except redis.RedisError:
