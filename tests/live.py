@@ -363,14 +363,16 @@ def start_scaled(
     redis_url: str = REDIS_URL,
     workers: int = 1,
     webs: int = 2,
+    sim_rate: float = 40.0,
     **env_overrides: str,
 ) -> dict:
-    """Start a simulator, ``workers`` feed workers and ``webs`` web processes on
-    the real Redis channel layer with a private key prefix (``env_overrides``:
-    settings of this stack, e.g. ``REALTIME_LEASE_TTL``); ``stop_scaled`` ends it."""
+    """Start a simulator (``sim_rate`` ticks/s), ``workers`` feed workers and
+    ``webs`` web processes on the real Redis channel layer with a private key
+    prefix (``env_overrides``: settings of this stack, e.g.
+    ``REALTIME_LEASE_TTL``); ``stop_scaled`` ends it."""
     # fail loudly: CI must provide Redis (a redis+sentinel:// URL asks Sentinel)
     sync_redis(redis_url, socket_timeout=5).ping()
-    sim = SimulatorThread(rate=40.0, seed=11, heartbeat_interval=1.0).start()
+    sim = SimulatorThread(rate=sim_rate, seed=11, heartbeat_interval=1.0).start()
     env = server_env(
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,

@@ -21,6 +21,7 @@ from realtime import metrics
 from realtime.backends import backends
 from realtime.fanout import bars, daphne_io
 from realtime.fanout.auth import log_refused, site_user_active
+from realtime.fanout.catchup import stale_snapshot_pages
 from realtime.fanout.closecodes import CLOSE_MESSAGE_TOO_BIG
 from realtime.fanout.hub import FanoutHub, Outbox, get_hub
 from realtime.fanout.limits import RateLimiter, close_flooding
@@ -364,6 +365,13 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
         except Exception as exc:
             logger.warning("event=history_epoch_failed error=%r", exc)
             epoch = None
+        # Updates this process delivered already but the cache does not show yet.
+        behind = await stale_snapshot_pages(
+            history=history,
+            sequence=self.hub.sequence,
+            snapshots=snapshots,
+            epoch=epoch,
+        )
         # A cache hit after the unknown-symbol check: names, previous close, open.
         references = (
             await get_references(list(snapshots), wait=REFERENCE_WAIT)
@@ -391,7 +399,7 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
                 symbol,
                 [add_fields(text, RECOVERED) for _, text in page.updates],
             )
-            self.hub.release(self.outbox, symbol, page.last_seq)
+            self.hub.release(self.outbox, symbol, page.last_seq, page.epoch)
         for symbol in rest:
             state = snapshots.get(symbol)
             if state is None:
@@ -402,7 +410,15 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
             if epoch is not None:
                 update["epoch"] = epoch
             self.hub.send_snapshot(self.outbox, symbol, orjson.dumps(update).decode())
-            self.hub.release(self.outbox, symbol, state.seq)
+            page = behind.get(symbol)
+            if page is not None:
+                self.hub.send_updates(
+                    self.outbox,
+                    symbol,
+                    [add_fields(text, RECOVERED) for _, text in page.updates],
+                )
+            last_seq = page.last_seq if page is not None else state.seq
+            self.hub.release(self.outbox, symbol, last_seq, epoch)
 
     async def _subscribe_bars(self, symbols: list[str], content: dict) -> None:
         """The ``bars`` of a subscribe: bar streams of its subscribed symbols."""

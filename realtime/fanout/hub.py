@@ -326,9 +326,19 @@ class FanoutHub:
         """Stop holding or filtering (nothing is sent)."""
         return self.holds.drop(outbox, symbol)
 
-    def release(self, outbox: Outbox, symbol: str, after_seq: int | None) -> int:
+    def release(
+        self,
+        outbox: Outbox,
+        symbol: str,
+        after_seq: int | None,
+        epoch: str | None = None,
+    ) -> int:
         """Queue the held updates of ``symbol`` above ``after_seq`` (all for None)
-        and deliver live again; returns how many (``SubscribeHolds.release``)."""
+        and deliver live again; returns how many (``SubscribeHolds.release``).
+        With ``epoch``, ``after_seq`` is where this process's sequence guard
+        starts if it has no position yet (``SequenceGuard.baseline``)."""
+        if self.sequence is not None and epoch is not None and after_seq is not None:
+            self.sequence.baseline(symbol, epoch, after_seq)
         sent = self.holds.release(outbox, symbol, after_seq)
         if sent:
             self.writer.wake(outbox)

@@ -112,18 +112,20 @@ class StreamClient:
                     kind = "hole" if after.seq > before.seq + 1 else "duplicate"
                     found.append(
                         f"{symbol}: {kind} {before.seq} -> {after.seq}"
-                        f" (recovered={after.recovered}, snapshot={after.snapshot})"
+                        f" ({flags(before)} -> {flags(after)}, update"
+                        f" {updates.index(after)} of the client on {self.port})"
                     )
         return found
 
     def longest_gap(self, since: float) -> float:
-        """The longest time between two consecutive updates of one symbol (or
-        from ``since`` to the first) among the updates after ``since``. Recovered
-        updates fill no gap: the client had no live price until they came, so
-        the gap ends at the first update of the symbol, recovered or not."""
+        """The longest time a symbol went without an update across ``since``:
+        from its last update before ``since`` (or ``since`` itself) through
+        every later one. A recovered update ends a gap like a live one: it is
+        what the client was missing."""
         longest = 0.0
         for updates in self.updates.values():
-            last = since
+            before = [u.at for u in updates if u.at < since]
+            last = before[-1] if before else since
             for update in updates:
                 if update.at < since:
                     continue
@@ -131,11 +133,28 @@ class StreamClient:
                 last = update.at
         return longest
 
+    def longest_gap_between(self, start: float, end: float) -> float:
+        """The longest time between consecutive updates of one symbol received
+        in [start, end): the load's own noise, to read ``longest_gap`` against."""
+        longest = 0.0
+        for updates in self.updates.values():
+            times = [u.at for u in updates if start <= u.at < end]
+            for before, after in zip(times, times[1:], strict=False):
+                longest = max(longest, after - before)
+        return longest
+
     def counts(self) -> tuple[int, int]:
         """(updates received, of which recovered)."""
         total = sum(len(u) for u in self.updates.values())
         recovered = sum(r.recovered for u in self.updates.values() for r in u)
         return total, recovered
+
+
+def flags(update: Received) -> str:
+    """How an update came: live, snapshot or recovered."""
+    return (
+        "snapshot" if update.snapshot else ("recovered" if update.recovered else "live")
+    )
 
 
 def lost_updates(clients: list[StreamClient]) -> int:
@@ -234,3 +253,129 @@ class HealthWatch(Poller):
                 up = at
                 break
         return down, up
+
+
+@dataclass
+class FailoverRun:
+    """What one failover under load showed (times in s after the kill)."""
+
+    clients: list[StreamClient]
+    sessions_at_once: int
+    logins: int
+    health_down: float | None
+    health_up: float | None
+    promoted: float
+    longest_gap: float
+    longest_gap_before: float
+    lost: int
+
+    @property
+    def problems(self) -> list[str]:
+        return [p for c in self.clients for p in c.problems()]
+
+    @property
+    def received(self) -> int:
+        return sum(c.counts()[0] for c in self.clients)
+
+    @property
+    def recovered(self) -> int:
+        return sum(c.counts()[1] for c in self.clients)
+
+
+async def fail_over_under_load(
+    stack: dict[str, Any],
+    group: Any,
+    *,
+    clients: int,
+    symbols: list[str],
+    per_client: int,
+    steady: float = 3.0,
+) -> FailoverRun:
+    """Stream ``clients`` clients (``per_client`` of ``symbols`` each, spread
+    over the stack's web processes), SIGKILL the Sentinel group's master after
+    ``steady`` s of streaming, and stream on until every client's every symbol
+    ticked 5 more times; every wait fails after 60 s with what it waited for."""
+    from tests.live import async_wait_until, wait_until
+
+    ports = stack["ports"]
+    sessions = SessionWatch(stack["sim"])
+    health = HealthWatch(ports[0])
+    sessions.start()
+    health.start()
+    stop = asyncio.Event()
+    streams = [
+        StreamClient(
+            ports[i % len(ports)],
+            [symbols[(i + k) % len(symbols)] for k in range(per_client)],
+        )
+        for i in range(clients)
+    ]
+    tasks = [asyncio.create_task(c.run(stop)) for c in streams]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in streams)), 120)
+        errors = [c.error for c in streams if c.error]
+        assert not errors, f"{len(errors)} clients failed, first: {errors[:3]}"
+        await async_wait_until(
+            lambda: all(
+                len(c.updates.get(s, [])) >= 2 for c in streams for s in c.symbols
+            ),
+            60,
+            "every client to stream all its symbols",
+            interval=0.2,
+        )
+        await async_wait_until(
+            lambda: health.samples and health.samples[-1][1] == 200,
+            60,
+            "/health to be healthy before the failover",
+        )
+        steady_from = time.monotonic()
+        await asyncio.sleep(steady)  # the load itself: no event to wait for
+        # The replica has the feed's writes up to now (replication is async).
+        await asyncio.to_thread(
+            wait_until, group.replica_caught_up, 60, "the replica to catch up"
+        )
+        killed_at = time.monotonic()
+        group.kill_master()
+        await asyncio.to_thread(
+            wait_until,
+            lambda: group.master() == group.replica_port,
+            60,
+            "Sentinel to promote the replica",
+        )
+        promoted = time.monotonic() - killed_at
+        counts = {id(c): {s: len(c.updates[s]) for s in c.symbols} for c in streams}
+        await async_wait_until(
+            lambda: all(
+                len(c.updates[s]) >= counts[id(c)][s] + 5
+                for c in streams
+                for s in c.symbols
+            ),
+            60,
+            "every client's symbols to tick again after the failover",
+            interval=0.2,
+        )
+        await async_wait_until(
+            lambda: health.outage_and_recovery(killed_at)[1] is not None,
+            60,
+            "/health to report an outage and then the recovery",
+            interval=0.2,
+        )
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        sessions.stop()
+        health.stop()
+    down, up = health.outage_and_recovery(killed_at)
+    return FailoverRun(
+        clients=streams,
+        sessions_at_once=sessions.most_at_once,
+        logins=sessions.logins,
+        health_down=None if down is None else down - killed_at,
+        health_up=None if up is None else up - killed_at,
+        promoted=promoted,
+        longest_gap=max(c.longest_gap(killed_at) for c in streams),
+        longest_gap_before=max(
+            c.longest_gap_between(steady_from, killed_at) for c in streams
+        ),
+        lost=lost_updates(streams),
+    )

@@ -12,24 +12,20 @@ promotes the replica. Then:
 - the simulator never had more than one FMP session open at once (the feed
   leader is unique throughout: realtime/feed/lock.py);
 - ``/health`` reported the outage and then the recovery.
+
+The gap clients saw is printed, not asserted: bench/failover.py measures it
+(docs/reliability.md).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 
-from tests.live import async_wait_until, start_scaled, stop_scaled, wait_until
-from tests.realtime.failover import HealthWatch, SessionWatch, StreamClient
+from tests.live import start_scaled, stop_scaled
+from tests.realtime.failover import fail_over_under_load
 from tests.realtime.sentinels import DOWN_AFTER_MS, start_group
 
 pytestmark = [pytest.mark.redis, pytest.mark.live]
-
-CLIENTS = 200
-SYMBOLS = [f"FO{i}" for i in range(20)]
-SYMBOLS_PER_CLIENT = 3
 
 
 @pytest.fixture
@@ -56,92 +52,29 @@ def failover_stack(tmp_path, migrated_postgres, redis_prefix, request):
         group.stop()
 
 
-def symbols_of(index: int) -> list[str]:
-    return [SYMBOLS[(index + k) % len(SYMBOLS)] for k in range(SYMBOLS_PER_CLIENT)]
-
-
 async def test_a_sentinel_failover_under_load_loses_no_seq_and_keeps_one_leader(
     failover_stack,
 ):
-    stack, group = failover_stack, failover_stack["group"]
-    sessions = SessionWatch(stack["sim"])
-    health = HealthWatch(stack["ports"][0])
-    sessions.start()
-    health.start()
-    stop = asyncio.Event()
-    clients = [
-        StreamClient(stack["ports"][i % 2], symbols_of(i)) for i in range(CLIENTS)
-    ]
-    tasks = [asyncio.create_task(c.run(stop)) for c in clients]
-    try:
-        await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), 120)
-        assert not [c.error for c in clients if c.error]
-        # Every client streams every one of its symbols before the kill.
-        await async_wait_until(
-            lambda: all(
-                len(c.updates.get(s, [])) >= 2 for c in clients for s in c.symbols
-            ),
-            60,
-            "every client to stream all its symbols",
-            interval=0.2,
-        )
-        await async_wait_until(
-            lambda: health.samples and health.samples[-1][1] == 200,
-            60,
-            "/health to be healthy before the failover",
-        )
-        # The replica has the feed's writes up to now (replication is async).
-        await asyncio.to_thread(
-            wait_until, group.replica_caught_up, 60, "the replica to catch up"
-        )
-
-        killed_at = time.monotonic()
-        group.kill_master()
-        await asyncio.to_thread(
-            wait_until,
-            lambda: group.master() == group.replica_port,
-            60,
-            "Sentinel to promote the replica",
-        )
-        # Recovery, as clients see it: every symbol of every client ticks again.
-        counts = {id(c): {s: len(c.updates[s]) for s in c.symbols} for c in clients}
-        await async_wait_until(
-            lambda: all(
-                len(c.updates[s]) >= counts[id(c)][s] + 5
-                for c in clients
-                for s in c.symbols
-            ),
-            60,
-            "every client's symbols to tick again after the failover",
-            interval=0.2,
-        )
-        down, up = health.outage_and_recovery(killed_at)
-        if up is None:
-            await async_wait_until(
-                lambda: health.outage_and_recovery(killed_at)[1] is not None,
-                60,
-                "/health to report the recovery",
-                interval=0.2,
-            )
-            down, up = health.outage_and_recovery(killed_at)
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
-        sessions.stop()
-        health.stop()
-
-    problems = [p for c in clients for p in c.problems()]
-    assert not problems, f"{len(problems)} problems, first: {problems[:10]}"
-    assert sessions.most_at_once == 1, (
-        f"{sessions.most_at_once} FMP sessions were open at once"
+    run = await fail_over_under_load(
+        failover_stack,
+        failover_stack["group"],
+        clients=200,
+        symbols=[f"FO{i}" for i in range(20)],
+        per_client=3,
+        steady=1.0,
     )
-    assert down is not None, "/health never showed the outage"
-    assert up is not None and up > down
-    gap = max(c.longest_gap(killed_at) for c in clients)
-    recovered = sum(c.counts()[1] for c in clients)
+    problems = run.problems
+    assert not problems, f"{len(problems)} problems, first: {problems[:10]}"
+    assert run.lost == 0
+    assert run.sessions_at_once == 1, (
+        f"{run.sessions_at_once} FMP sessions were open at once"
+    )
+    assert run.health_down is not None, "/health never showed the outage"
+    assert run.health_up is not None and run.health_up > run.health_down
     print(
-        f"failover: longest per-symbol gap {gap:.2f}s "
-        f"(down-after {DOWN_AFTER_MS} ms), recovered {recovered}, "
-        f"/health down {down - killed_at:.2f}s..{up - killed_at:.2f}s after the kill, "
-        f"FMP logins {sessions.logins}"
+        f"failover: longest per-symbol gap {run.longest_gap:.2f}s "
+        f"(before the kill {run.longest_gap_before:.2f}s, down-after "
+        f"{DOWN_AFTER_MS} ms), promoted after {run.promoted:.2f}s, "
+        f"{run.received} updates ({run.recovered} recovered), /health down "
+        f"{run.health_down:.2f}s..{run.health_up:.2f}s, FMP logins {run.logins}"
     )
