@@ -51,6 +51,12 @@ from realtime.groups import price_group
 __all__ = ["FanoutHub", "Outbox", "close_hub", "current_hub", "get_hub"]
 
 logger = logging.getLogger(__name__)
+# Seconds between attempts to reach the layer again after a receive failed. A
+# Sentinel promotion is seen within a fraction of a second of it happening, and
+# every retry lost here is a gap all this process's clients see (issue 23:
+# bench/failover.py); an attempt against a Redis that is down costs one
+# refused connection.
+RECEIVE_RETRY = 0.25
 
 # Refusals are rare (one per refused stream or ticker); never an unbounded map.
 MAX_REMEMBERED_REFUSALS = 10_000
@@ -453,7 +459,7 @@ class FanoutHub:
                 # register again and re-send the lease once it is back.
                 logger.warning("event=hub_receive_failed error=%r", exc)
                 self.channel_name = None
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(RECEIVE_RETRY)
                 continue
             for message in messages:
                 try:
