@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+# Rounds of reads: a read awaits Redis, and meanwhile the hub may move on.
+MAX_ROUNDS = 3
+
+
 async def stale_snapshot_pages(
     *,
     history: History,
@@ -35,31 +39,51 @@ async def stale_snapshot_pages(
     epoch: str | None,
 ) -> dict[str, HistoryPage]:
     """Per symbol whose snapshot (a cached state with ``seq``) is older than
-    what this process delivered in ``epoch``: the history page after the
-    snapshot's seq, when it holds every update up to the delivered one. A
-    symbol whose range is gone is left out: its client sees the gap as before
-    and can fill it over REST (docs/protocol.md, "Gaps")."""
+    this process's position in ``epoch``: the history page after the snapshot's
+    seq, when it holds every update up to that position. A symbol whose range
+    is gone is left out: its client sees the gap as before and can fill it over
+    REST (docs/protocol.md, "Gaps").
+
+    The position is what the hub delivered or another client's snapshot
+    (``SequenceGuard.baseline``), and it moves while a read awaits Redis, so
+    this reads again until no position is past its page. The caller must not
+    await between this and its ``release``: then nothing newer than the pages
+    slips past the hold."""
     pages: dict[str, HistoryPage] = {}
     if sequence is None or epoch is None:
         return pages  # embedded mode: the cache is written before the fan-out
-    for symbol, state in snapshots.items():
-        delivered = sequence.position(symbol)
-        if delivered is None or delivered[0] != epoch or delivered[1] <= state.seq:
-            continue
-        try:
-            page = await history.aread(symbol, state.seq, history.size)
-        except Exception as exc:  # Redis failing over: the gap stays
-            logger.warning(
-                "event=snapshot_catch_up_failed symbol=%s error=%r", symbol, exc
-            )
-            continue
-        if page is None or not page.recovers(epoch, state.seq):
-            logger.warning(
-                "event=snapshot_catch_up_unavailable symbol=%s seq=%d delivered=%d",
-                symbol,
-                state.seq,
-                delivered[1],
-            )
-            continue
-        pages[symbol] = page
+    given_up: set[str] = set()
+    for _ in range(MAX_ROUNDS):
+        behind = []
+        for symbol, state in snapshots.items():
+            position = sequence.position(symbol)
+            have = pages[symbol].last_seq if symbol in pages else state.seq
+            if (
+                symbol not in given_up
+                and position is not None
+                and position[0] == epoch
+                and position[1] > have
+            ):
+                behind.append((symbol, state.seq, position[1]))
+        if not behind:
+            break
+        for symbol, seq, position in behind:
+            try:
+                page = await history.aread(symbol, seq, history.size)
+            except Exception as exc:  # Redis failing over: the gap stays
+                logger.warning(
+                    "event=snapshot_catch_up_failed symbol=%s error=%r", symbol, exc
+                )
+                given_up.add(symbol)
+                continue
+            if page is None or not page.recovers(epoch, seq):
+                logger.warning(
+                    "event=snapshot_catch_up_unavailable symbol=%s seq=%d position=%d",
+                    symbol,
+                    seq,
+                    position,
+                )
+                given_up.add(symbol)
+                continue
+            pages[symbol] = page
     return pages

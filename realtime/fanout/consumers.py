@@ -365,18 +365,19 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
         except Exception as exc:
             logger.warning("event=history_epoch_failed error=%r", exc)
             epoch = None
-        # Updates this process delivered already but the cache does not show yet.
-        behind = await stale_snapshot_pages(
-            history=history,
-            sequence=self.hub.sequence,
-            snapshots=snapshots,
-            epoch=epoch,
-        )
         # A cache hit after the unknown-symbol check: names, previous close, open.
         references = (
             await get_references(list(snapshots), wait=REFERENCE_WAIT)
             if snapshots
             else {}
+        )
+        # Updates this process is past already but the cache does not show yet;
+        # the last await before the releases below (catchup.py says why).
+        behind = await stale_snapshot_pages(
+            history=history,
+            sequence=self.hub.sequence,
+            snapshots=snapshots,
+            epoch=epoch,
         )
         ack: dict[str, Any] = {
             "type": "subscription",

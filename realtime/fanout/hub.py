@@ -372,6 +372,9 @@ class FanoutHub:
             )
         text = update.text
         holds = self._held.get(symbol) if self._held else None
+        if holds is not None and update is not original and not original.replayed:
+            self.holds.new_epoch(symbol)  # the guard made it an epoch's snapshot
+            holds = self._held.get(symbol)
         frame: bytes | None = None
         deflated: bytes | None = None
         for outbox in members:

@@ -63,6 +63,17 @@ class SubscribeHolds:
             del self.held[symbol]
         return held
 
+    def new_epoch(self, symbol: str) -> None:
+        """``symbol``'s sequence restarted in a new epoch: the seqs kept to drop
+        in-flight duplicates of a replay belong to the old one, and would drop
+        the new epoch's first updates (its snapshot among them)."""
+        holders = self.held.get(symbol)
+        if holders is None:
+            return
+        for outbox, held in list(holders.items()):
+            if not isinstance(held, list):
+                self.drop(outbox, symbol)
+
     def release(self, outbox: Outbox, symbol: str, after_seq: int | None) -> int:
         """Queue the held updates of ``symbol`` whose seq is above ``after_seq``
         (all of them for None) and deliver live again; returns how many (the

@@ -75,3 +75,28 @@ def test_the_guard_starts_at_the_first_snapshot_and_keeps_a_newer_position():
     jump = Update("AAPL", 8, "e1", "{}", 0, False)
     assert guard.check(jump) is jump
     assert guard.position("AAPL") == ("e1", 8)
+
+
+async def test_a_position_that_moves_during_the_read_is_read_again():
+    """Another client's snapshot (or a delivery) moves the position while the
+    history read awaits: the page returned reaches the new position."""
+    history = InMemoryHistory(size=100, seconds=600)
+    guard = SequenceGuard()
+    updates = recorded(history, "AAPL", 2)
+    guard.check(updates[-1])
+    read = history.aread
+
+    async def aread_and_move_on(symbol, after_seq, limit):
+        page = await read(symbol, after_seq, limit)
+        if page.last_seq == 2:  # meanwhile seq 3 is published and delivered
+            guard.check(recorded(history, "AAPL", 1)[0])
+        return page
+
+    history.aread = aread_and_move_on
+    pages = await stale_snapshot_pages(
+        history=history,
+        sequence=guard,
+        snapshots={"AAPL": SimpleNamespace(seq=1)},
+        epoch=history.epoch,
+    )
+    assert [seq for seq, _ in pages["AAPL"].updates] == [2, 3]
