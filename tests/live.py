@@ -30,6 +30,7 @@ from typing import Any
 
 import redis
 
+from realtime.stores import sync_redis
 from tests.realtime.wsclient import WS_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -363,14 +364,21 @@ def start_scaled(
     workers: int = 1,
     webs: int = 2,
     simulator: dict[str, Any] | None = None,
+    sim_rate: float = 40.0,
     **env_overrides: str,
 ) -> dict:
-    """Start a simulator, ``workers`` feed workers and ``webs`` web processes on
+    """Start a simulator (``sim_rate`` ticks/s; ``simulator``: more options of
+    the ``FmpSimulator``), ``workers`` feed workers and ``webs`` web processes on
     the real Redis channel layer with a private key prefix (``env_overrides``:
-    settings of this stack, e.g. ``REALTIME_LEASE_TTL``; ``simulator``: options
-    of the ``FmpSimulator``); ``stop_scaled`` ends it."""
-    redis.Redis.from_url(redis_url).ping()  # fail loudly: CI must provide Redis
-    options = {"rate": 40.0, "seed": 11, "heartbeat_interval": 1.0, **(simulator or {})}
+    settings of this stack, e.g. ``REALTIME_LEASE_TTL``); ``stop_scaled`` ends it."""
+    # fail loudly: CI must provide Redis (a redis+sentinel:// URL asks Sentinel)
+    sync_redis(redis_url, socket_timeout=5).ping()
+    options = {
+        "rate": sim_rate,
+        "seed": 11,
+        "heartbeat_interval": 1.0,
+        **(simulator or {}),
+    }
     sim = SimulatorThread(**options).start()
     env = server_env(
         DATABASE_URL=database_url,
@@ -416,7 +424,7 @@ def stop_scaled(stack: dict, *, show_logs: bool = False) -> None:
         process.stop()
     stack["sim"].stop()
     try:
-        client = redis.Redis.from_url(stack["redis_url"])
+        client = sync_redis(stack["redis_url"], socket_timeout=5)
         for key in client.scan_iter(f"{stack['prefix']}*"):
             client.delete(key)
     except redis.RedisError:

@@ -20,6 +20,7 @@ from django.conf import settings
 from realtime import metrics
 from realtime.fanout import bars, daphne_io, subscribe_reads
 from realtime.fanout.auth import log_refused, site_user_active
+from realtime.fanout.catchup import stale_snapshot_pages
 from realtime.fanout.closecodes import CLOSE_MESSAGE_TOO_BIG
 from realtime.fanout.hub import FanoutHub, Outbox, get_hub
 from realtime.fanout.limits import RateLimiter, close_flooding
@@ -358,6 +359,14 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
             if snapshots
             else {}
         )
+        # Updates this process is past already but the cache does not show yet;
+        # the last await before the releases below (catchup.py says why).
+        behind = await stale_snapshot_pages(
+            history=history,
+            sequence=self.hub.sequence,
+            snapshots=snapshots,
+            epoch=epoch,
+        )
         ack: dict[str, Any] = {
             "type": "subscription",
             "action": "subscribed",
@@ -379,7 +388,7 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
                 symbol,
                 [add_fields(text, RECOVERED) for _, text in page.updates],
             )
-            self.hub.release(self.outbox, symbol, page.last_seq)
+            self.hub.release(self.outbox, symbol, page.last_seq, page.epoch)
         for symbol in rest:
             state = snapshots.get(symbol)
             if state is None:
@@ -390,7 +399,15 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
             if epoch is not None:
                 update["epoch"] = epoch
             self.hub.send_snapshot(self.outbox, symbol, orjson.dumps(update).decode())
-            self.hub.release(self.outbox, symbol, state.seq)
+            page = behind.get(symbol)
+            if page is not None:
+                self.hub.send_updates(
+                    self.outbox,
+                    symbol,
+                    [add_fields(text, RECOVERED) for _, text in page.updates],
+                )
+            last_seq = page.last_seq if page is not None else state.seq
+            self.hub.release(self.outbox, symbol, last_seq, epoch)
 
     async def _unavailable(self, added: list[str], exc: Exception) -> None:
         """The stores could not serve the subscribe: undo it and say so, so the

@@ -51,6 +51,12 @@ from realtime.groups import price_group
 __all__ = ["FanoutHub", "Outbox", "close_hub", "current_hub", "get_hub"]
 
 logger = logging.getLogger(__name__)
+# Seconds between attempts to reach the layer again after a receive failed. A
+# Sentinel promotion is seen within a fraction of a second of it happening, and
+# every retry lost here is a gap all this process's clients see (issue 23:
+# bench/failover.py); an attempt against a Redis that is down costs one
+# refused connection.
+RECEIVE_RETRY = 0.25
 
 # Refusals are rare (one per refused stream or ticker); never an unbounded map.
 MAX_REMEMBERED_REFUSALS = 10_000
@@ -326,9 +332,19 @@ class FanoutHub:
         """Stop holding or filtering (nothing is sent)."""
         return self.holds.drop(outbox, symbol)
 
-    def release(self, outbox: Outbox, symbol: str, after_seq: int | None) -> int:
+    def release(
+        self,
+        outbox: Outbox,
+        symbol: str,
+        after_seq: int | None,
+        epoch: str | None = None,
+    ) -> int:
         """Queue the held updates of ``symbol`` above ``after_seq`` (all for None)
-        and deliver live again; returns how many (``SubscribeHolds.release``)."""
+        and deliver live again; returns how many (``SubscribeHolds.release``).
+        With ``epoch``, ``after_seq`` is where this process's sequence guard
+        starts if it has no position yet (``SequenceGuard.baseline``)."""
+        if self.sequence is not None and epoch is not None and after_seq is not None:
+            self.sequence.baseline(symbol, epoch, after_seq)
         sent = self.holds.release(outbox, symbol, after_seq)
         if sent:
             self.writer.wake(outbox)
@@ -356,6 +372,9 @@ class FanoutHub:
             )
         text = update.text
         holds = self._held.get(symbol) if self._held else None
+        if holds is not None and update is not original and not original.replayed:
+            self.holds.new_epoch(symbol)  # the guard made it an epoch's snapshot
+            holds = self._held.get(symbol)
         frame: bytes | None = None
         deflated: bytes | None = None
         for outbox in members:
@@ -443,7 +462,7 @@ class FanoutHub:
                 # register again and re-send the lease once it is back.
                 logger.warning("event=hub_receive_failed error=%r", exc)
                 self.channel_name = None
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(RECEIVE_RETRY)
                 continue
             for message in messages:
                 try:

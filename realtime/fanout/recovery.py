@@ -63,6 +63,17 @@ class SubscribeHolds:
             del self.held[symbol]
         return held
 
+    def new_epoch(self, symbol: str) -> None:
+        """``symbol``'s sequence restarted in a new epoch: the seqs kept to drop
+        in-flight duplicates of a replay belong to the old one, and would drop
+        the new epoch's first updates (its snapshot among them)."""
+        holders = self.held.get(symbol)
+        if holders is None:
+            return
+        for outbox, held in list(holders.items()):
+            if not isinstance(held, list):
+                self.drop(outbox, symbol)
+
     def release(self, outbox: Outbox, symbol: str, after_seq: int | None) -> int:
         """Queue the held updates of ``symbol`` whose seq is above ``after_seq``
         (all of them for None) and deliver live again; returns how many (the
@@ -129,6 +140,22 @@ class SequenceGuard:
             self._last.pop(symbol, None)
         if self.gaps is not None:
             self.gaps.forget(symbol)
+
+    def position(self, symbol: str) -> tuple[str, int] | None:
+        """The (epoch, seq) this process last delivered of ``symbol``."""
+        return self._last.get(symbol)
+
+    def baseline(self, symbol: str, epoch: str, seq: int) -> None:
+        """A client here was just sent ``symbol`` up to ``seq`` (its snapshot or
+        replay) before this process delivered any live update of it: start the
+        position there, so a jump past it is filled like any other.
+
+        Without it the first live update is always taken as is: a process whose
+        lease reached the feed after the snapshot's update was published (a new
+        symbol, the other web process first) missed the updates in between and
+        its clients saw the hole (found by tests/realtime/test_sentinel_failover.py).
+        A position already held is newer knowledge and is kept."""
+        self._last.setdefault(symbol, (epoch, seq))
 
     def check(self, update: Update) -> Update | None:
         """What to deliver for ``update``: None for a replay to drop (or an

@@ -18,7 +18,7 @@ from channels_redis.utils import _consistent_hash
 
 from realtime.groups import price_group
 from tests.live import free_port, start_scaled, stop_scaled, wait_until
-from tests.realtime.test_sentinel import REDIS_SERVER
+from tests.realtime.sentinels import REDIS_SERVER
 from tests.realtime.wsclient import next_update, open_client, subscribe
 
 pytestmark = pytest.mark.redis

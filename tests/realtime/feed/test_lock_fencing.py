@@ -24,7 +24,7 @@ from realtime.feed.broker import RedisBroker
 from realtime.feed.history import Fenced, RedisHistory
 from realtime.feed.lock import RedisLeaderLock
 from tests.live import REDIS_URL, async_wait_until, free_port, wait_until
-from tests.realtime.test_sentinel import REDIS_SERVER
+from tests.realtime.sentinels import REDIS_SERVER
 
 pytestmark = pytest.mark.redis
 
@@ -198,3 +198,24 @@ async def test_the_lock_waits_for_a_replica_and_says_when_none_acked(
     assert "event=feed_lock_unreplicated owner=feed-b" in caplog.text
     assert second.fence.token == first.fence.token + 1
     await second.release()
+
+
+async def test_a_leader_finds_its_own_lock_and_leads_again_with_a_new_fence(made):
+    """After stepping down because Redis was unreachable, the lock that still
+    names this owner (replicated to the promoted master) is acquired again at
+    once; another owner still waits for it."""
+    _, prefix = made
+    leader, standby = lock(prefix, "feed-a"), lock(prefix, "feed-b")
+    await leader.acquire()
+    first = leader.fence.token
+    await asyncio.wait_for(leader.acquire(), 5)  # its own key: no TTL wait
+    assert leader.fence.token == first + 1  # late writes of before are fenced
+    waiting = asyncio.create_task(standby.acquire())
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(waiting), 1.0)
+    finally:
+        await leader.release()
+    await asyncio.wait_for(waiting, 60)  # the release lets the standby in
+    assert standby.fence.token == first + 2
+    await standby.release()
