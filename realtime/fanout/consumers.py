@@ -18,6 +18,7 @@ import orjson
 from django.conf import settings
 
 from realtime import metrics
+from realtime.backends import backends
 from realtime.fanout import bars, daphne_io, subscribe_reads
 from realtime.fanout.auth import log_refused, site_user_active
 from realtime.fanout.catchup import stale_snapshot_pages
@@ -362,7 +363,7 @@ class PriceStreamConsumer(NoDatabaseJsonWebsocketConsumer):
         # Updates this process is past already but the cache does not show yet;
         # the last await before the releases below (catchup.py says why).
         behind = await stale_snapshot_pages(
-            history=history,
+            history=backends().history,
             sequence=self.hub.sequence,
             snapshots=snapshots,
             epoch=epoch,
