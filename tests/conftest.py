@@ -10,6 +10,7 @@ live fixture, the browser, Redis or PostgreSQL is marked ``live``, ``browser``,
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -38,6 +39,23 @@ def migrated_sqlite() -> Iterator[str]:
     url = f"sqlite:///{tmp / 'db.sqlite3'}"
     manage(server_env(DATABASE_URL=url), "migrate", "--noinput")
     yield url
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def private_sqlite(migrated_sqlite: str) -> Iterator[str]:
+    """A copy of the migrated database for one test module alone: for tests that
+    leave rows the others' servers would act on (an active price alert keeps its
+    symbol subscribed upstream in every later feed on the same database)."""
+    tmp = Path(tempfile.mkdtemp(prefix="fmpsite-db-"))
+    # SQLite's backup API: a consistent copy even while other servers write.
+    source = sqlite3.connect(migrated_sqlite.removeprefix("sqlite:///"))
+    target = sqlite3.connect(tmp / "db.sqlite3")
+    with target:
+        source.backup(target)
+    source.close()
+    target.close()
+    yield f"sqlite:///{tmp / 'db.sqlite3'}"
     shutil.rmtree(tmp, ignore_errors=True)
 
 

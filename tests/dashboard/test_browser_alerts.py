@@ -172,11 +172,11 @@ LIVE_USER = ("alert-viewer", "alert-viewer-pw-123")
 
 
 @pytest.fixture
-def alerts_site(migrated_sqlite: str) -> Iterator[Any]:
+def alerts_site(private_sqlite: str) -> Iterator[Any]:
     with start_product(
         "daphne-dashboard-alerts",
         simulator={"rate": 20.0, "seed": 7},
-        DATABASE_URL=migrated_sqlite,
+        DATABASE_URL=private_sqlite,
         FMP_API_KEY="dashboard-alerts-key",
     ) as live:
         name, password = LIVE_USER

@@ -29,7 +29,7 @@ WEBHOOK_TIMEOUT = 15
 def hang_product(migrated_sqlite):
     with start_product(
         "daphne-alerts-hang",
-        simulator={"rate": 20.0, "seed": 7},
+        simulator={"rate": 200.0, "seed": 7},  # ORCL must cross its open soon
         DATABASE_URL=migrated_sqlite,
         FMP_API_KEY="alerts-test-key",
         REALTIME_ALERT_WEBHOOK_ALLOW_PRIVATE="true",

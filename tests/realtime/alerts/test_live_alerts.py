@@ -39,11 +39,11 @@ def rest(live, method: str, path: str, token: str, body=None):
 
 
 @pytest.fixture(scope="module")
-def alerts_product(migrated_sqlite):
+def alerts_product(private_sqlite):
     with start_product(
         "daphne-alerts",
         simulator={"rate": 20.0, "seed": 5},
-        DATABASE_URL=migrated_sqlite,
+        DATABASE_URL=private_sqlite,
         FMP_API_KEY="alerts-test-key",
         REALTIME_ALERT_WEBHOOK_ALLOW_PRIVATE="true",
         REALTIME_ALERT_WEBHOOK_SECRET=SECRET,

@@ -38,10 +38,10 @@ def rest(port: int, method: str, path: str, token: str, body=None):
 
 
 async def test_leader_killed_after_a_crossing_gives_one_event_and_one_webhook(
-    migrated_sqlite, redis_prefix, record_property
+    private_sqlite, redis_prefix, record_property
 ):
     stack = start_scaled(
-        migrated_sqlite,
+        private_sqlite,
         redis_prefix,
         workers=2,
         webs=1,
