@@ -4,16 +4,12 @@ so no browser is needed for them."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
-
-import pytest
 
 TESTS = Path(__file__).resolve().parent / "js" / "bars.test.mjs"
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_bar_book_rules_pass_under_node() -> None:
     result = subprocess.run(
         ["node", "--test", str(TESTS)],
