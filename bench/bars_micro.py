@@ -57,7 +57,7 @@ def run(
             parse_intervals(intervals),
             clock=lambda: clock[0],
         )
-        feed.attach_bars(bars.on_tick)
+        feed.register_callback(bars.on_tick, sync=True)
     rng = random.Random(1)
     t0 = 1_700_000_000_000
     stream = [

@@ -324,8 +324,10 @@ class BarAggregator:
         self.batched_trades = 0  # trades that took the batch path (for tests)
 
     # --- the feed's path: buffer now, fold in on the timer -------------------------
-    def add(self, tick: Tick) -> None:
-        """Buffer one tick for the next ``flush``: the only per-tick work."""
+    def add(self, tick: Tick, state: object = None) -> None:
+        """Buffer one tick for the next ``flush``: the only per-tick work.
+        (``state``: the feed's merged state, passed to every sync tick callback;
+        bars read the tick alone.)"""
         symbol = tick.symbol
         if tick.kind != "T":
             if tick.kind == "Q" and symbol in self._traded:

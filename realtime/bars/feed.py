@@ -1,15 +1,16 @@
 """BarFeed: the aggregator on the feed leader, publishing through a broker.
 
-The feed runner (realtime/feed/runner.py) attaches ``on_tick`` as the bar sink
-of the leader's ``FeedService``, so bars are built once, where the
+The feed runner (realtime/feed/runner.py) registers ``on_tick`` as a sync
+callback of the leader's ``FeedService``, so bars are built once, where the
 ticks are, and only while this process leads. Each bar a close or a revision
 emits is numbered, recorded and handed to the fan-out by the bar broker
 (``Backends.bar_broker``: the tick broker's classes over the bar history) under
 its stream key ``AAPL@1m`` (realtime/bars/keys.py), so hubs deliver it, clients
 recover it and ``GET /bars`` reads it like any update.
 
-The feed hands every tick to ``on_tick`` directly (``FeedService.attach_bars``,
-not the generic callbacks: no awaitable check per tick), which only buffers it.
+The feed hands every tick to ``on_tick`` as a sync callback
+(``FeedService.register_callback(..., sync=True)``: no awaitable check per
+tick), which only buffers it.
 One timer task wakes at each second of the feed's clock plus ``close_delay``,
 folds the buffered ticks in and closes every bar that ended, so a quiet symbol's
 last bar closes on time and the per-trade cost stays a list append
@@ -59,9 +60,9 @@ class BarFeed:
         self.clock = clock
         self.published = 0
         self.takeover = takeover
-        # The feed's bar sink (``FeedService.attach_bars``): buffer the tick, the
+        # The feed's sync tick callback: buffer the tick, the
         # timer folds it in (``close_due``). Bound once: no wrapper call per tick.
-        self.on_tick: Callable[[Tick], None] = self.aggregator.add
+        self.on_tick: Callable[[Tick, object], None] = self.aggregator.add
         self._timers: list[asyncio.Task[None]] = []
 
     def flush(self) -> None:

@@ -175,7 +175,7 @@ class FeedRunner:
         # Bars are built here, by the leader, from the ticks it publishes.
         self.bars = self.stores.bar_feed(self.channel_layer, self.lock.fence)
         if self.bars is not None:
-            feed.attach_bars(self.bars.on_tick)
+            feed.register_callback(self.bars.on_tick, sync=True)
         # So are price alerts; their symbols stay subscribed upstream.
         self.alerts = self.stores.alert_engine(
             self.channel_layer, self.broker, feed.set_alert_symbols

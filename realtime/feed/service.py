@@ -100,7 +100,6 @@ class FeedService:
         self._leaving: dict[str, float] = {}  # symbol -> time it may be dropped
         self._upstream: frozenset[str] = frozenset()
         self._callbacks: list[TickCallback] = []
-        self._bar_sink: Callable[[Tick], None] | None = None
         self._sync_callbacks: list[TickCallback] = []
         self._callback_tasks: set[asyncio.Task[Any]] = set()
         self._status_tasks: set[asyncio.Task[Any]] = set()
@@ -121,17 +120,11 @@ class FeedService:
         a failing callback is logged and never stops the feed. ``sync=True``
         promises the callback never returns an awaitable: it is called without
         the awaitable check, which is a measurable share of a cheap callback's
-        cost per tick (the alert engine's, bench/alerts_micro.py).
+        cost per tick (the bar aggregator's buffer and the alert engine:
+        bench/bars_micro.py, bench/alerts_micro.py).
         """
         fn = import_string(callback) if isinstance(callback, str) else callback
         (self._sync_callbacks if sync else self._callbacks).append(fn)
-
-    def attach_bars(self, sink: Callable[[Tick], None] | None) -> None:
-        """Hand every tick to the bar aggregator's buffer (realtime/bars/feed.py).
-
-        A plain call, not a registered callback: the callbacks' awaitable check
-        alone cost about 3 % of a tick (docs/benchmarks.md, "Bars")."""
-        self._bar_sink = sink
 
     @property
     def callbacks_registered(self) -> int:
@@ -151,8 +144,6 @@ class FeedService:
         self.ticks_received += 1
         self.last_tick_at = time.time()
         metrics.TICKS_RECEIVED.labels(tick.kind).inc()
-        if self._bar_sink is not None:
-            self._bar_sink(tick)
         for callback in self._sync_callbacks:
             try:
                 callback(tick, state)
