@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from typing import Any
 
 import django
 
@@ -23,14 +24,38 @@ SYMBOLS = 1_000
 ALERTS = 100_000
 
 
+def loaded_engine(symbols: list[str], rng: random.Random, epoch: Any) -> Any:
+    """An AlertEngine holding ALERTS active alerts, ALERTS // SYMBOLS per symbol:
+    above and below, every_cross with a hysteresis, thresholds around 100."""
+    from realtime.alerts.engine import AlertEngine
+    from realtime.alerts.evaluator import AlertSpec
+    from realtime.alerts.webhook import WebhookConfig
+
+    engine = AlertEngine(
+        epoch=epoch, route=None, webhook=WebhookConfig("s", False, 5.0, 1024, 60.0)
+    )
+    per_symbol = ALERTS // SYMBOLS
+    engine.evaluator.load(
+        AlertSpec(
+            id=n * per_symbol + k,
+            owner_id=1 + k % 50,
+            symbol=symbol,
+            condition="crosses_above" if k % 2 else "crosses_below",
+            threshold=round(100 + rng.gauss(0, 3), 2),
+            frequency="every_cross",
+            hysteresis=0.5,
+        )
+        for n, symbol in enumerate(symbols)
+        for k in range(per_symbol)
+    )
+    return engine
+
+
 def run(
     ticks: int = 100_000, with_alerts: bool = False, step: float = 0.01
 ) -> tuple[float, int]:
     """``step``: the standard deviation of a symbol's move per tick (its price is
     a random walk from 100, as a stock's trades move a cent or a few)."""
-    from realtime.alerts.engine import AlertEngine
-    from realtime.alerts.evaluator import AlertSpec
-    from realtime.alerts.webhook import WebhookConfig
     from realtime.backends import CurrentHub
     from realtime.feed.broker import InMemoryBroker
     from realtime.feed.cache import InProcessTickCache
@@ -56,25 +81,7 @@ def run(
     rng = random.Random(1)
     engine = None
     if with_alerts:
-        engine = AlertEngine(
-            epoch=lambda: broker.epoch,
-            route=None,
-            webhook=WebhookConfig("s", False, 5.0, 1024, 60.0),
-        )
-        per_symbol = ALERTS // SYMBOLS
-        engine.evaluator.load(
-            AlertSpec(
-                id=n * per_symbol + k,
-                owner_id=1 + k % 50,
-                symbol=symbol,
-                condition="crosses_above" if k % 2 else "crosses_below",
-                threshold=round(100 + rng.gauss(0, 3), 2),
-                frequency="every_cross",
-                hysteresis=0.5,
-            )
-            for n, symbol in enumerate(symbols)
-            for k in range(per_symbol)
-        )
+        engine = loaded_engine(symbols, rng, epoch=lambda: broker.epoch)
         feed.register_callback(engine.on_tick, sync=True)
     t0 = 1_700_000_000_000
     prices = dict.fromkeys(symbols, 100.0)
@@ -111,33 +118,12 @@ def engine_only(ticks: int = 100_000, step: float = 0.01) -> float:
     same walk (the states carry what the engine reads: symbol, price, seq)."""
     from collections import namedtuple
 
-    from realtime.alerts.engine import AlertEngine
-    from realtime.alerts.evaluator import AlertSpec
-    from realtime.alerts.webhook import WebhookConfig
     from realtime.upstream.protocol import Tick
 
     State = namedtuple("State", "symbol last_price seq")
     symbols = [f"S{i:04d}" for i in range(SYMBOLS)]
     rng = random.Random(1)
-    engine = AlertEngine(
-        epoch=lambda: "e",
-        route=None,
-        webhook=WebhookConfig("s", False, 5.0, 1024, 60.0),
-    )
-    per_symbol = ALERTS // SYMBOLS
-    engine.evaluator.load(
-        AlertSpec(
-            id=n * per_symbol + k,
-            owner_id=1 + k % 50,
-            symbol=symbol,
-            condition="crosses_above" if k % 2 else "crosses_below",
-            threshold=round(100 + rng.gauss(0, 3), 2),
-            frequency="every_cross",
-            hysteresis=0.5,
-        )
-        for n, symbol in enumerate(symbols)
-        for k in range(per_symbol)
-    )
+    engine = loaded_engine(symbols, rng, epoch=lambda: "e")
     prices = dict.fromkeys(symbols, 100.0)
     pairs = []
     for i in range(ticks):
