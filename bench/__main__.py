@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from bench import report
 from bench.connections import Ladder, climb
@@ -139,6 +140,24 @@ def ladder(args: argparse.Namespace) -> Ladder:
     return lad
 
 
+def results_header(
+    quick: bool, root: Path | None, server_env: dict[str, str] | None, **what: Any
+) -> dict:
+    """What every results file starts with: when, where, which code and settings
+    (``what``: the scenario or the ladder), and the targets' slot."""
+    return {
+        "started_at": datetime.datetime.now(datetime.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        ),
+        "quick": quick,
+        "host": host_info(),
+        **what,
+        "targets": {},
+        "fmpsite_root": str(root) if root else None,
+        "server_env": server_env or {},
+    }
+
+
 async def run_ladder(
     lad: Ladder,
     log_dir: Path,
@@ -146,18 +165,10 @@ async def run_ladder(
     root: Path | None,
     server_env: dict[str, str] | None = None,
 ) -> dict:
-    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     t0 = time.monotonic()
-    results: dict = {
-        "started_at": started,
-        "quick": quick,
-        "host": host_info(),
-        "nofile": list(raise_nofile()),
-        "ladder": asdict(lad),
-        "targets": {},
-        "fmpsite_root": str(root) if root else None,
-        "server_env": server_env or {},
-    }
+    results = results_header(
+        quick, root, server_env, nofile=list(raise_nofile()), ladder=asdict(lad)
+    )
     rpid = redis_pid()
     for target in build(lad.targets, log_dir, root or ROOT, server_env):
         print(f"== {target.label}", flush=True)
@@ -173,17 +184,8 @@ async def run(
     root: Path | None,
     server_env: dict[str, str] | None = None,
 ) -> dict:
-    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     t0 = time.monotonic()
-    results: dict = {
-        "started_at": started,
-        "quick": quick,
-        "host": host_info(),
-        "scenario": asdict(sc),
-        "targets": {},
-        "fmpsite_root": str(root) if root else None,
-        "server_env": server_env or {},
-    }
+    results = results_header(quick, root, server_env, scenario=asdict(sc))
     rpid = redis_pid()
     for target in build(sc.targets, log_dir, root or ROOT, server_env):
         print(f"== {target.label}", flush=True)
