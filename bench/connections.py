@@ -39,10 +39,11 @@ from bench.runner import (
     ClientPool,
     Scenario,
     Simulator,
-    cleanup_redis,
     drain,
     measure_step,
+    record_failure,
     show,
+    stop_run,
     wait_flowing,
     warm_up,
 )
@@ -225,17 +226,8 @@ async def climb(
             )
         result["ok"] = True
     except Exception as exc:
-        result["ok"] = False
-        result["error"] = repr(exc)[:2000]
-        print(f"  FAILED: {exc!r}", flush=True)
-        for proc in target.procs:
-            tail = proc.log_tail(1500)
-            if tail:
-                print(f"  --- {proc.name} log tail ---\n{tail}", flush=True)
+        record_failure(result, exc, target)
     finally:
-        await pool.stop()
-        target.stop()
-        await sim.stop()
-        cleanup_redis(target.redis_prefixes())
+        await stop_run(pool, target, sim)
     result["secs"] = round(time.monotonic() - t_start, 1)
     return result

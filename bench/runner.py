@@ -581,20 +581,30 @@ async def run_target(
         result["steps"] = [asdict(s) for s in sorted(steps, key=lambda s: s.offered)]
         result["ok"] = True
     except Exception as exc:
-        result["ok"] = False
-        result["error"] = repr(exc)[:2000]
-        print(f"  FAILED: {exc!r}", flush=True)
-        for proc in target.procs:
-            tail = proc.log_tail(1500)
-            if tail:
-                print(f"  --- {proc.name} log tail ---\n{tail}", flush=True)
+        record_failure(result, exc, target)
     finally:
-        await pool.stop()
-        target.stop()
-        await sim.stop()
-        cleanup_redis(target.redis_prefixes())
+        await stop_run(pool, target, sim)
     result["secs"] = round(time.monotonic() - t_start, 1)
     return result
+
+
+def record_failure(result: dict, exc: Exception, target: Any) -> None:
+    """A target's run failed: say so in its result and show its processes' logs."""
+    result["ok"] = False
+    result["error"] = repr(exc)[:2000]
+    print(f"  FAILED: {exc!r}", flush=True)
+    for proc in target.procs:
+        tail = proc.log_tail(1500)
+        if tail:
+            print(f"  --- {proc.name} log tail ---\n{tail}", flush=True)
+
+
+async def stop_run(pool: Any, target: Any, sim: Any) -> None:
+    """Stop a run's load clients, target and simulator; drop its Redis keys."""
+    await pool.stop()
+    target.stop()
+    await sim.stop()
+    cleanup_redis(target.redis_prefixes())
 
 
 def cleanup_redis(prefixes: list[str]) -> None:
