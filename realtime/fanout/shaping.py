@@ -31,7 +31,6 @@ from typing import Any
 
 from realtime import metrics
 from realtime.events import Update
-from realtime.fanout import daphne_io
 from realtime.fanout.outbox import Outbox, OutboxWriter
 from realtime.fanout.recovery import SubscribeHolds
 from realtime.feed.state import add_fields
@@ -275,7 +274,8 @@ class Shaper:
         ``forced``: the hub changed the update on the way (a takeover gap fill,
         an epoch restart's snapshot): it goes out now, capped or filtered or not.
         Per tick, the kind is read and each encoding (plain, conflated; text,
-        frame) made at most once, whatever the number of shaped members.
+        frame, deflated frame) made at most once, whatever the number of shaped
+        members.
         """
         symbol = update.symbol
         text = update.text
@@ -283,10 +283,11 @@ class Shaper:
         holds = held.get(symbol) if held else None
         now = time.monotonic()
         kind: str | None = None
-        # What an outbox queues, by ``outbox.direct`` (False: text, True: frame),
-        # plain and marked conflated; each made once per tick, when first needed.
-        plain: list[str | bytes | None] = [text, None]
-        marked: list[str | bytes | None] = [None, None]
+        # What an outbox queues, by its encoding (``_wire``: text, frame or
+        # deflated frame), plain and marked conflated; each made once per tick,
+        # when first needed, by the outbox's own ``encode``.
+        plain: list[str | bytes | None] = [text, None, None]
+        marked: list[str | bytes | None] = [None, None, None]
         replaced = 0
         dirty = self.writer.dirty
         for outbox, pace in shaped.items():
@@ -303,20 +304,20 @@ class Shaper:
                     kind = data_type_of(text)
                 if kind not in pace.types:
                     continue
-            direct = outbox.direct
+            wire = _wire(outbox)
             pending = outbox.pending
             if symbol in pending and not forced and pace.interval:
                 # A newer state for the one waiting: it replaces it, marked.
-                data = marked[direct]
+                data = marked[wire]
                 if data is None:
-                    data = marked[direct] = _encode(text, direct, conflated=True)
+                    data = marked[wire] = outbox.encode(add_fields(text, CONFLATED))
                 pending[symbol] = data
                 outbox.conflated += 1
                 replaced += 1
                 continue
-            data = plain[direct]
+            data = plain[wire]
             if data is None:
-                data = plain[direct] = _encode(text, direct, conflated=False)
+                data = plain[wire] = outbox.encode(text)
             if forced or not pace.interval:
                 if forced and outbox.stalled_since is None:
                     pending.pop(symbol, None)  # older than this one
@@ -372,11 +373,13 @@ class Shaper:
             self._wakeup.clear()
 
 
-def _encode(text: str, direct: bool, *, conflated: bool) -> str | bytes:
-    """``text`` (marked ``conflated``) as an outbox of this kind queues it (the
-    hub's plain path makes its frame the same way)."""
-    body = add_fields(text, CONFLATED) if conflated else text
-    return daphne_io.text_frame(body) if direct else body
+def _wire(outbox: Outbox) -> int:
+    """The outbox's encoding, as an index: 0 text (ASGI), 1 frame (direct
+    write), 2 deflated frame (permessage-deflate; one compressor per process,
+    so every such outbox gets the same bytes). ``Outbox.encode`` makes each."""
+    if outbox.deflate is not None:
+        return 2
+    return 1 if outbox.direct else 0
 
 
 def shape_subscription(
