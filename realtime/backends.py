@@ -300,7 +300,7 @@ class CurrentHub:
 
     def __init__(self, lookup: Callable[[], Any] | None = None) -> None:
         if lookup is None:
-            from realtime.fanout.hub import current_hub as lookup
+            from realtime.fanout.hubs import current_hub as lookup
         self._current_hub = lookup
 
     def deliver(self, update: Update) -> None:

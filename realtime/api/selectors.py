@@ -17,7 +17,7 @@ from typing import Any
 from rest_framework import status as http
 
 from realtime.backends import backends
-from realtime.fanout import hub
+from realtime.fanout import health
 from realtime.feed.state import to_cache_entry, utc_now_iso
 from realtime.feed.status import FeedStatus
 from realtime.stores import STORE_ERRORS
@@ -110,8 +110,8 @@ def _health_body(
 
 def fanout_failure() -> str | None:
     """Why this process's fan-out stopped delivering, or None while it works: a
-    hub task that died marks the process unhealthy (realtime/fanout/hub.py)."""
-    reason = hub.fanout_failure()
+    hub task that died marks the process unhealthy (realtime/fanout/health.py)."""
+    reason = health.fanout_failure()
     return str(reason) if reason else None
 
 

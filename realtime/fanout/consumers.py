@@ -23,7 +23,8 @@ from realtime.fanout import bars, daphne_io, subscribe_reads
 from realtime.fanout.auth import log_refused, site_user_active
 from realtime.fanout.catchup import stale_snapshot_pages
 from realtime.fanout.closecodes import CLOSE_MESSAGE_TOO_BIG
-from realtime.fanout.hub import FanoutHub, Outbox, get_hub
+from realtime.fanout.hub import FanoutHub, Outbox
+from realtime.fanout.hubs import get_hub
 from realtime.fanout.limits import RateLimiter, close_flooding
 from realtime.fanout.nodb import NoDatabaseJsonWebsocketConsumer
 from realtime.fanout.shaping import ShapingError, parse_shaping, shape_subscription

@@ -11,12 +11,14 @@ The hub keeps who receives what (registry, subscribe, delivery, the layer's
 messages) and the lifecycle. Each other job has its module beside it:
 ``outbox.py`` (the outboxes and their writer: flush, stall, 4009),
 ``recovery.py`` (subscribe holds, sequence guard), ``lease.py`` (lease, feed
-watch, slot refresh).
+watch, slot refresh), ``hubs.py`` (one hub per event loop), ``health.py`` (the
+failure flag /health reads).
 
 Every reach-in into daphne, Twisted and autobahn is in realtime/fanout/daphne_io.py,
 every one into channels-redis (batched receives) in realtime/layer_io.py.
 Each long-running task has a done-callback: a crash is logged and marks the
-process unhealthy (``fanout_failure()``, gauge ``fmpsite_fanout_healthy``).
+process unhealthy (health.py: ``fanout_failure()``, gauge
+``fmpsite_fanout_healthy``).
 """
 
 from __future__ import annotations
@@ -24,22 +26,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from channels.layers import get_channel_layer
 from django.conf import settings
-from prometheus_client import Gauge
 
 from realtime import layer_io, metrics
 from realtime.backends import backends
 from realtime.events import HUBS_GROUP, Update
 from realtime.fanout import daphne_io
 from realtime.fanout.gapfill import GapFiller
+from realtime.fanout.health import mark_failed
 from realtime.fanout.lease import LeaseKeeper
 from realtime.fanout.outbox import Outbox, OutboxWriter
 from realtime.fanout.recovery import SequenceGuard, SubscribeHolds
@@ -48,7 +46,7 @@ from realtime.fanout.slots import ConnectionSlots
 from realtime.feed.state import encode_upstream_refused
 from realtime.groups import price_group
 
-__all__ = ["FanoutHub", "Outbox", "close_hub", "current_hub", "get_hub"]
+__all__ = ["FanoutHub", "Outbox"]
 
 logger = logging.getLogger(__name__)
 # Seconds between attempts to reach the layer again after a receive failed. A
@@ -60,28 +58,6 @@ RECEIVE_RETRY = 0.25
 
 # Refusals are rare (one per refused stream or ticker); never an unbounded map.
 MAX_REMEMBERED_REFUSALS = 10_000
-
-FANOUT_HEALTHY = Gauge(
-    "fmpsite_fanout_healthy",
-    "1 while every fan-out hub task of this process runs; 0 once one crashed",
-)
-FANOUT_HEALTHY.set(1)
-_failure: str | None = None
-
-
-def fanout_failure() -> str | None:
-    """None while the fan-out is healthy; why not otherwise (for /health).
-
-    A hub task that dies stops delivery to every client of the process while the
-    sockets stay open; the process must then be reported unhealthy and replaced.
-    """
-    return _failure
-
-
-def _mark_failed(reason: str) -> None:
-    global _failure
-    _failure = reason
-    FANOUT_HEALTHY.set(0)
 
 
 class FanoutHub:
@@ -158,7 +134,7 @@ class FanoutHub:
             error,
             exc_info=error,
         )
-        _mark_failed(reason)
+        mark_failed(reason)
 
     async def aclose(self) -> None:
         """Release the lease, leave every group and stop.
@@ -512,46 +488,3 @@ class FanoutHub:
             await self.channel_layer.group_add(price_group(symbol), channel)
         self.lease.wake()
         logger.info("event=hub_registered owner=%s channel=%s", self.owner, channel)
-
-
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FanoutHub] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def current_hub() -> FanoutHub | None:
-    """The hub of the running event loop, if one was started."""
-    try:
-        return _hubs.get(asyncio.get_running_loop())
-    except RuntimeError:
-        return None
-
-
-def get_hub() -> FanoutHub:
-    """The hub of the running loop (one per server process), started on first use."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        owner = f"{socket.gethostname()}:{os.getpid()}:{id(loop):x}"
-        hub = FanoutHub(
-            get_channel_layer(), owner=owner, lease_ttl=settings.REALTIME_LEASE_TTL
-        )
-        _hubs[loop] = hub
-        hub.start()
-        if loop is daphne_io.server_loop():
-            daphne_io.on_server_shutdown(_shutdown_hub, bound=5.0)
-    return hub
-
-
-async def _shutdown_hub() -> None:
-    loop = asyncio.get_running_loop()
-    hub = _hubs.pop(loop, None)
-    if hub is not None:
-        await hub.shutdown()
-
-
-async def close_hub() -> None:
-    loop = asyncio.get_running_loop()
-    hub = _hubs.pop(loop, None)
-    if hub is not None:
-        await hub.aclose()

@@ -150,18 +150,18 @@ def test_store_failure_is_json_503_on_every_read(client, settings):
 
 
 def test_health_reports_a_fanout_failure_as_503(client, monkeypatch):
-    from realtime.fanout import hub
+    from realtime.fanout import health
 
     publish_status()
     assert client.get(f"{API}/health").status_code == 200
     monkeypatch.setattr(
-        hub, "fanout_failure", lambda: "flush task died: KeyError", raising=False
+        health, "fanout_failure", lambda: "flush task died: KeyError", raising=False
     )
     response = client.get(f"{API}/health")
     assert response.status_code == 503
     assert response.json()["fanout_error"] == "flush task died: KeyError"
     assert response.json()["status"] == "connected"
-    monkeypatch.setattr(hub, "fanout_failure", lambda: None, raising=False)
+    monkeypatch.setattr(health, "fanout_failure", lambda: None, raising=False)
     assert client.get(f"{API}/health").status_code == 200
 
 

@@ -11,7 +11,7 @@ from channels.testing import WebsocketCommunicator
 
 from fmpsite.asgi import application
 from realtime.backends import backends
-from realtime.fanout.hub import close_hub, current_hub
+from realtime.fanout.hubs import close_hub, current_hub
 from realtime.feed.state import encode_price_update, merge_tick
 from realtime.upstream.protocol import Tick
 from tests.factories import update

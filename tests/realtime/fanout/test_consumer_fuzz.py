@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fmpsite.asgi import application
-from realtime.fanout.hub import close_hub
+from realtime.fanout.hubs import close_hub
 
 DOCUMENTED_TYPES = {
     "subscription",

@@ -13,7 +13,7 @@ import redis
 
 from realtime.events import Update
 from realtime.fanout.gapfill import GapFiller
-from realtime.fanout.hub import close_hub, get_hub
+from realtime.fanout.hubs import close_hub, get_hub
 from realtime.fanout.recovery import SequenceGuard
 from realtime.feed.history import RedisHistory
 from tests.factories import update

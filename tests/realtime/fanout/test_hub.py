@@ -7,16 +7,12 @@ import time
 from types import SimpleNamespace
 
 from realtime.events import Update
-from realtime.fanout import hub as hub_module
+from realtime.fanout import health
 from realtime.fanout.closecodes import CLOSE_STALLED
 from realtime.fanout.daphne_io import text_frame
-from realtime.fanout.hub import (
-    FANOUT_HEALTHY,
-    Outbox,
-    close_hub,
-    fanout_failure,
-    get_hub,
-)
+from realtime.fanout.health import FANOUT_HEALTHY, fanout_failure
+from realtime.fanout.hub import Outbox
+from realtime.fanout.hubs import close_hub, get_hub
 from realtime.fanout.outbox import MAX_HELD_REPLIES
 from realtime.fanout.recovery import SequenceGuard
 from tests.factories import update
@@ -137,7 +133,7 @@ async def test_snapshots_of_a_stalled_client_conflate_like_updates():
 
 
 async def test_a_crashed_hub_task_marks_the_process_unhealthy(monkeypatch):
-    monkeypatch.setattr(hub_module, "_failure", None)
+    monkeypatch.setattr(health, "_failure", None)
     hub = get_hub()
     try:
         assert fanout_failure() is None

@@ -10,7 +10,8 @@ import time
 import orjson
 import pytest
 
-from realtime.fanout.hub import Outbox, close_hub, get_hub
+from realtime.fanout.hub import Outbox
+from realtime.fanout.hubs import close_hub, get_hub
 from realtime.fanout.shaping import (
     MIN_MAX_RATE,
     PACE_TICK,

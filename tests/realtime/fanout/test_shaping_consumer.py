@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from realtime.fanout.hub import close_hub, current_hub
+from realtime.fanout.hubs import close_hub, current_hub
 from realtime.feed.state import encode_price_update
 from tests.factories import update
 from tests.realtime.fanout.test_consumer import (

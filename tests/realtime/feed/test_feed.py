@@ -15,7 +15,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from realtime.events import Update
-from realtime.fanout.hub import close_hub
+from realtime.fanout.hubs import close_hub
 from realtime.feed.broker import InMemoryBroker
 from realtime.feed.cache import InProcessTickCache
 from realtime.feed.history import InMemoryHistory
