@@ -9,7 +9,8 @@ the first error must surface instead of being lost in a cancelled sibling.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any
 
 
 async def until_first_done(tasks: Sequence[asyncio.Task]) -> None:
@@ -24,3 +25,18 @@ async def cancel_all(tasks: Sequence[asyncio.Task]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def start_watched(
+    loops: Mapping[str, Coroutine[Any, Any, None]],
+    on_done: Callable[[asyncio.Task[None]], Any],
+) -> list[asyncio.Task[None]]:
+    """Start each named loop as a task; ``on_done`` hears when any of them ends.
+
+    The hub's parts (writer, pacing, lease) run loops that must never end while
+    the hub lives: the hub's ``on_done`` turns an early end into a loud failure.
+    """
+    tasks = [asyncio.create_task(loop, name=name) for name, loop in loops.items()]
+    for task in tasks:
+        task.add_done_callback(on_done)
+    return tasks

@@ -22,6 +22,7 @@ from realtime import metrics
 from realtime.backends import backends
 from realtime.events import FEED_CHANNEL, LeaseEvent, UpstreamState
 from realtime.feed.state import encode_upstream_status
+from realtime.tasks import cancel_all, start_watched
 
 if TYPE_CHECKING:
     from realtime.fanout.hub import FanoutHub
@@ -38,20 +39,17 @@ class LeaseKeeper:
     def __init__(self, hub: FanoutHub) -> None:
         self.hub = hub
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         # Scaled mode: the feed leader's status went stale (``_watch_feed``).
         self.feed_stale = False
 
     def start(self, on_done: Callable[[asyncio.Task[None]], Any]) -> None:
         """Start the lease task; ``on_done`` hears if it ends."""
-        self._task = asyncio.create_task(self._lease_loop(), name="hub-lease")
-        self._task.add_done_callback(on_done)
+        self._tasks = start_watched({"hub-lease": self._lease_loop()}, on_done)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel_all(self._tasks)
+        self._tasks = []
 
     def wake(self) -> None:
         """The symbols or clients changed (or the feed asked): send the lease now."""

@@ -28,6 +28,7 @@ from django.conf import settings
 from realtime import metrics
 from realtime.fanout import daphne_io, deflate
 from realtime.fanout.closecodes import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_STALLED
+from realtime.tasks import cancel_all, start_watched
 
 logger = logging.getLogger(__name__)
 
@@ -279,17 +280,11 @@ class OutboxWriter:
 
     def start(self, on_done: Callable[[asyncio.Task[None]], Any]) -> None:
         """Start the flush and stall tasks; ``on_done`` hears if one ends."""
-        self._tasks = [
-            asyncio.create_task(self._flush_loop(), name="hub-flush"),
-            asyncio.create_task(self._stall_loop(), name="hub-stalls"),
-        ]
-        for task in self._tasks:
-            task.add_done_callback(on_done)
+        loops = {"hub-flush": self._flush_loop(), "hub-stalls": self._stall_loop()}
+        self._tasks = start_watched(loops, on_done)
 
     async def aclose(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         self._tasks = []
 
     def wake(self, outbox: Outbox) -> None:

@@ -34,6 +34,7 @@ from realtime.events import Update
 from realtime.fanout.outbox import Outbox, OutboxWriter
 from realtime.fanout.recovery import SubscribeHolds
 from realtime.feed.state import add_fields
+from realtime.tasks import cancel_all, start_watched
 
 # Seconds between the pacing task's releases: a capped update waits at most this
 # much past its due time (the "flush interval" of docs/protocol.md's cap).
@@ -195,18 +196,15 @@ class Shaper:
         self._due: list[tuple[float, int, Outbox, str]] = []
         self._order = itertools.count()
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle -----------------------------------------------------------------
     def start(self, on_done: Callable[[asyncio.Task[None]], Any]) -> None:
-        self._task = asyncio.create_task(self._pace_loop(), name="hub-pace")
-        self._task.add_done_callback(on_done)
+        self._tasks = start_watched({"hub-pace": self._pace_loop()}, on_done)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel_all(self._tasks)
+        self._tasks = []
 
     # --- bookkeeping ---------------------------------------------------------------
     def set(
