@@ -9,24 +9,14 @@ from django.forms import ModelForm
 from django.http import HttpRequest
 
 from realtime.alerts.models import AlertEvent, PriceAlert
-from realtime.alerts.services import feed_notify_alerts_changed
+from realtime.alerts.services import RULE_FIELDS, feed_notify_alerts_changed
 
 
 @admin.register(PriceAlert)
 class PriceAlertAdmin(admin.ModelAdmin):
     """Alerts edited here are reloaded by the feed at once, as REST's are."""
 
-    list_display = [
-        "id",
-        "owner",
-        "symbol",
-        "condition",
-        "threshold",
-        "frequency",
-        "hysteresis",
-        "active",
-        "updated_at",
-    ]
+    list_display = ["id", "owner", *RULE_FIELDS, "active", "updated_at"]
     list_select_related = ["owner"]
     list_filter = ["active", "condition", "frequency", "created_at"]
     search_fields = ["symbol", "owner__username", "note"]

@@ -35,16 +35,9 @@ from realtime.symbols import normalize_symbol
 logger = logging.getLogger(__name__)
 
 PCT_CONDITIONS = (PCT_ABOVE, PCT_BELOW)
-EDITABLE = (
-    "symbol",
-    "condition",
-    "threshold",
-    "frequency",
-    "hysteresis",
-    "active",
-    "note",
-    "webhook_url",
-)
+# What decides when an alert fires; the admin lists these columns too.
+RULE_FIELDS = ("symbol", "condition", "threshold", "frequency", "hysteresis")
+EDITABLE = (*RULE_FIELDS, "active", "note", "webhook_url")
 
 
 class AlertInvalid(ValueError):

@@ -19,16 +19,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from realtime.api import schema
 from realtime.api.history import HistoryUnavailable, _int_param
 from realtime.api.permissions import CanReadRealtime
-from realtime.api.schema import (
-    READ_ERRORS,
-    SYMBOL_PATH_PARAMETER,
-    TAGS,
-    detail_400,
-    detail_response,
-    integer_query,
-)
 from realtime.api.serializers import parse_rest_symbol
 from realtime.backends import backends
 from realtime.bars.keys import parse_intervals, stream_key
@@ -57,7 +50,7 @@ bars_schema = extend_schema(
     operation_id="realtime_bars_retrieve",
     summary="Recent OHLCV bars of one symbol and interval, oldest first",
     parameters=[
-        SYMBOL_PATH_PARAMETER,
+        schema.SYMBOL_PATH_PARAMETER,
         OpenApiParameter(
             "interval",
             {"type": "string", "enum": list(parse_intervals(_INTERVALS)) or ["1m"]},
@@ -65,27 +58,29 @@ bars_schema = extend_schema(
             required=True,
             description="One of REALTIME_BAR_INTERVALS, e.g. 1m.",
         ),
-        integer_query(
+        schema.integer_query(
             "limit",
             1,
             BARS_LIMIT_MAX,
             f"Newest bars kept, default {BARS_LIMIT_DEFAULT}.",
         ),
-        integer_query("start", 0, MS_MAX, "Only windows starting at or after (ms)."),
-        integer_query("end", 0, MS_MAX, "Only windows starting before (ms)."),
+        schema.integer_query(
+            "start", 0, MS_MAX, "Only windows starting at or after (ms)."
+        ),
+        schema.integer_query("end", 0, MS_MAX, "Only windows starting before (ms)."),
     ],
     responses={
         200: BarsSerializer,
-        400: detail_400("Unknown interval '7x'"),
-        404: detail_response(
+        400: schema.detail_400("Unknown interval '7x'"),
+        404: schema.detail_response(
             404,
             "No bar yet, or bars are off on this server.",
             "No bars",
             "No bars for AAPL@1m",
         ),
-        **READ_ERRORS,
+        **schema.READ_ERRORS,
     },
-    tags=TAGS,
+    tags=schema.TAGS,
 )
 
 
