@@ -108,26 +108,31 @@ def _run(target: str, clients: int, webs: int | None, **fields: Any) -> dict:
     }
 
 
-def _web_procs_results() -> dict:
-    two = _run(
+def _scaled(webs: int, saturation: float, steps: list[dict]) -> dict:
+    return _run(
         "fmpsite-scaled",
         1000,
-        2,
-        saturation_msgs_per_s=200_000.0,
+        webs,
+        saturation_msgs_per_s=saturation,
         saturated=True,
-        steps=[
+        steps=steps,
+    )
+
+
+def _web_procs_results() -> dict:
+    two = _scaled(
+        2,
+        200_000.0,
+        [
             _step(1000, 1.0, 0.04, 0.01),  # 50 µs/msg
             _step(128_000, 1.0, 1.0, 0.28),  # 10 µs/msg
             _step(256_000, 0.78, 1.5, 0.06),
         ],
     )
-    four = _run(
-        "fmpsite-scaled",
-        1000,
+    four = _scaled(
         4,
-        saturation_msgs_per_s=210_000.0,
-        saturated=True,
-        steps=[
+        210_000.0,
+        [
             _step(1000, 1.0, 0.05, 0.01),  # 60 µs/msg
             _step(128_000, 1.0, 1.1, 0.308),  # 11 µs/msg
             _step(256_000, 0.82, 1.6, 0.08),
