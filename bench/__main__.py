@@ -1,8 +1,11 @@
 """``python -m bench [--quick] [--scenario connections]``: run a benchmark.
 
-The throughput scenario (default) prints its summary line last; the connection
-ladder (``--scenario connections``, bench/connections.py) prints one line per
-step. See docs/benchmarks.md for the scenarios and how to read the numbers.
+The throughput scenario (default) prints its summary line last; with
+``--web-procs 2,4`` or ``--clients 1000,10000`` (bench/variants.py) it runs the
+targets once per value and prints the comparison (bench/compare.py) before it.
+The connection ladder (``--scenario connections``, bench/connections.py) prints
+one line per step. See docs/benchmarks.md for the scenarios and how to read the
+numbers.
 """
 
 from __future__ import annotations
@@ -15,15 +18,16 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import compare, report
 from bench.connections import Ladder, climb
 from bench.procs import ROOT, Proc, raise_nofile
 from bench.runner import Scenario, host_info, redis_pid, run_target
 from bench.targets import build
+from bench.variants import DEFAULT_WEBS, parse_counts, plan
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -52,7 +56,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--max-offered", type=float, help="throughput: the ramp's top")
     p.add_argument("--targets", help="comma-separated subset of the targets")
-    p.add_argument("--clients", type=int)
+    p.add_argument(
+        "--clients",
+        help="throughput: clients; a list (1000,10000) runs every target once per "
+        "count and compares them",
+    )
+    p.add_argument(
+        "--web-procs",
+        help="throughput: the scaled target's daphne web processes (default 2); a "
+        "list (2,4) runs it once per value and compares them",
+    )
     p.add_argument("--symbols", type=int)
     p.add_argument("--per-client", type=int)
     p.add_argument("--client-procs", type=int)
@@ -85,7 +98,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def scenario(args: argparse.Namespace) -> Scenario:
     sc = Scenario.quick() if args.quick else Scenario()
     for name in (
-        "clients",
         "symbols",
         "per_client",
         "client_procs",
@@ -96,9 +108,22 @@ def scenario(args: argparse.Namespace) -> Scenario:
         value = getattr(args, name)
         if value is not None:
             setattr(sc, name, value)
+    if args.clients:
+        sc.clients = client_counts(args, sc)[0]
     if args.targets:
         sc.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     return sc
+
+
+def client_counts(args: argparse.Namespace, sc: Scenario) -> list[int]:
+    """``--clients``' counts in ascending order (the scenario's one without it)."""
+    if not args.clients:
+        return [sc.clients]
+    return parse_counts(args.clients, "--clients")
+
+
+def web_procs(args: argparse.Namespace) -> list[int] | None:
+    return parse_counts(args.web_procs, "--web-procs") if args.web_procs else None
 
 
 def server_env(args: argparse.Namespace) -> dict[str, str]:
@@ -183,14 +208,39 @@ async def run(
     quick: bool,
     root: Path | None,
     server_env: dict[str, str] | None = None,
+    clients: list[int] | None = None,
+    webs: list[int] | None = None,
 ) -> dict:
+    """Every run of ``plan()``: per target, per client count, per number of web
+    processes, each on a fresh simulator and fresh server processes."""
     t0 = time.monotonic()
-    results = results_header(quick, root, server_env, scenario=asdict(sc))
+    clients = clients or [sc.clients]
+    results = results_header(
+        quick,
+        root,
+        server_env,
+        scenario=asdict(sc),
+        clients=clients,
+        web_procs=webs,
+        nofile=list(raise_nofile()),
+    )
     rpid = redis_pid()
-    for target in build(sc.targets, log_dir, root or ROOT, server_env):
+    for run_ in plan(sc.targets, clients, webs):
+        (target,) = build(
+            [run_.target],
+            log_dir,
+            root or ROOT,
+            server_env,
+            webs=run_.webs or DEFAULT_WEBS,
+        )
+        target.label = run_.label(target.label)
         print(f"== {target.label}", flush=True)
-        results["targets"][target.name] = await run_target(sc, target, log_dir, rpid)
-        results["simulator"] = results["targets"][target.name].get("simulator")
+        result = await run_target(
+            replace(sc, clients=run_.clients), target, log_dir, rpid
+        )
+        result |= {"target": run_.target, "web_procs": run_.webs}
+        results["targets"][run_.name] = result
+        results["simulator"] = result.get("simulator")
     results["secs"] = round(time.monotonic() - t0, 1)
     return results
 
@@ -205,21 +255,39 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenario == "connections":
         return main_ladder(args, log_dir)
     sc = scenario(args)
+    clients, webs = client_counts(args, sc), web_procs(args)
+    plan(sc.targets, clients, webs)  # a bad combination fails before any start
     try:
         results = asyncio.run(
-            run(sc, log_dir, args.quick, args.fmpsite_root, server_env(args))
+            run(
+                sc,
+                log_dir,
+                args.quick,
+                args.fmpsite_root,
+                server_env(args),
+                clients,
+                webs,
+            )
         )
     finally:
         stop_and_clean(args, log_dir)
     results["summary"] = report.summary(results)
     results["summary_line"] = report.summary_line(results["summary"])
+    results["comparisons"] = compare.comparisons(results)
     path = report.write_json(results)
     print(f"results: {path.relative_to(report.ROOT)}")
-    docs = (not args.quick) if args.docs is None else args.docs
+    # A comparison run is not the page's reference run: it writes the page only
+    # when asked to.
+    comparing = len(clients) > 1 or webs is not None
+    docs = (not args.quick and not comparing) if args.docs is None else args.docs
     if docs:
         report.update_docs(results)
         print(f"updated {report.DOCS.relative_to(report.ROOT)} and {report.PLOT.name}")
+    elif comparing and args.docs is None and not args.quick:
+        print("docs not updated (a comparison run: --docs writes them)")
     print(f"total {results['secs']:.0f} s")
+    if results["comparisons"]:
+        print(compare.text(results["comparisons"]))
     print(results["summary_line"], flush=True)
     return 0
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from bench.procs import rss_bytes, sockstat
 from bench.runner import (
+    CONNS_PER_CLIENT_PROC,
     ClientPool,
     Scenario,
     Simulator,
@@ -43,13 +44,12 @@ from bench.runner import (
     measure_step,
     record_failure,
     show,
+    source_address,
     stop_run,
     wait_flowing,
     warm_up,
 )
 from bench.targets import Fmpsite
-
-CONNS_PER_CLIENT_PROC = 4000  # well under the 20,000 open files per process
 
 
 @dataclass
@@ -108,7 +108,7 @@ class Ladder:
         )
 
     def source(self, i: int) -> str:
-        return f"127.0.0.{2 + i % self.sources}"
+        return source_address(i, self.sources)
 
 
 def _rss(pids: list[int]) -> int:

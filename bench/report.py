@@ -10,7 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import compare
 from bench.procs import ROOT
+from bench.runner import CONNS_PER_CLIENT_PROC
 
 RESULTS_DIR = ROOT / "bench" / "results"
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -20,18 +22,31 @@ END = "<!-- END bench results -->"
 NAIVE = ("naive-inmemory", "naive-redis")
 
 
-def summary(results: dict[str, Any]) -> dict[str, float | None]:
+def primary(results: dict[str, Any], target: str) -> dict[str, Any] | None:
+    """The run of ``target`` the summary line reports: the one of that name, or
+    (``--web-procs``/``--clients`` lists, bench/variants.py) the first run of the
+    target, which has the smallest client count and web processes."""
     targets = results["targets"]
+    if target in targets:
+        return targets[target]
+    return next((t for t in targets.values() if t.get("target") == target), None)
 
+
+def summary(results: dict[str, Any]) -> dict[str, Any]:
     def sat(name: str) -> float | None:
-        t = targets.get(name)
+        t = primary(results, name)
         return t.get("saturation_msgs_per_s") if t and t.get("ok") else None
 
     fmpsite, plain = sat("fmpsite-embedded"), sat("plain")
     naive_values = [v for v in (sat(n) for n in NAIVE) if v is not None]
     naive = max(naive_values) if naive_values else None
-    half = (targets.get("fmpsite-embedded") or {}).get("half_load") or {}
+    half = (primary(results, "fmpsite-embedded") or {}).get("half_load") or {}
     floor = results.get("scenario", {}).get("share_floor", 0.95)
+    scaled_cpu_ratio, _ = compare.cpu_ratio(
+        primary(results, "fmpsite-embedded"),
+        primary(results, "fmpsite-scaled"),
+        floor,
+    )
     return {
         "fmpsite": fmpsite,
         "plain": plain,
@@ -40,58 +55,26 @@ def summary(results: dict[str, Any]) -> dict[str, float | None]:
         "ratio_naive": fmpsite / naive if fmpsite and naive else None,
         "p99_ms": half.get("p99_ms"),
         "scaled": sat("fmpsite-scaled"),
-        "scaled_cpu_ratio": scaled_cpu_ratio(
-            targets.get("fmpsite-embedded"), targets.get("fmpsite-scaled"), floor
-        ),
+        # Scaled CPU per message / embedded's, at the same offered load (the
+        # highest both delivered in full): bench/compare.py, ``cpu_ratio``.
+        "scaled_cpu_ratio": scaled_cpu_ratio,
+        "comparisons": compare.summary_tokens(compare.comparisons(results)),
     }
 
 
-def cpu_per_message(step: dict[str, Any]) -> float | None:
-    """Server CPU seconds per delivered message, Redis's CPU included (scaled
-    mode's server is its web processes, the feed worker and redis-server)."""
-    delivered = step.get("delivered") or 0.0
-    if delivered <= 0:
-        return None
-    cores = step.get("server_cpu_util", 0.0) + (step.get("redis_cpu_util") or 0.0)
-    return cores / delivered
-
-
-def scaled_cpu_ratio(
-    embedded: dict[str, Any] | None, scaled: dict[str, Any] | None, floor: float
-) -> float | None:
-    """Scaled CPU per message / embedded CPU per message, at the same offered load.
-
-    Per-message cost falls as batches fill, so both are read at one load: the
-    highest offered rate both delivered in full (share >= ``floor``); failing
-    that, the lowest rate both ran.
-    """
-    if not (embedded and embedded.get("ok") and scaled and scaled.get("ok")):
-        return None
-    e_steps = {round(s["offered"]): s for s in embedded.get("steps", [])}
-    s_steps = {round(s["offered"]): s for s in scaled.get("steps", [])}
-    common = sorted(set(e_steps) & set(s_steps))
-    if not common:
-        return None
-    full = [
-        o
-        for o in common
-        if e_steps[o]["share"] >= floor and s_steps[o]["share"] >= floor
-    ]
-    at = full[-1] if full else common[0]
-    e, s = cpu_per_message(e_steps[at]), cpu_per_message(s_steps[at])
-    return s / e if e and s else None
-
-
-def summary_line(s: dict[str, float | None]) -> str:
+def summary_line(s: dict[str, Any]) -> str:
     def n(v: float | None, fmt: str) -> str:
         return "nan" if v is None else format(v, fmt)
 
-    return (
-        f"fmpsite={n(s['fmpsite'], '.0f')} plain={n(s['plain'], '.0f')} "
-        f"naive={n(s['naive'], '.0f')} ratio_plain={n(s['ratio_plain'], '.2f')} "
-        f"ratio_naive={n(s['ratio_naive'], '.1f')} p99_ms={n(s['p99_ms'], 'g')} "
-        f"scaled={n(s.get('scaled'), '.0f')} "
-        f"scaled_cpu_ratio={n(s.get('scaled_cpu_ratio'), '.2f')}"
+    return " ".join(
+        [
+            f"fmpsite={n(s['fmpsite'], '.0f')} plain={n(s['plain'], '.0f')} "
+            f"naive={n(s['naive'], '.0f')} ratio_plain={n(s['ratio_plain'], '.2f')} "
+            f"ratio_naive={n(s['ratio_naive'], '.1f')} p99_ms={n(s['p99_ms'], 'g')} "
+            f"scaled={n(s.get('scaled'), '.0f')} "
+            f"scaled_cpu_ratio={n(s.get('scaled_cpu_ratio'), '.2f')}",
+            *s.get("comparisons", []),
+        ]
     )
 
 
@@ -136,6 +119,20 @@ def _ended(target: dict[str, Any], sc: dict[str, Any]) -> str:
     return f"share < {sc['share_floor']:.0%}" if saturated else "harness top"
 
 
+def clients_text(results: dict[str, Any]) -> str:
+    """``1000 clients``, or ``1000 / 10000 clients (one run per count)`` for a
+    ``--clients`` list."""
+    counts = results.get("clients") or [results["scenario"]["clients"]]
+    per = " (one run per count)" if len(counts) > 1 else ""
+    return f"{' / '.join(str(c) for c in counts)} clients{per}"
+
+
+def subscribers_text(results: dict[str, Any]) -> str:
+    sc = results["scenario"]
+    counts = results.get("clients") or [sc["clients"]]
+    return " / ".join(f"{c * sc['per_client'] / sc['symbols']:.0f}" for c in counts)
+
+
 def markdown(results: dict[str, Any], plot_name: str | None) -> str:
     sc = results["scenario"]
     s = results["summary"]
@@ -145,9 +142,10 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         f"Run of {results['started_at']} on {results['host']['cpus']} CPUs "
         f"({results['host']['cpu_model'] or 'unknown CPU'}), Python "
         f"{results['host']['python']}; {sc['symbols']} symbols, "
-        f"{sc['clients']} clients x {sc['per_client']} symbols "
-        f"({sc['clients'] * sc['per_client'] / sc['symbols']:.0f} subscribers per "
-        f"symbol), {sc['client_procs']} load-client processes, "
+        f"{clients_text(results)} x {sc['per_client']} symbols "
+        f"({subscribers_text(results)} subscribers per symbol), "
+        f"{sc['client_procs']} or more load-client processes (at most "
+        f"{CONNS_PER_CLIENT_PROC:,} connections each), "
         f"{sc['step_secs']:g} s per point; total run time {results['secs']:.0f} s; "
         f"simulator `{results.get('simulator', '?')}`.",
         "",
@@ -223,6 +221,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                 f"| {st['sim_cpu_util']:.2f} "
                 f"| {_f(st['redis_cpu_util'], '.2f')} |"
             )
+    lines += compare.markdown(compare.comparisons(results))
     if plot_name:
         lines += [
             "",
@@ -379,7 +378,7 @@ def plot(results: dict[str, Any], path: Path) -> bool:
     ax1.legend(fontsize=8)
     sc = results["scenario"]
     fig.suptitle(
-        f"fmpsite benchmark: {sc['clients']} clients x {sc['per_client']} of "
+        f"fmpsite benchmark: {clients_text(results)} x {sc['per_client']} of "
         f"{sc['symbols']} symbols, {results['host']['cpus']} CPUs, "
         f"{results['started_at']}"
     )

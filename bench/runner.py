@@ -8,9 +8,10 @@ Per target:
    offered msgs/s = R x average subscribers per symbol, delivered msgs/s counted by
    the clients, latency = client receipt - the tick's own timestamp, and the CPU
    seconds of server, client, simulator (and Redis) processes from /proc.
-   R doubles until the delivered share drops below ``share_floor`` (the true
-   ceiling: ``max_offered`` is far above what 2 cores deliver, so the ramp ends
-   there, not at the harness's top; a step whose p99 exceeds ``p99_limit_ms`` is
+   R starts at ``Scenario.first_offered`` and doubles until the delivered share
+   drops below ``share_floor`` (the true ceiling: ``max_offered`` is far above
+   what 2 cores deliver, so the ramp ends there, not at the harness's top; a
+   step whose p99 exceeds ``p99_limit_ms`` is
    followed by a drain, so its backlog does not count in the next one); then
    ``bisect`` steps between the last delivering and the first short step;
 4. fmpsite embedded only: one more step at half its saturation throughput (the
@@ -36,6 +37,14 @@ from bench.procs import Proc, base_env, cpu_seconds, python, rss_bytes
 from bench.targets import REDIS_URL, Target
 
 HALF_LOAD_TARGET = "fmpsite-embedded"
+CONNS_PER_CLIENT_PROC = 4000  # well under the 20,000 open files per process
+
+
+def source_address(i: int, sources: int) -> str:
+    """The loopback source address of connection ``i``: 127.0.0.2 onwards, each
+    with its own ~28k ephemeral ports, so thousands of connections (and the
+    TIME_WAIT sockets of the runs before) never run a single address out."""
+    return f"127.0.0.{2 + i % sources}"
 
 
 @dataclass
@@ -50,6 +59,7 @@ class Scenario:
     # server's and the kernel's buffers: 30 s did not clear it (issue 26's run).
     drain_secs: float = 120.0
     pause_secs: float = 1.0  # lets RSS settle around connect/subscribe
+    sources: int = 8  # loopback source addresses the connections come from
     start_offered: float = 1000.0
     factor: float = 2.0
     max_offered: float = 6_400_000.0
@@ -57,6 +67,8 @@ class Scenario:
     down_steps: int = 3
     max_steps: int = 24
     share_floor: float = 0.90
+    # Ticks the simulator sends in one step, at least (see first_offered).
+    min_ticks_per_step: float = 50.0
     p99_limit_ms: float = 500.0
     targets: list[str] = field(
         default_factory=lambda: [
@@ -97,6 +109,27 @@ class Scenario:
 
     def subscribers_per_symbol(self) -> float:
         return self.clients * self.per_client / self.symbols
+
+    def first_offered(self) -> float:
+        """The ramp's first offered load: ``start_offered``, or the first load of
+        its grid (``start_offered`` x ``factor``^k) at which a step counts at least
+        ``min_ticks_per_step`` ticks. At 10,000 clients one tick reaches 1,000 of
+        them, so 1,000 msgs/s offered is one tick a second, and a step of ten
+        ticks would read +-10 % share from counting alone. Staying on the grid
+        keeps the offered loads of runs with other client counts comparable."""
+        offered = self.start_offered
+        subs = self.subscribers_per_symbol()
+        while (
+            offered / subs * self.step_secs < self.min_ticks_per_step
+            and offered * self.factor <= self.max_offered
+        ):
+            offered *= self.factor
+        return offered
+
+    def load_client_procs(self) -> int:
+        """``client_procs``, or more when the clients would not fit: at most
+        ``CONNS_PER_CLIENT_PROC`` connections per load-client process."""
+        return max(self.client_procs, math.ceil(self.clients / CONNS_PER_CLIENT_PROC))
 
 
 # --- child processes driven over pipes -------------------------------------------
@@ -446,8 +479,16 @@ async def run_target(
 ) -> dict[str, Any]:
     t_start = time.monotonic()
     sim = await Simulator.start(log_dir, seed=7)
-    pool = ClientPool(log_dir, sc.client_procs)
-    result: dict[str, Any] = {"label": target.label, "simulator": sim.impl}
+    pool = ClientPool(log_dir, sc.load_client_procs())
+    result: dict[str, Any] = {
+        "label": target.label,
+        "simulator": sim.impl,
+        "clients": sc.clients,
+        "client_procs": pool.n,
+        "subscribers_per_symbol": sc.subscribers_per_symbol(),
+        "cpu_counted": target.cpu_counted(),
+    }
+    print(f"  server CPU counted: {result['cpu_counted']}", flush=True)
     try:
         target.start(sim.url, sc.symbol_names())
         await pool.start()
@@ -458,12 +499,17 @@ async def run_target(
         assignments = sc.assignments()
         urls = target.urls
         specs = [
-            {"url": urls[i % len(urls)], "symbols": s}
+            {
+                "url": urls[i % len(urls)],
+                "symbols": s,
+                "local": source_address(i, sc.sources),
+            }
             for i, s in enumerate(assignments)
         ]
         conn = await pool.connect(specs)
         print(
-            f"  connected {conn['connected']}/{sc.clients} in {conn['secs']:.1f}s"
+            f"  connected {conn['connected']}/{sc.clients} in {conn['secs']:.1f}s "
+            f"from {pool.n} load-client processes, {sc.sources} source addresses"
             + (f" failures: {conn['failures']}" if conn["failed"] else ""),
             flush=True,
         )
@@ -503,7 +549,7 @@ async def run_target(
 
         steps: list[Step] = []
         backlog = False  # the last drain gave up
-        offered = sc.start_offered
+        offered = sc.first_offered()
         good: Step | None = None
         bad: Step | None = None
         while len(steps) < sc.max_steps and offered <= sc.max_offered:

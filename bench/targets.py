@@ -44,6 +44,15 @@ class Target:
     def web_pids(self) -> list[int]:
         return [p.pid for p in self.web]
 
+    def cpu_counted(self) -> str:
+        """Which processes a step's server CPU sums (``server_pids``, plus
+        redis-server where ``uses_redis``), said in the run's output."""
+        return self.label + (
+            " + redis-server (the machine's shared one: other users' load counts)"
+            if self.uses_redis
+            else ""
+        )
+
     def start(self, sim_url: str, symbols: list[str]) -> None:
         raise NotImplementedError
 
@@ -120,7 +129,8 @@ class Naive(Target):
 
 
 class Fmpsite(Target):
-    """The product: embedded (one daphne) or scaled (2 daphne + 1 feed worker)."""
+    """The product: embedded (one daphne) or scaled (``webs`` daphne, default 2,
+    + 1 feed worker)."""
 
     def __init__(
         self,
@@ -145,6 +155,14 @@ class Fmpsite(Target):
         )
         self.prefix = f"bench-fmpsite-{uuid.uuid4().hex[:8]}"
         self.db_dir = Path(tempfile.mkdtemp(prefix="fmpsite-bench-db-"))
+
+    def cpu_counted(self) -> str:
+        if not self.scaled:
+            return "1 daphne (feed in-process)"
+        return (
+            f"{self.webs} daphne web processes + 1 feed worker + redis-server (the "
+            "machine's shared one: other users' load counts)"
+        )
 
     def env(self, sim_url: str) -> dict[str, str]:
         env = base_env(
@@ -210,14 +228,17 @@ def build(
     log_dir: Path,
     fmpsite_root: Path = ROOT,
     server_env: dict[str, str] | None = None,
+    *,
+    webs: int = 2,
 ) -> list[Target]:
-    """The targets ``names``; ``server_env`` is added to fmpsite's environment."""
+    """The targets ``names``; ``server_env`` is added to fmpsite's environment,
+    ``webs`` is the scaled target's number of daphne web processes."""
     factories = {
         "fmpsite-embedded": lambda: Fmpsite(
             log_dir, scaled=False, root=fmpsite_root, extra_env=server_env
         ),
         "fmpsite-scaled": lambda: Fmpsite(
-            log_dir, scaled=True, root=fmpsite_root, extra_env=server_env
+            log_dir, scaled=True, webs=webs, root=fmpsite_root, extra_env=server_env
         ),
         "plain": lambda: Plain(log_dir),
         "naive-inmemory": lambda: Naive(log_dir, redis=False),
