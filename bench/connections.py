@@ -42,10 +42,9 @@ from bench.runner import (
     Simulator,
     drain,
     measure_step,
-    record_failure,
+    recorded,
     show,
     source_address,
-    stop_run,
     wait_flowing,
     warm_up,
 )
@@ -130,7 +129,7 @@ async def climb(
         "simulator": sim.impl,
         "steps": [],
     }
-    try:
+    async with recorded(result, pool=pool, target=target, sim=sim, started=t_start):
         names = ladder.scenario(1).symbol_names()
         target.start(sim.url, names)
         await pool.start()
@@ -224,10 +223,4 @@ async def climb(
                     **asdict(step),
                 }
             )
-        result["ok"] = True
-    except Exception as exc:
-        record_failure(result, exc, target)
-    finally:
-        await stop_run(pool, target, sim)
-    result["secs"] = round(time.monotonic() - t_start, 1)
     return result

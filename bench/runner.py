@@ -24,11 +24,13 @@ says whether a step fell below the floor (else the ramp ran out of steps first).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
 import platform
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -489,7 +491,7 @@ async def run_target(
         "cpu_counted": target.cpu_counted(),
     }
     print(f"  server CPU counted: {result['cpu_counted']}", flush=True)
-    try:
+    async with recorded(result, pool=pool, target=target, sim=sim, started=t_start):
         target.start(sim.url, sc.symbol_names())
         await pool.start()
         await warm_up(target.urls, sc.symbol_names())
@@ -625,13 +627,23 @@ async def run_target(
             show(half)
             result["half_load"] = asdict(half)
         result["steps"] = [asdict(s) for s in sorted(steps, key=lambda s: s.offered)]
+    return result
+
+
+@contextlib.asynccontextmanager
+async def recorded(
+    result: dict, *, pool: Any, target: Any, sim: Any, started: float
+) -> AsyncIterator[None]:
+    """One target's run: ``ok`` when the block ends, the failure and the
+    processes' logs in ``result`` when it raises; the processes always stopped."""
+    try:
+        yield
         result["ok"] = True
     except Exception as exc:
         record_failure(result, exc, target)
     finally:
         await stop_run(pool, target, sim)
-    result["secs"] = round(time.monotonic() - t_start, 1)
-    return result
+        result["secs"] = round(time.monotonic() - started, 1)
 
 
 def record_failure(result: dict, exc: Exception, target: Any) -> None:
