@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from channels.exceptions import ChannelFull
@@ -46,6 +46,7 @@ REQUIRED = (
     "deserialize",
     "get_capacity",
     "_group_key",
+    "group_expiry",
 )
 
 # channels-redis's send for many channels at once: KEYS are the channels' keys,
@@ -69,6 +70,10 @@ return full
 """
 
 
+class ShardDown(Exception):
+    """Not tried: the shard failed recently and has not answered since."""
+
+
 class RedisLayerIO:
     """Batched group reads, sends and receives on one channels-redis layer."""
 
@@ -77,27 +82,71 @@ class RedisLayerIO:
         self._scripts: dict[int, Any] = {}
         self.foreign_dropped = 0
 
-    async def group_members(self, groups: Iterable[str]) -> dict[str, list[str]]:
-        """The channels in each group: one pipeline per Redis shard."""
+    def shard_of(self, name: str) -> int:
+        """The shard (index into the layer's hosts) a group or channel lives on."""
+        layer = self.layer
+        if "!" in name:
+            name = layer.non_local_name(name)
+        return layer.consistent_hash(name)
+
+    async def group_members(
+        self, groups: Iterable[str], down: Collection[int] = ()
+    ) -> tuple[dict[str, list[str]], dict[int, Exception]]:
+        """The channels in each group: one pipeline per Redis shard.
+
+        A shard that fails (or is in ``down``, not tried) does not stop the
+        others: its groups are left out of the members, and its error is in the
+        second mapping, by shard index.
+        """
         layer = self.layer
         by_shard: dict[int, list[str]] = {}
         for group in groups:
             by_shard.setdefault(layer.consistent_hash(group), []).append(group)
         members: dict[str, list[str]] = {}
+        failed: dict[int, Exception] = {}
         for index, shard_groups in by_shard.items():
-            async with layer.connection(index).pipeline(transaction=False) as pipe:
-                for group in shard_groups:
-                    pipe.zrange(layer._group_key(group), 0, -1)
-                results = await pipe.execute()
+            if index in down:
+                failed[index] = ShardDown(index)
+                continue
+            try:
+                async with layer.connection(index).pipeline(transaction=False) as pipe:
+                    for group in shard_groups:
+                        pipe.zrange(layer._group_key(group), 0, -1)
+                    results = await pipe.execute()
+            except Exception as exc:  # this shard is down: the others still answer
+                failed[index] = exc
+                continue
             for group, channels in zip(shard_groups, results, strict=True):
                 members[group] = [c.decode() for c in channels]
-        return members
+        return members, failed
+
+    async def group_add_many(self, shard: int, pairs: Iterable[tuple[str, str]]) -> int:
+        """``group_add`` of each (group, channel) on ``shard``, in one pipeline
+        (channels-redis's own: the channel scored by now, the group's expiry
+        renewed). Returns how many."""
+        layer = self.layer
+        now = time.time()
+        count = 0
+        async with layer.connection(shard).pipeline(transaction=False) as pipe:
+            for group, channel in pairs:
+                key = layer._group_key(group)
+                pipe.zadd(key, {channel: now})
+                pipe.expire(key, layer.group_expiry)
+                count += 1
+            if count:
+                await pipe.execute()
+        return count
+
+    async def ping(self, shard: int) -> None:
+        """Raise unless ``shard`` answers."""
+        await self.layer.connection(shard).ping()
 
     async def send_many(
-        self, messages: Mapping[str, Mapping[str, Any]]
+        self, messages: Mapping[str, Mapping[str, Any]], down: Collection[int] = ()
     ) -> dict[str, Exception | None]:
         """Send each channel its message; per channel None (sent), ``ChannelFull``
-        or the Redis error of its shard."""
+        or the Redis error of its shard (``ShardDown`` for a shard in ``down``,
+        not tried)."""
         layer = self.layer
         now = time.time()
         by_shard: dict[int, list[tuple[str, bytes, bytes]]] = {}
@@ -110,6 +159,9 @@ class RedisLayerIO:
             )
         outcome: dict[str, Exception | None] = {}
         for index, sends in by_shard.items():
+            if index in down:
+                outcome.update((channel, ShardDown(index)) for channel, _, _ in sends)
+                continue
             script = self._scripts.get(index)
             if script is None:
                 script = layer.connection(index).register_script(_SEND_MANY)

@@ -110,10 +110,56 @@ async def test_group_members_reads_public_group_adds(layer):
     await layer.group_add("price.AAA", a)
     await layer.group_add("price.AAA", b)
     await layer.group_add("price.BBB", b)
-    members = await io.group_members(["price.AAA", "price.BBB", "price.NONE"])
+    members, failed = await io.group_members(["price.AAA", "price.BBB", "price.NONE"])
+    assert failed == {}
     assert sorted(members["price.AAA"]) == sorted([a, b])
     assert members["price.BBB"] == [b]
     assert members["price.NONE"] == []
+
+
+def _name_on(io: layer_io.RedisLayerIO, shard: int, stem: str) -> str:
+    """A group name of ``stem`` that hashes to ``shard``."""
+    return next(f"{stem}{n}" for n in range(1000) if io.shard_of(f"{stem}{n}") == shard)
+
+
+async def test_a_dead_shard_fails_alone_and_a_down_one_is_not_tried(redis_prefix):
+    # Shard 1 is a loopback port nothing listens on: a killed Redis.
+    from tests.live import free_port
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    layer = RedisChannelLayer(
+        hosts=[{"address": url, "socket_timeout": None} for url in (REDIS_URL, dead)],
+        prefix=redis_prefix,
+        capacity=5,
+        expiry=30,
+    )
+    io = layer_io.probe(layer)
+    live_group, dead_group = _name_on(io, 0, "price.L"), _name_on(io, 1, "price.D")
+    # A process-local channel is hashed on its part up to "!" (one layer's
+    # channels all share it), so name one on shard 0 the way a layer would.
+    live_channel = next(
+        f"specific.p{n}!x" for n in range(1000) if io.shard_of(f"specific.p{n}!x") == 0
+    )
+    try:
+        assert await io.group_add_many(0, [(live_group, live_channel)]) == 1
+        members, failed = await io.group_members([live_group, dead_group])
+        assert members == {live_group: [live_channel]}
+        assert list(failed) == [1] and isinstance(failed[1], redis.ConnectionError)
+        members, failed = await io.group_members([live_group, dead_group], down={1})
+        assert members == {live_group: [live_channel]}
+        assert isinstance(failed[1], layer_io.ShardDown)
+        with pytest.raises(redis.ConnectionError):
+            await io.ping(1)
+        await io.ping(0)
+        outcome = await io.send_many({live_channel: {"type": "a"}}, down={1})
+        assert outcome == {live_channel: None}
+        outcome = await io.send_many({live_channel: {"type": "b"}}, down={0})
+        assert isinstance(outcome[live_channel], layer_io.ShardDown)
+        assert [m["type"] for m in await io.receive_many(live_channel)] == ["a"]
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(f"{redis_prefix}*"):
+            client.delete(key)
 
 
 async def test_a_message_for_another_channel_of_the_process_is_dropped_and_logged(
