@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import redis
@@ -53,6 +53,7 @@ class Broker(Protocol):
     def publish_upstream(self, status: str, text: str) -> None: ...
     def publish_refused(self, symbols: Sequence[str], message: str) -> None: ...
     def forget_hub(self, channel: str) -> None: ...
+    def route_hub(self, channel: str, symbols: Iterable[str]) -> None: ...
     async def start(self) -> None: ...
     async def aclose(self) -> None: ...
 
@@ -93,6 +94,9 @@ class InMemoryBroker(_Numbering):
     def forget_hub(self, channel: str) -> None:
         return None  # one process, one hub: nothing routed by channel
 
+    def route_hub(self, channel: str, symbols: Iterable[str]) -> None:
+        return None
+
     async def start(self) -> None:
         await self.history.start()
 
@@ -104,6 +108,7 @@ class LayerFanout(Fanout, Protocol):
     """The scaled fan-out (realtime/feed/publishers.py ``LayerPublisher``)."""
 
     def forget_channel(self, channel: str) -> None: ...
+    def route_channel(self, channel: str, symbols: Iterable[str]) -> None: ...
     async def start(self) -> None: ...
     async def aclose(self) -> None: ...
 
@@ -130,6 +135,10 @@ class RedisBroker(_Numbering):
 
     def forget_hub(self, channel: str) -> None:
         self.fanout.forget_channel(channel)
+
+    def route_hub(self, channel: str, symbols: Iterable[str]) -> None:
+        """The hub on ``channel`` leased ``symbols`` (the feed runner's routes)."""
+        self.fanout.route_channel(channel, symbols)
 
     async def start(self) -> None:
         """Continue the history's sequence, replay its tail, then write and

@@ -50,6 +50,16 @@ class LayerPublisher:
     that hub on a later flush (retried every ``resync_delay`` s until it gets
     through), so no client keeps a stale price.
 
+    A sharded layer (several Redis hosts) loses one shard at a time: the
+    shard's group reads and sends fail, and the others go on in the same flush.
+    A shard that failed is marked down and not tried again until it answers a
+    ``PING`` (probed every ``resync_delay`` s): meanwhile every update whose
+    group lives there is counted dropped (``reason="error"``) and kept as the
+    symbol's latest. When it answers, it may have restarted empty, so the
+    publisher puts back every membership the hubs' leases name on it
+    (``route_channel``) and resyncs those symbols to those hubs; each hub then
+    fills the seq gap from the history (realtime/fanout/gapfill.py).
+
     If Redis falls more than ``backlog_limit`` updates behind, the backlog is
     conflated to the latest update per symbol (each carries the full state).
     """
@@ -79,21 +89,92 @@ class LayerPublisher:
         self._dropping: dict[str, int] = {}
         # channels-redis: one pipeline and one script call per shard per flush.
         self._io = layer_io.probe(channel_layer)
+        # hub channel -> the symbols of its last lease (the feed runner's routes):
+        # the memberships to put back on a shard that comes back.
+        self._routes: dict[str, frozenset[str]] = {}
+        # shard index -> updates dropped since it failed (``_shard_failed``).
+        self._down: dict[int, int] = {}
+        self._next_probe = 0.0
+
+    def route_channel(self, channel: str, symbols: Iterable[str]) -> None:
+        """``channel``'s hub leased ``symbols``: what it rejoins after an outage."""
+        self._routes[channel] = frozenset(symbols)
 
     def forget_channel(self, channel: str) -> None:
         """``channel``'s hub is gone (its lease expired): no resync for it."""
         self._resync.pop(channel, None)
         self._dropping.pop(channel, None)
+        self._routes.pop(channel, None)
 
-    async def _members(self, symbols: Iterable[str]) -> dict[str, list[str]]:
-        """The hub channels in each symbol's group (``layer_io``); another layer
-        falls back to its ``groups`` mapping if it has one (the in-memory layer)."""
+    async def _members(
+        self, symbols: Iterable[str]
+    ) -> tuple[dict[str, list[str]], set[str]]:
+        """The hub channels in each symbol's group (``layer_io``), and the
+        symbols whose group's shard is down; another layer falls back to its
+        ``groups`` mapping if it has one (the in-memory layer)."""
         groups = {symbol: price_group(symbol) for symbol in symbols}
         if self._io is not None:
-            members = await self._io.group_members(groups.values())
-            return {symbol: members[group] for symbol, group in groups.items()}
+            members, failed = await self._io.group_members(groups.values(), self._down)
+            for shard, exc in failed.items():
+                self._shard_failed(shard, exc)
+            found = {s: members[g] for s, g in groups.items() if g in members}
+            return found, set(groups) - set(found)
         lookup = getattr(self.channel_layer, "groups", {})
-        return {symbol: list(lookup.get(group, ())) for symbol, group in groups.items()}
+        found = {s: list(lookup.get(g, ())) for s, g in groups.items()}
+        return found, set()
+
+    # --- shards (a sharded layer loses one at a time) ----------------------------
+    def _shard_failed(self, shard: int, exc: Exception) -> None:
+        if isinstance(exc, layer_io.ShardDown) or shard in self._down:
+            return
+        self._down[shard] = 0
+        self._next_probe = asyncio.get_running_loop().time() + self.resync_delay
+        logger.warning("event=layer_shard_down shard=%d error=%r", shard, exc)
+
+    async def _probe_down(self) -> None:
+        """Every ``resync_delay`` s while a shard is down: once it answers, put
+        back the memberships the leases name on it, then try it again."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._next_probe:
+            return
+        self._next_probe = loop.time() + self.resync_delay
+        for shard in list(self._down):
+            try:
+                await self._io.ping(shard)  # type: ignore[union-attr]
+                rejoined = await self._rejoin(shard)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                continue  # still down
+            dropped = self._down.pop(shard)
+            logger.warning(
+                "event=layer_shard_up shard=%d dropped=%d rejoined=%d",
+                shard,
+                dropped,
+                rejoined,
+            )
+
+    async def _rejoin(self, shard: int) -> int:
+        """Add every routed hub channel to its groups on ``shard`` again (a
+        Redis restarted without persistence lost them all; adding is
+        idempotent otherwise) and queue those symbols' resync to it."""
+        io = self._io
+        assert io is not None
+        hubs_here = io.shard_of(HUBS_GROUP) == shard
+        pairs: list[tuple[str, str]] = []
+        resync: dict[str, set[str]] = {}
+        for channel, symbols in self._routes.items():
+            if hubs_here:
+                pairs.append((HUBS_GROUP, channel))
+            for symbol in symbols:
+                group = price_group(symbol)
+                if io.shard_of(group) == shard:
+                    pairs.append((group, channel))
+                    resync.setdefault(channel, set()).add(symbol)
+        count = await io.group_add_many(shard, pairs)
+        for channel, symbols in resync.items():
+            self._resync.setdefault(channel, set()).update(symbols)
+        return count
 
     # --- publishing (the broker's ``Fanout``) ---------------------------------------
     def deliver(self, update: Update) -> None:
@@ -125,7 +206,7 @@ class LayerPublisher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if self._resync and not self._wakeup.is_set():
+            if (self._resync or self._down) and not self._wakeup.is_set():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.resync_delay):
                         await self._wakeup.wait()
@@ -143,6 +224,8 @@ class LayerPublisher:
 
     async def flush(self) -> None:
         """Send what is queued: control messages first, then one batch per hub."""
+        if self._down:
+            await self._probe_down()
         batch, self._queue = self._queue, []
         upstream, self._upstream = self._upstream, None
         refused, self._refused = self._refused, []
@@ -162,7 +245,7 @@ class LayerPublisher:
         for wanted in resync.values():
             symbols |= wanted
         try:
-            members = await self._members(symbols)
+            members, unreachable = await self._members(symbols)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # Redis restarting: hubs register again after it
@@ -173,6 +256,8 @@ class LayerPublisher:
             return
         latest = self._latest
         per_hub: dict[str, list[Update]] = {}
+        if unreachable:
+            batch = self._unreachable(batch, unreachable, resync)
         for item in batch:
             channels = members.get(item.symbol)
             if not channels:
@@ -205,18 +290,54 @@ class LayerPublisher:
         else:
             await asyncio.gather(*(self._send(c, u) for c, u in per_hub.items()))
 
+    def _unreachable(
+        self,
+        batch: list[Update],
+        symbols: set[str],
+        resync: dict[str, set[str]],
+    ) -> list[Update]:
+        """The updates of ``batch`` whose group is on a reachable shard. The
+        others are counted dropped and kept as their symbol's latest (sent when
+        the shard is back: ``_rejoin``); resyncs of those symbols wait too."""
+        kept: list[Update] = []
+        io = self._io
+        for item in batch:
+            if item.symbol not in symbols:
+                kept.append(item)
+                continue
+            self._latest[item.symbol] = item
+            if io is not None:
+                shard = io.shard_of(price_group(item.symbol))
+                if shard in self._down:
+                    self._down[shard] += 1
+        lost = len(batch) - len(kept)
+        if lost:
+            metrics.LAYER_DROPPED.labels("error").inc(lost)
+        for channel, wanted in resync.items():
+            waiting = wanted & symbols
+            if waiting:
+                self._resync.setdefault(channel, set()).update(waiting)
+        return kept
+
     async def _send_many(self, per_hub: dict[str, list[Update]]) -> None:
         """Every hub's batch in one script call per Redis shard (``layer_io``)."""
+        io = self._io
+        assert io is not None
         events: dict[str, PriceBatchEvent] = {
             channel: {"type": "price.batch", "updates": updates}
             for channel, updates in per_hub.items()
         }
-        outcome = await self._io.send_many(events)  # type: ignore[union-attr]
+        outcome = await io.send_many(events, self._down)
         for channel, error in outcome.items():
             if error is None:
                 self._delivered(channel)
-            else:
-                self._lost(channel, per_hub[channel], error)
+                continue
+            if not isinstance(error, ChannelFull):
+                shard = io.shard_of(channel)
+                self._shard_failed(shard, error)
+                if shard in self._down:
+                    self._down[shard] += len(per_hub[channel])
+            self._lost(channel, per_hub[channel], error)
 
     async def _send(self, channel: str, updates: list[Update]) -> None:
         event: PriceBatchEvent = {"type": "price.batch", "updates": updates}

@@ -110,6 +110,9 @@ class Collecting:
     def forget_channel(self, channel):
         pass
 
+    def route_channel(self, channel, symbols):
+        pass
+
     async def start(self):
         pass
 
