@@ -218,8 +218,10 @@ class FeedRunner:
                         int(message["clients"]),
                         float(message["ttl"]),
                     )
-                    self._route(message)
+                    moved = self._route(message)
                     self._lease_seen.set()
+                    if moved is not None:
+                        await self._discard_hub(message["owner"], *moved)
                 elif kind == "feed.release":
                     self.feed.release(message["owner"])
                     self._unroute(message["owner"])
@@ -233,12 +235,28 @@ class FeedRunner:
             except (KeyError, TypeError, ValueError) as exc:
                 logger.warning("event=feed_bad_message type=%r error=%r", kind, exc)
 
-    def _route(self, lease: dict[str, Any]) -> None:
-        """Remember the lease's hub channel: where to clean up if it expires."""
+    def _route(self, lease: dict[str, Any]) -> tuple[str, frozenset[str]] | None:
+        """Remember the lease's hub channel: where to clean up if it expires,
+        and which groups the publisher puts back on a shard that returns.
+
+        Returns the hub's previous route when its channel changed: a hub whose
+        receive failed (Redis restarting, a failover, its shard down)
+        registers again on a new channel, and the old one, never read again,
+        must leave its groups, or the publisher keeps sending to it (and
+        counting those sends dropped once its queue is full)."""
         channel = lease.get("channel")
         if not isinstance(channel, str):
-            return  # a hub of the previous release, or not registered yet
-        self.hubs[lease["owner"]] = (channel, frozenset(lease["symbols"]))
+            return None  # a hub of the previous release, or not registered yet
+        symbols = frozenset(lease["symbols"])
+        previous = self.hubs.get(lease["owner"])
+        self.hubs[lease["owner"]] = (channel, symbols)
+        if self.broker is not None:
+            self.broker.route_hub(channel, symbols)
+        if previous is None or previous[0] == channel:
+            return None
+        if self.broker is not None:
+            self.broker.forget_hub(previous[0])
+        return previous
 
     def _unroute(self, owner: str) -> tuple[str, frozenset[str]] | None:
         hub = self.hubs.pop(owner, None)
@@ -253,24 +271,31 @@ class FeedRunner:
         assert self.feed is not None
         for owner in [o for o in self.hubs if o not in self.feed.leases]:
             hub = self._unroute(owner)
-            if hub is None:
-                continue
-            channel, symbols = hub
-            groups = [HUBS_GROUP, *(price_group(s) for s in sorted(symbols))]
-            for group in groups:
-                try:
-                    await self.channel_layer.group_discard(group, channel)
-                except Exception as exc:  # Redis restarting: its expiry cleans up
+            if hub is not None:
+                await self._discard_hub(owner, *hub)
+
+    async def _discard_hub(
+        self, owner: str, channel: str, symbols: frozenset[str]
+    ) -> None:
+        """Take ``channel`` out of ``realtime.hubs`` and its symbols' groups."""
+        groups = [HUBS_GROUP, *(price_group(s) for s in sorted(symbols))]
+        failed = 0
+        for group in groups:
+            try:
+                await self.channel_layer.group_discard(group, channel)
+            except Exception as exc:  # Redis restarting: its expiry cleans up
+                # One shard of a sharded layer may be down: the rest go on.
+                if not failed:
                     logger.warning(
                         "event=group_discard_failed group=%s error=%r", group, exc
                     )
-                    break
-            logger.info(
-                "event=hub_forgotten owner=%s channel=%s groups=%d",
-                owner,
-                channel,
-                len(groups),
-            )
+                failed += 1
+        logger.info(
+            "event=hub_forgotten owner=%s channel=%s groups=%d",
+            owner,
+            channel,
+            len(groups),
+        )
 
     async def _record_leadership(self) -> None:
         """Name this leader in the status, and the hand-over if it took over from
