@@ -80,6 +80,7 @@ class FanoutHub:
         self.by_symbol: dict[str, set[Outbox]] = {}
         self.outboxes: set[Outbox] = set()
         self.channel_name: str | None = None
+        self._joining: str | None = None  # a registration that failed half-way
         self.writer = OutboxWriter()
         self.holds = SubscribeHolds()
         # Per-subscription caps and filters (realtime/fanout/shaping.py).
@@ -479,12 +480,17 @@ class FanoutHub:
         # The layer's default prefix: channels-redis reads process-local channels
         # through one shared receive loop keyed on it, and a custom prefix made the
         # scaled benchmark deliver nothing.
-        channel = await self.channel_layer.new_channel()
+        # A registration that failed half-way (one shard of a sharded layer
+        # down) is retried on the same channel: a new name per retry would leave
+        # one channel nobody reads in the groups already joined, every 0.25 s.
+        channel = self._joining or await self.channel_layer.new_channel()
+        self._joining = channel
         # Publish the name before the awaits below, so a symbol subscribed
         # meanwhile is joined by ``subscribe`` instead of slipping between the two.
         self.channel_name = channel
         await self.channel_layer.group_add(HUBS_GROUP, channel)
         for symbol in list(self.by_symbol):
             await self.channel_layer.group_add(price_group(symbol), channel)
+        self._joining = None
         self.lease.wake()
         logger.info("event=hub_registered owner=%s channel=%s", self.owner, channel)
