@@ -15,6 +15,11 @@ tick path crosses processes in batches instead (docs/scaling.md):
   popped while the process is being stopped is lost with the process, which is
   what the at-least-once bookkeeping would only have delayed.
 
+A sharded layer loses one shard at a time: group reads and sends go per shard,
+so a shard that fails (or that the caller knows is down, ``ShardDown``) leaves
+the others' results intact; ``group_add_many`` puts memberships back on a shard
+that restarted empty (realtime/feed/publishers.py).
+
 These rely on channels-redis 4.x's storage (requirements.txt pins it): a channel
 is a sorted set at ``prefix + non_local_name(channel)`` scored by send time, a
 group a sorted set at ``_group_key(group)`` of channel names, shards chosen by
