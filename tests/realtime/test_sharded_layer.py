@@ -173,7 +173,7 @@ def exported(port: int, name: str) -> float:
 
 
 async def test_a_killed_shard_is_counted_resynced_and_the_other_shard_unaffected(
-    sharded, second_redis, redis_prefix
+    sharded, second_redis, redis_prefix, record_property
 ):
     healthy, affected = symbols_on(0, 2), symbols_on(1, 2)
     probes = iter(symbols_on(0, 12)[2:])  # one per web process
@@ -262,6 +262,8 @@ async def test_a_killed_shard_is_counted_resynced_and_the_other_shard_unaffected
                 f"web-{r.web} {symbol}: the live shard's updates were disturbed"
             )
     assert during > dropped_before
+    record_property("hub_shards", sorted(shards.values()))
+    record_property("dropped_during_outage", during - dropped_before)
     for process in [*sharded["webs"], *sharded["workers"]]:
         assert process.proc.poll() is None, f"{process.name} died:\n{process.log()}"
     for port in ports:
