@@ -28,6 +28,7 @@ spread pings, but correct. Nothing here probes per tick.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
 import socket
@@ -895,4 +896,178 @@ def bound_http_requests(max_body: int, header_timeout: float) -> bool:
         max_body,
         header_timeout,
     )
+    return True
+
+
+# --- daphne's periodic walks over every connection ------------------------------------
+# daphne's Server walks all of its connections on the reactor thread, in one go:
+# ``application_checker`` every second (reaps finished applications, cancels the
+# ones that outlive ``application_close_timeout`` after a disconnect) and
+# ``timeout_checker`` every 2 s (each protocol's ``check_timeouts``: its
+# keepalive ping when due, the WebSocket timeouts). At 10,000 connections each
+# walk took 10-50 ms, and every tick waiting behind it was late by as much
+# (docs/benchmarks.md, "connection ladder"). The same work in slices, with the
+# same period per connection, keeps each turn of the loop short.
+_WALK_CLASS_NAMES: tuple[tuple[str, str], ...] = (
+    ("daphne.server:Server", "application_checker"),
+    ("daphne.server:Server", "timeout_checker"),
+    ("daphne.server:Server", "stop"),
+    ("daphne.ws_protocol:WebSocketProtocol", "check_timeouts"),
+    ("daphne.ws_protocol:WebSocketProtocol", "handle_exception"),
+    ("daphne.http_protocol:WebRequest", "check_timeouts"),
+)
+_WALK_SERVER_NAMES = ("connections", "application_close_timeout")
+
+
+class _SlicedWalk:
+    """One of daphne's walks, a slice of the connections every ``period / slices``.
+
+    Each round works through the connections open when it began, in ``slices``
+    calls; a connection that opens during a round is first visited in the next
+    one, so it waits at most two periods instead of one. A visit that raises is
+    logged and the walk goes on: daphne's own walk would have stopped for good.
+    """
+
+    def __init__(
+        self,
+        server: Any,
+        name: str,
+        period: float,
+        slices: int,
+        visit: Callable[[Any, Any, dict[str, Any]], None],
+    ) -> None:
+        self.server = server
+        self.name = name
+        self.interval = period / slices
+        self.slices = slices
+        self.visit = visit
+        self.round: list[Any] = []
+        self.position = 0
+        self.per_call = 1
+
+    def run(self) -> None:
+        from twisted.internet import reactor
+
+        try:
+            self.step()
+        finally:
+            reactor.callLater(self.interval, self.run)
+
+    def step(self) -> None:
+        connections = self.server.connections
+        if self.position >= len(self.round):
+            self.round = list(connections)
+            self.position = 0
+            self.per_call = max(1, -(-len(self.round) // self.slices))
+        end = self.position + self.per_call
+        batch = self.round[self.position : end]
+        self.position = end
+        for protocol in batch:
+            details = connections.get(protocol)
+            if details is None:
+                continue  # gone since the round began
+            try:
+                self.visit(self.server, protocol, details)
+            except Exception as exc:
+                logger.error(
+                    "event=daphne_walk_failed walk=%s error=%r", self.name, exc
+                )
+
+
+def _check_timeouts(server: Any, protocol: Any, details: dict[str, Any]) -> None:
+    protocol.check_timeouts()
+
+
+def _reap_application(server: Any, protocol: Any, details: dict[str, Any]) -> None:
+    """daphne's ``application_checker`` for one connection (daphne 4.x)."""
+    disconnected = details.get("disconnected", None)
+    instance = details.get("application_instance", None)
+    if (
+        disconnected
+        and instance
+        and not instance.done()
+        and time.time() - disconnected > server.application_close_timeout
+    ):
+        logger.warning(
+            "event=application_kill protocol=%r hint='application took too long "
+            "to shut down'",
+            protocol,
+        )
+        instance.cancel()
+    if instance and instance.done():
+        try:
+            exception = instance.exception()
+        except (concurrent.futures.CancelledError, asyncio.CancelledError):
+            pass
+        else:
+            if exception:
+                if isinstance(exception, KeyboardInterrupt):
+                    server.stop()  # how daphne's tests ask the server to exit
+                else:
+                    logger.error(
+                        "event=application_exception error=%r",
+                        exception,
+                        exc_info=exception,
+                    )
+                    if not disconnected:
+                        protocol.handle_exception(exception)
+        details.pop("application_instance", None)
+        instance = None
+    if not instance and disconnected:
+        server.connections.pop(protocol, None)
+
+
+def slice_server_walks(slices: int) -> bool:
+    """Make daphne's per-connection walks run in ``slices`` parts (call once, at
+    start, before the server runs; ``slices`` 1: daphne's own walks).
+
+    False, with one warning, when daphne lacks a name used here (its own walks
+    then stay). A server instance without the expected attributes gets daphne's
+    own walks too, checked on its first call.
+    """
+    if slices <= 1:
+        return False
+    missing = check_classes(_WALK_CLASS_NAMES)
+    if STATE_OPEN is None:  # not this check's business
+        missing = [m for m in missing if m != "autobahn STATE_OPEN"]
+    if missing:
+        logger.warning(
+            "event=daphne_walks_unsliced missing=%s hint='daphne walks every "
+            "connection at once; pin the daphne version of requirements.txt'",
+            ",".join(missing),
+        )
+        return False
+    from daphne.server import Server
+
+    original = {
+        "application_checker": Server.application_checker,
+        "timeout_checker": Server.timeout_checker,
+    }
+    if getattr(original["application_checker"], "_fmpsite_sliced", False):
+        return True  # installed already (a second import of the ASGI module)
+
+    def install(name: str, period: float, visit: Any) -> Callable[[Any], None]:
+        def start(server: Any) -> None:
+            # daphne's run() calls each checker once; it then reschedules itself.
+            missing = [n for n in _WALK_SERVER_NAMES if not hasattr(server, n)]
+            if missing or not isinstance(server.connections, dict):
+                logger.warning(
+                    "event=daphne_walks_unsliced missing=server.%s walk=%s",
+                    ",server.".join(missing) or "connections(dict)",
+                    name,
+                )
+                original[name](server)
+                return
+            _SlicedWalk(server, name, period, slices, visit).run()
+
+        start._fmpsite_sliced = True  # type: ignore[attr-defined]
+        return start
+
+    Server.application_checker = install(  # type: ignore[method-assign]
+        "application_checker", 1.0, _reap_application
+    )
+    Server.timeout_checker = install(  # type: ignore[method-assign]
+        "timeout_checker", 2.0, _check_timeouts
+    )
+    logger.info("event=daphne_walks_sliced slices=%d", slices)
     return True
