@@ -703,6 +703,7 @@ _HTTP_CLASS_NAMES: tuple[tuple[str, str], ...] = (
     ("twisted.web.http:HTTPChannel", "requestDone"),
     ("twisted.web.http:HTTPChannel", "connectionLost"),
     ("twisted.web.http:_ChunkedTransferDecoder", "dataReceived"),
+    ("daphne.ws_protocol:WebSocketProtocol", "onConnect"),
 )
 _http_bounds: dict[str, float] = {}
 
@@ -750,6 +751,42 @@ def _respond_and_close(channel: Any, template: bytes, text: str) -> None:
         transport.loseConnection()
         return
     reactor.callLater(LINGER_SECONDS, transport.loseConnection)
+
+
+# The names _bound_channel sets on a channel (instance attributes over methods).
+_BOUND_NAMES = (
+    "_maybeChooseTransferDecoder",
+    "allHeadersReceived",
+    "requestDone",
+    "connectionLost",
+)
+
+
+def _upgraded_to_websocket(channel: Any) -> bool:
+    """Whether daphne handed this channel's connection to a WebSocket protocol."""
+    from daphne.ws_protocol import WebSocketProtocol
+
+    transport = channel.transport
+    # TLS wraps: the upgrade swaps the wrapper's wrappedProtocol instead.
+    protocol = getattr(transport, "wrappedProtocol", None) or getattr(
+        transport, "protocol", None
+    )
+    return isinstance(protocol, WebSocketProtocol)
+
+
+def _forget_upgraded(channel: Any) -> None:
+    """Let an upgraded connection's HTTP channel keep nothing it no longer needs.
+
+    The channel outlives the upgrade (the transport keeps it as its producer, for
+    flow control) but never parses another byte: its upgrade request (headers,
+    body buffer) and the bounds installed here are dead weight, ~5 KB of every
+    WebSocket connection's memory (docs/benchmarks.md, "connection ladder").
+    """
+    for name in _BOUND_NAMES:
+        channel.__dict__.pop(name, None)
+    requests = getattr(channel, "requests", None)
+    if isinstance(requests, list):
+        requests.clear()
 
 
 def _bound_channel(channel: Any, max_body: int, header_timeout: float) -> None:
@@ -825,7 +862,9 @@ def _bound_channel(channel: Any, max_body: int, header_timeout: float) -> None:
     def all_headers_received() -> None:
         cancel()
         if not state["refused"]:
-            all_headers()
+            all_headers()  # daphne's upgrade to a WebSocket happens in here
+        if _upgraded_to_websocket(channel):
+            _forget_upgraded(channel)
 
     def request_done_and_rearm(request: Any) -> None:
         request_done(request)

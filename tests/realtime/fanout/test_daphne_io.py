@@ -274,3 +274,26 @@ def test_no_deflate_is_offered_where_frames_go_through_asgi(daphne_protocol):
     Outbox(None, "ws-t", protocol=daphne_protocol, direct=False, compression=True)
     negotiate(daphne_protocol, deflate_offer())
     assert daphne_protocol.websocket_extensions_in_use == []
+
+
+def test_an_upgraded_channel_is_recognised_by_its_transports_protocol(daphne_protocol):
+    channel = SimpleNamespace(transport=daphne_protocol.transport)
+    daphne_protocol.transport.protocol = daphne_protocol  # daphne's upgrade
+    assert daphne_io._upgraded_to_websocket(channel)
+    daphne_protocol.transport.protocol = object()  # still plain HTTP
+    assert not daphne_io._upgraded_to_websocket(channel)
+    tls = SimpleNamespace(wrappedProtocol=daphne_protocol)
+    assert daphne_io._upgraded_to_websocket(SimpleNamespace(transport=tls))
+
+
+def test_an_upgraded_channel_lets_go_of_its_request_and_its_bounds():
+    from twisted.web.http import HTTPChannel
+
+    channel = HTTPChannel()
+    channel.requests = [object()]  # the upgrade request, headers and body
+    daphne_io._bound_channel(channel, max_body=1024, header_timeout=0)
+    assert "allHeadersReceived" in vars(channel)
+    daphne_io._forget_upgraded(channel)
+    assert channel.requests == []
+    assert not set(daphne_io._BOUND_NAMES) & set(vars(channel))
+    assert channel.allHeadersReceived.__func__ is HTTPChannel.allHeadersReceived
