@@ -17,6 +17,9 @@ for that reason):
   ``failByDrop`` and the ``wasMax*PayloadSizeExceeded`` flags of a message over
   the size limit; for permessage-deflate (``accept_deflate``) the protocol's
   ``perMessageCompressionAccept`` hook and the ``_perMessageCompress`` it creates.
+- daphne's ``Server.application_checker`` and ``timeout_checker``, replaced by
+  the same work in slices (``slice_server_walks``); Twisted's
+  ``HTTPChannel.requests``, emptied once daphne upgraded the connection.
 
 ``probe()`` checks every one of them, once: the class-level names at first use,
 the per-connection attributes on the first daphne connection. If any is missing
@@ -121,6 +124,12 @@ def check_classes(names: tuple[tuple[str, str], ...] = _CLASS_NAMES) -> list[str
     if STATE_OPEN is None:
         missing.append("autobahn STATE_OPEN")
     return missing
+
+
+def missing_names(names: tuple[tuple[str, str], ...]) -> list[str]:
+    """``check_classes(names)`` without autobahn's STATE_OPEN, for the checks of
+    a feature that does not use it (the probe of the fast path reports it)."""
+    return [m for m in check_classes(names) if m != "autobahn STATE_OPEN"]
 
 
 def check_protocol(protocol: Any) -> list[str]:
@@ -898,9 +907,7 @@ def bound_http_requests(max_body: int, header_timeout: float) -> bool:
     if _http_bounds:
         _http_bounds.update(max_body=max_body, header_timeout=header_timeout)
         return True
-    missing = check_classes(_HTTP_CLASS_NAMES)
-    if STATE_OPEN is None:  # not this check's business
-        missing = [m for m in missing if m != "autobahn STATE_OPEN"]
+    missing = missing_names(_HTTP_CLASS_NAMES)
     if missing:
         logger.warning(
             "event=http_bounds_unavailable missing=%s hint='request bodies and "
@@ -1066,9 +1073,7 @@ def slice_server_walks(slices: int) -> bool:
     """
     if slices <= 1:
         return False
-    missing = check_classes(_WALK_CLASS_NAMES)
-    if STATE_OPEN is None:  # not this check's business
-        missing = [m for m in missing if m != "autobahn STATE_OPEN"]
+    missing = missing_names(_WALK_CLASS_NAMES)
     if missing:
         logger.warning(
             "event=daphne_walks_unsliced missing=%s hint='daphne walks every "
