@@ -703,12 +703,14 @@ def on_server_shutdown(cleanup: Callable[[], Awaitable[None]], bound: float) -> 
 # - ``HTTPChannel._maybeChooseTransferDecoder(header, data)`` sees Content-Length
 #   and Transfer-Encoding before any body byte; ``_ChunkedTransferDecoder`` hands
 #   each decoded chunk to its ``dataCallback``;
-# - ``allHeadersReceived`` ends a request's headers, ``requestDone`` a request,
+# - ``allHeadersReceived`` ends a request's headers, ``allContentReceived`` its
+#   body (daphne upgrades a WebSocket in there), ``requestDone`` a request,
 #   ``connectionLost`` the connection.
 _HTTP_CLASS_NAMES: tuple[tuple[str, str], ...] = (
     ("daphne.http_protocol:HTTPFactory", "buildProtocol"),
     ("twisted.web.http:HTTPChannel", "_maybeChooseTransferDecoder"),
     ("twisted.web.http:HTTPChannel", "allHeadersReceived"),
+    ("twisted.web.http:HTTPChannel", "allContentReceived"),
     ("twisted.web.http:HTTPChannel", "requestDone"),
     ("twisted.web.http:HTTPChannel", "connectionLost"),
     ("twisted.web.http:_ChunkedTransferDecoder", "dataReceived"),
@@ -766,6 +768,7 @@ def _respond_and_close(channel: Any, template: bytes, text: str) -> None:
 _BOUND_NAMES = (
     "_maybeChooseTransferDecoder",
     "allHeadersReceived",
+    "allContentReceived",
     "requestDone",
     "connectionLost",
 )
@@ -843,6 +846,7 @@ def _bound_channel(channel: Any, max_body: int, header_timeout: float) -> None:
 
     choose = channel._maybeChooseTransferDecoder
     all_headers = channel.allHeadersReceived
+    all_content = channel.allContentReceived
     request_done = channel.requestDone
     connection_lost = channel.connectionLost
 
@@ -871,7 +875,10 @@ def _bound_channel(channel: Any, max_body: int, header_timeout: float) -> None:
     def all_headers_received() -> None:
         cancel()
         if not state["refused"]:
-            all_headers()  # daphne's upgrade to a WebSocket happens in here
+            all_headers()
+
+    def all_content_received() -> None:
+        all_content()  # daphne's upgrade to a WebSocket happens in here
         if _upgraded_to_websocket(channel):
             _forget_upgraded(channel)
 
@@ -888,6 +895,7 @@ def _bound_channel(channel: Any, max_body: int, header_timeout: float) -> None:
     # Instance attributes shadow the methods: Twisted calls them as self.<name>.
     channel._maybeChooseTransferDecoder = choose_transfer_decoder
     channel.allHeadersReceived = all_headers_received
+    channel.allContentReceived = all_content_received
     channel.requestDone = request_done_and_rearm
     channel.connectionLost = connection_lost_and_cancel
     arm()
