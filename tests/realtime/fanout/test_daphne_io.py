@@ -286,14 +286,36 @@ def test_an_upgraded_channel_is_recognised_by_its_transports_protocol(daphne_pro
     assert daphne_io._upgraded_to_websocket(SimpleNamespace(transport=tls))
 
 
-def test_an_upgraded_channel_lets_go_of_its_request_and_its_bounds():
+def test_an_upgraded_channel_lets_go_of_its_request_and_its_bounds(daphne_protocol):
     from twisted.web.http import HTTPChannel
 
     channel = HTTPChannel()
     channel.requests = [object()]  # the upgrade request, headers and body
+    channel.transport = SimpleNamespace(protocol=channel)
+
+    def daphne_upgrades() -> None:
+        # Twisted calls daphne's request processing from allContentReceived,
+        # where daphne hands the transport to a WebSocket protocol.
+        channel.transport.protocol = daphne_protocol
+
+    channel.allContentReceived = daphne_upgrades
     daphne_io._bound_channel(channel, max_body=1024, header_timeout=0)
     assert "allHeadersReceived" in vars(channel)
-    daphne_io._forget_upgraded(channel)
+    channel.allContentReceived()
     assert channel.requests == []
     assert not set(daphne_io._BOUND_NAMES) & set(vars(channel))
     assert channel.allHeadersReceived.__func__ is HTTPChannel.allHeadersReceived
+
+
+def test_a_plain_http_request_keeps_its_channel_as_it_was():
+    from twisted.web.http import HTTPChannel
+
+    channel = HTTPChannel()
+    request = object()
+    channel.requests = [request]
+    channel.transport = SimpleNamespace(protocol=channel)
+    channel.allContentReceived = lambda: None
+    daphne_io._bound_channel(channel, max_body=1024, header_timeout=0)
+    channel.allContentReceived()
+    assert channel.requests == [request]
+    assert "requestDone" in vars(channel)  # the bounds stay for keep-alive
