@@ -57,6 +57,8 @@ check_static_manifest()
 daphne_io.bound_http_requests(
     settings.REALTIME_HTTP_MAX_BODY_BYTES, settings.REALTIME_HTTP_HEADER_TIMEOUT
 )
+# ... and walks its connections in slices, not all at once per period.
+daphne_io.slice_server_walks(settings.REALTIME_DAPHNE_WALK_SLICES)
 # The mode is decided once, at start: a bad REALTIME_MODE or a scaled mode
 # without REDIS_URL stops the server here, not at its first client.
 backends()

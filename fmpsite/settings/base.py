@@ -354,6 +354,10 @@ if REALTIME_DEFAULT_MAX_RATE < 0 or REALTIME_MAX_RATE_CEILING < 0:
 # 413 still answers ordinary oversized bodies; this stops the pathological ones.
 REALTIME_HTTP_MAX_BODY_BYTES = env_int("REALTIME_HTTP_MAX_BODY_BYTES", 16 * 1024 * 1024)
 REALTIME_HTTP_HEADER_TIMEOUT = env_float("REALTIME_HTTP_HEADER_TIMEOUT", 10.0)
+# daphne's walks over every connection (reaping applications each second, timeouts
+# and keepalive pings every 2 s) run in this many slices, so that none blocks the
+# event loop for long (realtime/fanout/daphne_io.py); 1 keeps daphne's own walks.
+REALTIME_DAPHNE_WALK_SLICES = env_int("REALTIME_DAPHNE_WALK_SLICES", 20)
 # Dashboard watchlists one account may have (dashboard/services.py).
 REALTIME_MAX_WATCHLISTS_PER_USER = env_int("REALTIME_MAX_WATCHLISTS_PER_USER", 20)
 REALTIME_MAX_MESSAGE_BYTES = env_int("REALTIME_MAX_MESSAGE_BYTES", 4096)

@@ -17,6 +17,9 @@ for that reason):
   ``failByDrop`` and the ``wasMax*PayloadSizeExceeded`` flags of a message over
   the size limit; for permessage-deflate (``accept_deflate``) the protocol's
   ``perMessageCompressionAccept`` hook and the ``_perMessageCompress`` it creates.
+- daphne's ``Server.application_checker`` and ``timeout_checker``, replaced by
+  the same work in slices (``slice_server_walks``); Twisted's
+  ``HTTPChannel.requests``, emptied once daphne upgraded the connection.
 
 ``probe()`` checks every one of them, once: the class-level names at first use,
 the per-connection attributes on the first daphne connection. If any is missing
@@ -28,6 +31,7 @@ spread pings, but correct. Nothing here probes per tick.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
 import socket
@@ -120,6 +124,12 @@ def check_classes(names: tuple[tuple[str, str], ...] = _CLASS_NAMES) -> list[str
     if STATE_OPEN is None:
         missing.append("autobahn STATE_OPEN")
     return missing
+
+
+def missing_names(names: tuple[tuple[str, str], ...]) -> list[str]:
+    """``check_classes(names)`` without autobahn's STATE_OPEN, for the checks of
+    a feature that does not use it (the probe of the fast path reports it)."""
+    return [m for m in check_classes(names) if m != "autobahn STATE_OPEN"]
 
 
 def check_protocol(protocol: Any) -> list[str]:
@@ -693,15 +703,18 @@ def on_server_shutdown(cleanup: Callable[[], Awaitable[None]], bound: float) -> 
 # - ``HTTPChannel._maybeChooseTransferDecoder(header, data)`` sees Content-Length
 #   and Transfer-Encoding before any body byte; ``_ChunkedTransferDecoder`` hands
 #   each decoded chunk to its ``dataCallback``;
-# - ``allHeadersReceived`` ends a request's headers, ``requestDone`` a request,
+# - ``allHeadersReceived`` ends a request's headers, ``allContentReceived`` its
+#   body (daphne upgrades a WebSocket in there), ``requestDone`` a request,
 #   ``connectionLost`` the connection.
 _HTTP_CLASS_NAMES: tuple[tuple[str, str], ...] = (
     ("daphne.http_protocol:HTTPFactory", "buildProtocol"),
     ("twisted.web.http:HTTPChannel", "_maybeChooseTransferDecoder"),
     ("twisted.web.http:HTTPChannel", "allHeadersReceived"),
+    ("twisted.web.http:HTTPChannel", "allContentReceived"),
     ("twisted.web.http:HTTPChannel", "requestDone"),
     ("twisted.web.http:HTTPChannel", "connectionLost"),
     ("twisted.web.http:_ChunkedTransferDecoder", "dataReceived"),
+    ("daphne.ws_protocol:WebSocketProtocol", "onConnect"),
 )
 _http_bounds: dict[str, float] = {}
 
@@ -751,6 +764,43 @@ def _respond_and_close(channel: Any, template: bytes, text: str) -> None:
     reactor.callLater(LINGER_SECONDS, transport.loseConnection)
 
 
+# The names _bound_channel sets on a channel (instance attributes over methods).
+_BOUND_NAMES = (
+    "_maybeChooseTransferDecoder",
+    "allHeadersReceived",
+    "allContentReceived",
+    "requestDone",
+    "connectionLost",
+)
+
+
+def _upgraded_to_websocket(channel: Any) -> bool:
+    """Whether daphne handed this channel's connection to a WebSocket protocol."""
+    from daphne.ws_protocol import WebSocketProtocol
+
+    transport = channel.transport
+    # TLS wraps: the upgrade swaps the wrapper's wrappedProtocol instead.
+    protocol = getattr(transport, "wrappedProtocol", None) or getattr(
+        transport, "protocol", None
+    )
+    return isinstance(protocol, WebSocketProtocol)
+
+
+def _forget_upgraded(channel: Any) -> None:
+    """Let an upgraded connection's HTTP channel keep nothing it no longer needs.
+
+    The channel outlives the upgrade (the transport keeps it as its producer, for
+    flow control) but never parses another byte: its upgrade request (headers,
+    body buffer) and the bounds installed here are dead weight, ~5 KB of every
+    WebSocket connection's memory (docs/benchmarks.md, "connection ladder").
+    """
+    for name in _BOUND_NAMES:
+        channel.__dict__.pop(name, None)
+    requests = getattr(channel, "requests", None)
+    if isinstance(requests, list):
+        requests.clear()
+
+
 def _bound_channel(channel: Any, max_body: int, header_timeout: float) -> None:
     """Install the body limit and the header deadline on one HTTPChannel."""
     from twisted.internet import reactor
@@ -796,6 +846,7 @@ def _bound_channel(channel: Any, max_body: int, header_timeout: float) -> None:
 
     choose = channel._maybeChooseTransferDecoder
     all_headers = channel.allHeadersReceived
+    all_content = channel.allContentReceived
     request_done = channel.requestDone
     connection_lost = channel.connectionLost
 
@@ -826,6 +877,11 @@ def _bound_channel(channel: Any, max_body: int, header_timeout: float) -> None:
         if not state["refused"]:
             all_headers()
 
+    def all_content_received() -> None:
+        all_content()  # daphne's upgrade to a WebSocket happens in here
+        if _upgraded_to_websocket(channel):
+            _forget_upgraded(channel)
+
     def request_done_and_rearm(request: Any) -> None:
         request_done(request)
         handling = getattr(channel, "_handlingRequest", False)
@@ -839,6 +895,7 @@ def _bound_channel(channel: Any, max_body: int, header_timeout: float) -> None:
     # Instance attributes shadow the methods: Twisted calls them as self.<name>.
     channel._maybeChooseTransferDecoder = choose_transfer_decoder
     channel.allHeadersReceived = all_headers_received
+    channel.allContentReceived = all_content_received
     channel.requestDone = request_done_and_rearm
     channel.connectionLost = connection_lost_and_cancel
     arm()
@@ -858,9 +915,7 @@ def bound_http_requests(max_body: int, header_timeout: float) -> bool:
     if _http_bounds:
         _http_bounds.update(max_body=max_body, header_timeout=header_timeout)
         return True
-    missing = check_classes(_HTTP_CLASS_NAMES)
-    if STATE_OPEN is None:  # not this check's business
-        missing = [m for m in missing if m != "autobahn STATE_OPEN"]
+    missing = missing_names(_HTTP_CLASS_NAMES)
     if missing:
         logger.warning(
             "event=http_bounds_unavailable missing=%s hint='request bodies and "
@@ -895,4 +950,176 @@ def bound_http_requests(max_body: int, header_timeout: float) -> bool:
         max_body,
         header_timeout,
     )
+    return True
+
+
+# --- daphne's periodic walks over every connection ------------------------------------
+# daphne's Server walks all of its connections on the reactor thread, in one go:
+# ``application_checker`` every second (reaps finished applications, cancels the
+# ones that outlive ``application_close_timeout`` after a disconnect) and
+# ``timeout_checker`` every 2 s (each protocol's ``check_timeouts``: its
+# keepalive ping when due, the WebSocket timeouts). At 10,000 connections each
+# walk took 10-50 ms, and every tick waiting behind it was late by as much
+# (docs/benchmarks.md, "connection ladder"). The same work in slices, with the
+# same period per connection, keeps each turn of the loop short.
+_WALK_CLASS_NAMES: tuple[tuple[str, str], ...] = (
+    ("daphne.server:Server", "application_checker"),
+    ("daphne.server:Server", "timeout_checker"),
+    ("daphne.server:Server", "stop"),
+    ("daphne.ws_protocol:WebSocketProtocol", "check_timeouts"),
+    ("daphne.ws_protocol:WebSocketProtocol", "handle_exception"),
+    ("daphne.http_protocol:WebRequest", "check_timeouts"),
+)
+_WALK_SERVER_NAMES = ("connections", "application_close_timeout")
+
+
+class _SlicedWalk:
+    """One of daphne's walks, a slice of the connections every ``period / slices``.
+
+    Each round works through the connections open when it began, in ``slices``
+    calls; a connection that opens during a round is first visited in the next
+    one, so it waits at most two periods instead of one. A visit that raises is
+    logged and the walk goes on: daphne's own walk would have stopped for good.
+    """
+
+    def __init__(
+        self,
+        server: Any,
+        name: str,
+        period: float,
+        slices: int,
+        visit: Callable[[Any, Any, dict[str, Any]], None],
+    ) -> None:
+        self.server = server
+        self.name = name
+        self.interval = period / slices
+        self.slices = slices
+        self.visit = visit
+        self.round: list[Any] = []
+        self.position = 0
+        self.per_call = 1
+
+    def run(self) -> None:
+        from twisted.internet import reactor
+
+        try:
+            self.step()
+        finally:
+            reactor.callLater(self.interval, self.run)
+
+    def step(self) -> None:
+        connections = self.server.connections
+        if self.position >= len(self.round):
+            self.round = list(connections)
+            self.position = 0
+            self.per_call = max(1, -(-len(self.round) // self.slices))
+        end = self.position + self.per_call
+        batch = self.round[self.position : end]
+        self.position = end
+        for protocol in batch:
+            details = connections.get(protocol)
+            if details is None:
+                continue  # gone since the round began
+            try:
+                self.visit(self.server, protocol, details)
+            except Exception as exc:
+                logger.error(
+                    "event=daphne_walk_failed walk=%s error=%r", self.name, exc
+                )
+
+
+def _check_timeouts(server: Any, protocol: Any, details: dict[str, Any]) -> None:
+    protocol.check_timeouts()
+
+
+def _reap_application(server: Any, protocol: Any, details: dict[str, Any]) -> None:
+    """daphne's ``application_checker`` for one connection (daphne 4.x)."""
+    disconnected = details.get("disconnected", None)
+    instance = details.get("application_instance", None)
+    if (
+        disconnected
+        and instance
+        and not instance.done()
+        and time.time() - disconnected > server.application_close_timeout
+    ):
+        logger.warning(
+            "event=application_kill protocol=%r hint='application took too long "
+            "to shut down'",
+            protocol,
+        )
+        instance.cancel()
+    if instance and instance.done():
+        try:
+            exception = instance.exception()
+        except (concurrent.futures.CancelledError, asyncio.CancelledError):
+            pass
+        else:
+            if exception:
+                if isinstance(exception, KeyboardInterrupt):
+                    server.stop()  # how daphne's tests ask the server to exit
+                else:
+                    logger.error(
+                        "event=application_exception error=%r",
+                        exception,
+                        exc_info=exception,
+                    )
+                    if not disconnected:
+                        protocol.handle_exception(exception)
+        details.pop("application_instance", None)
+        instance = None
+    if not instance and disconnected:
+        server.connections.pop(protocol, None)
+
+
+def slice_server_walks(slices: int) -> bool:
+    """Make daphne's per-connection walks run in ``slices`` parts (call once, at
+    start, before the server runs; ``slices`` 1: daphne's own walks).
+
+    False, with one warning, when daphne lacks a name used here (its own walks
+    then stay). A server instance without the expected attributes gets daphne's
+    own walks too, checked on its first call.
+    """
+    if slices <= 1:
+        return False
+    missing = missing_names(_WALK_CLASS_NAMES)
+    if missing:
+        logger.warning(
+            "event=daphne_walks_unsliced missing=%s hint='daphne walks every "
+            "connection at once; pin the daphne version of requirements.txt'",
+            ",".join(missing),
+        )
+        return False
+    from daphne.server import Server
+
+    original = {
+        "application_checker": Server.application_checker,
+        "timeout_checker": Server.timeout_checker,
+    }
+    if getattr(original["application_checker"], "_fmpsite_sliced", False):
+        return True  # installed already (a second import of the ASGI module)
+
+    def install(name: str, period: float, visit: Any) -> Callable[[Any], None]:
+        def start(server: Any) -> None:
+            # daphne's run() calls each checker once; it then reschedules itself.
+            missing = [n for n in _WALK_SERVER_NAMES if not hasattr(server, n)]
+            if missing or not isinstance(server.connections, dict):
+                logger.warning(
+                    "event=daphne_walks_unsliced missing=server.%s walk=%s",
+                    ",server.".join(missing) or "connections(dict)",
+                    name,
+                )
+                original[name](server)
+                return
+            _SlicedWalk(server, name, period, slices, visit).run()
+
+        start._fmpsite_sliced = True  # type: ignore[attr-defined]
+        return start
+
+    Server.application_checker = install(  # type: ignore[method-assign]
+        "application_checker", 1.0, _reap_application
+    )
+    Server.timeout_checker = install(  # type: ignore[method-assign]
+        "timeout_checker", 2.0, _check_timeouts
+    )
+    logger.info("event=daphne_walks_sliced slices=%d", slices)
     return True

@@ -274,3 +274,48 @@ def test_no_deflate_is_offered_where_frames_go_through_asgi(daphne_protocol):
     Outbox(None, "ws-t", protocol=daphne_protocol, direct=False, compression=True)
     negotiate(daphne_protocol, deflate_offer())
     assert daphne_protocol.websocket_extensions_in_use == []
+
+
+def test_an_upgraded_channel_is_recognised_by_its_transports_protocol(daphne_protocol):
+    channel = SimpleNamespace(transport=daphne_protocol.transport)
+    daphne_protocol.transport.protocol = daphne_protocol  # daphne's upgrade
+    assert daphne_io._upgraded_to_websocket(channel)
+    daphne_protocol.transport.protocol = object()  # still plain HTTP
+    assert not daphne_io._upgraded_to_websocket(channel)
+    tls = SimpleNamespace(wrappedProtocol=daphne_protocol)
+    assert daphne_io._upgraded_to_websocket(SimpleNamespace(transport=tls))
+
+
+def test_an_upgraded_channel_lets_go_of_its_request_and_its_bounds(daphne_protocol):
+    from twisted.web.http import HTTPChannel
+
+    channel = HTTPChannel()
+    channel.requests = [object()]  # the upgrade request, headers and body
+    channel.transport = SimpleNamespace(protocol=channel)
+
+    def daphne_upgrades() -> None:
+        # Twisted calls daphne's request processing from allContentReceived,
+        # where daphne hands the transport to a WebSocket protocol.
+        channel.transport.protocol = daphne_protocol
+
+    channel.allContentReceived = daphne_upgrades
+    daphne_io._bound_channel(channel, max_body=1024, header_timeout=0)
+    assert "allHeadersReceived" in vars(channel)
+    channel.allContentReceived()
+    assert channel.requests == []
+    assert not set(daphne_io._BOUND_NAMES) & set(vars(channel))
+    assert channel.allHeadersReceived.__func__ is HTTPChannel.allHeadersReceived
+
+
+def test_a_plain_http_request_keeps_its_channel_as_it_was():
+    from twisted.web.http import HTTPChannel
+
+    channel = HTTPChannel()
+    request = object()
+    channel.requests = [request]
+    channel.transport = SimpleNamespace(protocol=channel)
+    channel.allContentReceived = lambda: None
+    daphne_io._bound_channel(channel, max_body=1024, header_timeout=0)
+    channel.allContentReceived()
+    assert channel.requests == [request]
+    assert "requestDone" in vars(channel)  # the bounds stay for keep-alive
