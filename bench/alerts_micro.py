@@ -6,13 +6,16 @@ once with the alert engine registered as the leader wires it, holding 100,000
 active alerts (100 per symbol: crossings above and below, every_cross with a
 hysteresis, thresholds spread around the price so some are crossed). Firings
 only go onto the engine's queue, as in production (the writer is not run).
-Prints CPU microseconds per tick (``time.process_time``), the overhead and the
-firings per tick.
+Prints CPU microseconds per tick (``time.process_time``), the overhead, the
+firings per tick, and the part of each time spent in the cyclic garbage
+collector (``gc.callbacks``): the alerts held must not make its collections
+slower (realtime/alerts/evaluator.py keeps them out of its sight).
 ``python -m bench.alerts_micro`` (DJANGO_SETTINGS_MODULE=fmpsite.settings.test).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import time
@@ -51,11 +54,33 @@ def loaded_engine(symbols: list[str], rng: random.Random, epoch: Any) -> Any:
     return engine
 
 
+class GcClock:
+    """CPU time spent in the cyclic garbage collector while in the ``with``."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.process_time()
+        else:
+            self.seconds += time.process_time() - self._start
+
+    def __enter__(self) -> GcClock:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
 def run(
     ticks: int = 100_000, with_alerts: bool = False, step: float = 0.01
-) -> tuple[float, int]:
+) -> tuple[float, int, float]:
     """``step``: the standard deviation of a symbol's move per tick (its price is
-    a random walk from 100, as a stock's trades move a cent or a few)."""
+    a random walk from 100, as a stock's trades move a cent or a few). Returns
+    CPU microseconds per tick, firings, and the collector's share of the time."""
     from realtime.backends import CurrentHub
     from realtime.feed.broker import InMemoryBroker
     from realtime.feed.cache import InProcessTickCache
@@ -104,13 +129,15 @@ def run(
     # they are dropped every 100 ticks, so they die young as in production (left
     # to pile up, they would make the garbage collector rescan the 100,000 alerts).
     pending = engine._pending if engine is not None else None
-    start = time.process_time()
-    for i, tick in enumerate(stream):
-        feed.on_tick(tick)
-        if pending and not i % 100:
-            pending.clear()
-    elapsed = (time.process_time() - start) / ticks * 1e6
-    return elapsed, engine.fired if engine is not None else 0
+    with GcClock() as collector:
+        start = time.process_time()
+        for i, tick in enumerate(stream):
+            feed.on_tick(tick)
+            if pending and not i % 100:
+                pending.clear()
+        elapsed = (time.process_time() - start) / ticks * 1e6
+    fired = engine.fired if engine is not None else 0
+    return elapsed, fired, collector.seconds / ticks * 1e6
 
 
 def engine_only(ticks: int = 100_000, step: float = 0.01) -> float:
@@ -146,21 +173,23 @@ def main() -> None:
     django.setup()
     # A cent-scale walk (what trades do), and a volatile one that fires often.
     for step in (0.01, 0.5):
-        best = {False: float("inf"), True: float("inf")}
+        best = {False: (float("inf"), 0.0), True: (float("inf"), 0.0)}
         fired = 0
         for _ in range(5):
             for with_alerts in (False, True):
-                us, n = run(with_alerts=with_alerts, step=step)
-                best[with_alerts] = min(best[with_alerts], us)
+                us, n, in_gc = run(with_alerts=with_alerts, step=step)
+                best[with_alerts] = min(best[with_alerts], (us, in_gc))
                 fired = n or fired
         alone = min(engine_only(step=step) for _ in range(5))
-        overhead = (best[True] / best[False] - 1) * 100
+        (without, gc_without), (with_, gc_with) = best[False], best[True]
+        overhead = (with_ / without - 1) * 100
         print(
-            f"step {step}: on_tick without alerts: {best[False]:.2f} us/tick; with "
-            f"{ALERTS:,} alerts over {SYMBOLS:,} symbols: {best[True]:.2f} us/tick; "
+            f"step {step}: on_tick without alerts: {without:.2f} us/tick "
+            f"(gc {gc_without:.2f}); with {ALERTS:,} alerts over {SYMBOLS:,} "
+            f"symbols: {with_:.2f} us/tick (gc {gc_with:.2f}); "
             f"overhead {overhead:+.1f} %; firings {fired / 100_000:.4f} per tick; "
             f"engine callback alone {alone:.2f} us/tick "
-            f"({alone / best[False] * 100:.1f} % of the tick without alerts)"
+            f"({alone / without * 100:.1f} % of the tick without alerts)"
         )
 
 

@@ -34,7 +34,7 @@ import orjson
 from channels.db import database_sync_to_async
 
 from realtime.alerts import selectors, services
-from realtime.alerts.evaluator import AlertEvaluator, AlertSpec, Firing
+from realtime.alerts.evaluator import AlertEvaluator, AlertSpec, Firing, Row
 from realtime.alerts.models import AlertEvent
 from realtime.alerts.services import PCT_CONDITIONS
 from realtime.alerts.webhook import WebhookConfig, deliver
@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 PreviousCloses = Callable[[Iterable[str]], Awaitable[dict[str, float]]]
 HistoryTail = Callable[[], Awaitable[Sequence[Update]]]
-Pending = tuple[list[tuple[AlertSpec, float]], float, int, int, str]
+Pending = tuple[list[tuple[Row, float]], float, int, int, str]
 
 
 class AlertRoute(Protocol):
@@ -137,7 +137,8 @@ class AlertEngine:
     def _firings(pending: Pending) -> list[Firing]:
         fired, price, tick_ts, seq, epoch = pending
         return [
-            Firing(spec, price, value, tick_ts, seq, epoch) for spec, value in fired
+            Firing(AlertSpec(*row), price, value, tick_ts, seq, epoch)
+            for row, value in fired
         ]
 
     # --- lifecycle --------------------------------------------------------------

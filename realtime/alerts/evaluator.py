@@ -38,8 +38,9 @@ Semantics (docs/protocol.md, "Alerts"):
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from math import inf, isfinite
@@ -87,54 +88,97 @@ class Firing:
     epoch: str
 
 
-class _State:
-    """An alert's arming, kept across reloads while its spec is unchanged."""
+# The per-alert storage is kept out of the cyclic garbage collector's sight. Every
+# full collection walks every tracked object; 100,000 alerts held as objects
+# (a spec and a state each) were 200,000 more of them, and walking them cost the
+# feed more per tick than evaluating the alerts (docs/benchmarks.md, "Alerts").
+# So an alert is stored as a ``Row``, an exact tuple of atoms (ints, floats,
+# strs), which CPython untracks at the first collection it survives, and each
+# book holds its levels in tuples (untracked likewise) and its alerts' states in a
+# bytearray (never tracked) and an ``array`` (one tracked object whose contents
+# the collector does not walk). What stays tracked is per symbol (its books and
+# their arrays, its watch), not per alert; tests/realtime/alerts/test_evaluator.py
+# checks that the tracked objects do not grow with the alerts held.
+Row = tuple[int, int, str, str, float, str, float, str]
 
-    __slots__ = ("spec", "armed", "fired_day", "done")
-
-    def __init__(self, spec: AlertSpec) -> None:
-        self.spec = spec
-        self.armed = True
-        self.fired_day: date | None = None
-        self.done = False
-
+# An alert's state in ``Book.state``: armed (the next crossing fires), disarmed
+# (fired, waiting to re-arm), done (a ``once`` alert that fired).
+_DISARMED, _ARMED, _DONE = 0, 1, 2
 
 # What a level is to its alert (``Book.kinds``).
 _ABOVE_AT, _BELOW_AT, _REARM_ABOVE, _REARM_BELOW = 0, 1, 2, 3
+# The state in which a level of each kind matters (``Book.gap``): a threshold
+# while its alert is armed, a re-arm level while it is disarmed.
+_MATTERS = (_ARMED, _ARMED, _DISARMED, _DISARMED)
+
+
+def spec_row(spec: AlertSpec) -> Row:
+    """The stored form of ``spec``: its fields, in order (``AlertSpec(*row)``)."""
+    return (
+        spec.id,
+        spec.owner_id,
+        spec.symbol,
+        spec.condition,
+        spec.threshold,
+        spec.frequency,
+        spec.hysteresis,
+        spec.webhook_url,
+    )
+
+
+# Where a row's fields are (``spec_row``).
+_ID, _SYMBOL, _CONDITION, _THRESHOLD, _FREQUENCY, _HYSTERESIS = 0, 2, 3, 4, 5, 6
 
 
 class Book:
     """The alerts of one symbol on one measure, and that measure's last value.
 
-    One array of levels, sorted ascending: each alert's threshold, and the
-    level where it re-arms after firing (below the threshold for an "above"
-    alert, by its hysteresis), with the alert and what the level is to it.
+    One array of levels, sorted ascending (``keys``): each alert's threshold,
+    and the level where it re-arms after firing (below the threshold for an
+    "above" alert, by its hysteresis), with what the level is to its alert
+    (``kinds``) and which alert it is (``slots``, an index into ``rows``, the
+    book's alerts, and into their ``state`` and ``fired_day``, a trading day's
+    ordinal or 0).
     """
 
-    __slots__ = ("keys", "kinds", "states", "last")
+    __slots__ = ("rows", "keys", "kinds", "slots", "state", "fired_day", "last")
 
-    def __init__(self, states: Iterable[_State], last: float | None = None) -> None:
-        edges = []
-        for s in states:
-            spec = s.spec
-            if spec.condition in _ABOVE:
-                edges.append((spec.threshold, spec.id, _ABOVE_AT, s))
-                edges.append(
-                    (spec.threshold - spec.hysteresis, spec.id, _REARM_ABOVE, s)
-                )
+    def __init__(
+        self,
+        alerts: Iterable[tuple[Row, int, int]],
+        last: float | None = None,
+    ) -> None:
+        """``alerts``: (row, state, fired day) per alert."""
+        rows: list[Row] = []
+        state = bytearray()
+        fired_day = array("l")
+        edges: list[tuple[float, int, int, int]] = []
+        for slot, (row, alert_state, day) in enumerate(alerts):
+            rows.append(row)
+            state.append(alert_state)
+            fired_day.append(day)
+            threshold, hysteresis = row[_THRESHOLD], row[_HYSTERESIS]
+            if row[_CONDITION] in _ABOVE:
+                edges.append((threshold, row[_ID], _ABOVE_AT, slot))
+                edges.append((threshold - hysteresis, row[_ID], _REARM_ABOVE, slot))
             else:
-                edges.append((spec.threshold, spec.id, _BELOW_AT, s))
-                edges.append(
-                    (spec.threshold + spec.hysteresis, spec.id, _REARM_BELOW, s)
-                )
-        edges.sort(key=lambda edge: edge[:3])
-        self.keys = [edge[0] for edge in edges]
-        self.kinds = [edge[2] for edge in edges]
-        self.states = [edge[3] for edge in edges]
+                edges.append((threshold, row[_ID], _BELOW_AT, slot))
+                edges.append((threshold + hysteresis, row[_ID], _REARM_BELOW, slot))
+        edges.sort()
+        self.rows: tuple[Row, ...] = tuple(rows)
+        self.keys: tuple[float, ...] = tuple(edge[0] for edge in edges)
+        self.kinds: bytes = bytes(edge[2] for edge in edges)
+        self.slots: tuple[int, ...] = tuple(edge[3] for edge in edges)
+        self.state = state
+        self.fired_day = fired_day
         self.last = last
 
-    def move(self, value: float) -> list[_State]:
-        """Go to ``value``; return the armed alerts it crossed (not yet fired).
+    def alerts(self) -> Iterator[tuple[Row, int, int]]:
+        """(row, state, fired day) per alert: what a reload carries over."""
+        return zip(self.rows, self.state, self.fired_day, strict=True)
+
+    def move(self, value: float) -> list[int]:
+        """Go to ``value``; return the armed alerts it crossed (their slots).
 
         Rising from ``prev``: an "above" alert fires on ``prev < T <= value``, a
         "below" alert re-arms on ``prev <= L < value``; falling, the mirror
@@ -143,44 +187,47 @@ class Book:
         self.last = value
         if prev is None or value == prev:
             return []
-        keys, kinds, states = self.keys, self.kinds, self.states
-        crossed: list[_State] = []
+        keys, kinds, slots, state = self.keys, self.kinds, self.slots, self.state
+        crossed: list[int] = []
         if value > prev:
             for j in range(bisect_left(keys, prev), bisect_right(keys, value)):
                 kind = kinds[j]
                 if kind == _ABOVE_AT:
-                    state = states[j]
-                    if prev < keys[j] and state.armed and not state.done:
-                        crossed.append(state)
+                    slot = slots[j]
+                    if prev < keys[j] and state[slot] == _ARMED:
+                        crossed.append(slot)
                 elif kind == _REARM_BELOW and keys[j] < value:
-                    states[j].armed = True
+                    slot = slots[j]
+                    if state[slot] == _DISARMED:
+                        state[slot] = _ARMED
         else:
             for j in range(bisect_left(keys, value), bisect_right(keys, prev)):
                 kind = kinds[j]
                 if kind == _BELOW_AT:
-                    state = states[j]
-                    if keys[j] < prev and state.armed and not state.done:
-                        crossed.append(state)
+                    slot = slots[j]
+                    if keys[j] < prev and state[slot] == _ARMED:
+                        crossed.append(slot)
                 elif kind == _REARM_ABOVE and value < keys[j]:
-                    states[j].armed = True
+                    slot = slots[j]
+                    if state[slot] == _DISARMED:
+                        state[slot] = _ARMED
         return crossed
 
     def gap(self) -> tuple[float, float]:
         """The open interval around ``last`` with no level that matters now in
         it; empty (lo >= hi) when ``last`` is unknown or sits on such a level
         (moving off it can change an arming). A threshold matters while its
-        alert is armed, a re-arm level while it is not, neither once done."""
+        alert is armed, a re-arm level while it is disarmed, neither once done."""
         last = self.last
         if last is None:
             return inf, -inf
-        keys, kinds, states = self.keys, self.kinds, self.states
+        keys, kinds, slots, state = self.keys, self.kinds, self.slots, self.state
         n = len(keys)
         i = bisect_left(keys, last)
         hi = inf
         j = i
         while j < n:
-            state = states[j]
-            if not state.done and state.armed is (kinds[j] < _REARM_ABOVE):
+            if state[slots[j]] == _MATTERS[kinds[j]]:
                 if keys[j] == last:
                     return inf, -inf
                 hi = keys[j]
@@ -189,8 +236,7 @@ class Book:
         lo = -inf
         j = i - 1
         while j >= 0:
-            state = states[j]
-            if not state.done and state.armed is (kinds[j] < _REARM_ABOVE):
+            if state[slots[j]] == _MATTERS[kinds[j]]:
                 lo = keys[j]
                 break
             j -= 1
@@ -231,25 +277,33 @@ class AlertEvaluator:
         self.previous_close: dict[str, float] = {}
         # Per symbol with an alert: the interval its prices cross nothing in.
         self.watches: dict[str, Watch] = {}
-        self._states: dict[int, _State] = {}
+        self._count = 0
 
     # --- loading -------------------------------------------------------------------
     def load(self, specs: Iterable[AlertSpec]) -> None:
         """Replace the alerts; an alert whose spec is unchanged keeps its arming,
         and every book keeps its last value (a reload is not a crossing)."""
-        states: dict[int, _State] = {}
+        old = {
+            row[_ID]: (row, state, day)
+            for book in (*self.prices.values(), *self.pcts.values())
+            for row, state, day in book.alerts()
+        }
+        alerts: dict[int, tuple[Row, int, int]] = {}
         for spec in specs:
-            old = self._states.get(spec.id)
-            states[spec.id] = (
-                old if old is not None and old.spec == spec else _State(spec)
+            row = spec_row(spec)
+            kept = old.get(spec.id)
+            # The old row when unchanged: already untracked, and no copy is kept.
+            alerts[spec.id] = (
+                kept if kept is not None and kept[0] == row else (row, _ARMED, 0)
             )
-        self._states = states
-        by_price: dict[str, list[_State]] = {}
-        by_pct: dict[str, list[_State]] = {}
-        for state in states.values():
-            spec = state.spec
-            target = by_pct if spec.condition in _PCT else by_price
-            target.setdefault(spec.symbol, []).append(state)
+        del old
+        self._count = len(alerts)
+        by_price: dict[str, list[tuple[Row, int, int]]] = {}
+        by_pct: dict[str, list[tuple[Row, int, int]]] = {}
+        for alert in alerts.values():
+            row = alert[0]
+            target = by_pct if row[_CONDITION] in _PCT else by_price
+            target.setdefault(row[_SYMBOL], []).append(alert)
         lasts = {s: w.last for s, w in self.watches.items() if w.last is not None}
         self.prices = {s: Book(group, lasts.get(s)) for s, group in by_price.items()}
         self.pcts = {
@@ -295,7 +349,7 @@ class AlertEvaluator:
         return frozenset(self.pcts)
 
     def __len__(self) -> int:
-        return len(self._states)
+        return self._count
 
     def set_previous_close(self, symbol: str, close: float | None) -> None:
         """The reference for the day's percent change; a new one re-positions the
@@ -311,12 +365,6 @@ class AlertEvaluator:
             watch = self.watches[symbol]
             book.last = self._pct_of(symbol, watch.last)
             self._rewatch(symbol)
-
-    def finish(self, alert_id: int) -> None:
-        """Forget a ``once`` alert for good (it fired)."""
-        state = self._states.get(alert_id)
-        if state is not None:
-            state.done = True
 
     # --- the tick path -------------------------------------------------------------
     def on_price(
@@ -334,21 +382,22 @@ class AlertEvaluator:
             watch.last = price
             return []
         return [
-            Firing(spec, price, value, tick_ts, seq, epoch)
-            for spec, value in self.crossings(symbol, price, tick_ts)
+            Firing(AlertSpec(*row), price, value, tick_ts, seq, epoch)
+            for row, value in self.crossings(symbol, price, tick_ts)
         ]
 
     def crossings(
         self, symbol: str, price: float, tick_ts: int
-    ) -> list[tuple[AlertSpec, float]]:
+    ) -> list[tuple[Row, float]]:
         """The bisect path, for a price on or beyond the symbol's watch: move the
-        books, fire what was crossed (``(alert, value)``), and move the watch."""
-        fired: list[tuple[AlertSpec, float]] = []
+        books, fire what was crossed (``(alert's row, value)``; ``AlertSpec(*row)``
+        is the alert, built off the tick path), and move the watch."""
+        fired: list[tuple[Row, float]] = []
         book = self.prices.get(symbol)
         if book is not None:
             crossed = book.move(price)
             if crossed:
-                self._fire(crossed, price, tick_ts, fired)
+                self._fire(book, crossed, price, tick_ts, fired)
         book = self.pcts.get(symbol)
         if book is not None:
             close = self.previous_close.get(symbol)
@@ -356,28 +405,29 @@ class AlertEvaluator:
                 pct = (price / close - 1.0) * 100.0
                 crossed = book.move(pct)
                 if crossed:
-                    self._fire(crossed, pct, tick_ts, fired)
+                    self._fire(book, crossed, pct, tick_ts, fired)
         self.watches[symbol].last = price
         self._rewatch(symbol)
         return fired
 
     def _fire(
         self,
-        crossed: list[_State],
+        book: Book,
+        crossed: list[int],
         value: float,
         tick_ts: int,
-        fired: list[tuple[AlertSpec, float]],
+        fired: list[tuple[Row, float]],
     ) -> None:
         """Disarm what was crossed (and finish ``once``); add what fires."""
-        day: date | None = None
-        for state in crossed:
-            spec = state.spec
-            if spec.frequency == ONCE_PER_DAY:
-                day = day or self.day_of(tick_ts)
-                if state.fired_day == day:
+        day = 0
+        rows, state, fired_day = book.rows, book.state, book.fired_day
+        for slot in crossed:
+            row = rows[slot]
+            frequency = row[_FREQUENCY]
+            if frequency == ONCE_PER_DAY:
+                day = day or self.day_of(tick_ts).toordinal()
+                if fired_day[slot] == day:
                     continue
-                state.fired_day = day
-            elif spec.frequency == ONCE:
-                state.done = True
-            state.armed = False
-            fired.append((spec, value))
+                fired_day[slot] = day
+            state[slot] = _DONE if frequency == ONCE else _DISARMED
+            fired.append((row, value))

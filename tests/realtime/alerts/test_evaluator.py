@@ -292,3 +292,75 @@ def test_fast_path_agrees_with_the_naive_semantics_on_random_tapes():
             assert got == naive.on_price(symbol, price, tick), (step, tick, symbol)
             checked += len(got)
     assert checked > 100  # the tapes did cross (the comparison is not vacuous)
+
+
+def _tracked_reachable(*roots) -> int:
+    """The objects the cyclic garbage collector tracks among those reachable from
+    ``roots`` (classes, functions and modules excluded: they are the program's,
+    not the data's)."""
+    import gc
+    import types
+
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+    seen: set[int] = set()
+    stack = list(roots)
+    tracked = 0
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, skip):
+            continue
+        seen.add(id(obj))
+        if gc.is_tracked(obj):
+            tracked += 1
+            stack.extend(gc.get_referents(obj))
+    return tracked
+
+
+def test_stored_alerts_are_not_tracked_by_the_garbage_collector():
+    """Every full collection walks every tracked object: the alerts held must
+    add none, so that 100,000 of them do not cost the feed per tick
+    (docs/benchmarks.md, "Alerts"). Ten times the alerts over the same symbols,
+    of every kind and after firings and a reload, leave the tracked objects
+    reachable from the evaluator unchanged (they are per symbol, not per alert)."""
+    import gc
+
+    symbols = ("AAA", "BBB", "CCC", "DDD")
+    conditions = (CROSSES_ABOVE, CROSSES_BELOW, PCT_ABOVE, PCT_BELOW)
+    frequencies = (ONCE, ONCE_PER_DAY, EVERY_CROSS)
+
+    def loaded(count: int) -> tuple[AlertEvaluator, int]:
+        specs = [
+            spec(
+                pk,
+                symbol=symbols[pk % 4],
+                condition=conditions[pk // 4 % 4],
+                threshold=(pk % 7 - 3) / 2 if pk // 4 % 4 > 1 else 99 + pk % 7 / 3,
+                frequency=frequencies[pk % 3],
+                hysteresis=0.25 * (pk % 2),
+                webhook_url=f"https://example.com/hook/{pk}" if pk % 5 else "",
+            )
+            for pk in range(1, count + 1)
+        ]
+        ev = AlertEvaluator()
+        ev.load(specs)
+        fired = 0
+        for symbol in symbols:
+            ev.set_previous_close(symbol, 100.0)
+            for seq, price in enumerate((100.0, 102.5, 97.5, 101.0), start=1):
+                fired += len(ev.on_price(symbol, price, seq, seq, EPOCH))
+        ev.load(specs[: count // 2] + [spec(count + 1, symbol="AAA")])
+        fired += len(ev.on_price("AAA", 101.5, 9, 9, EPOCH))
+        # A tuple is untracked by a collection that finds its items untracked:
+        # one holding rows made since the last collection, by the next one.
+        gc.collect()
+        gc.collect()
+        return ev, fired
+
+    small, fired_small = loaded(1_000)
+    large, fired_large = loaded(10_000)
+    assert fired_small > 100 and fired_large > 1_000  # states were changed
+    assert len(large) == 5_001
+    roots = ("prices", "pcts", "watches", "previous_close")
+    tracked = _tracked_reachable(*(getattr(large, name) for name in roots))
+    assert tracked == _tracked_reachable(*(getattr(small, name) for name in roots))
+    assert tracked <= 10 * len(symbols)
