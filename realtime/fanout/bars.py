@@ -3,25 +3,24 @@
 A bar stream is a hub key ``<SYMBOL>@<interval>`` (realtime/bars/keys.py), so
 subscribing one is the tick path's subscribe unchanged: hold its live bars,
 register it with the hub, replay what ``recover`` asks for from the bar history
-(``backends().bar_history``) or start live, then release the held bars. The
+(``backends().bar_history``, read through the subscribe coalescers of
+subscribe_reads.py) or start live, then release the held bars. The
 consumer calls these functions; the logic lives here so consumers.py stays the
 protocol's switchboard.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from realtime.backends import backends
 from realtime.bars.keys import is_stream_key, split_key, stream_key
+from realtime.fanout import subscribe_reads
 from realtime.feed.state import RECOVERED, add_fields
 
 if TYPE_CHECKING:
     from realtime.fanout.hub import FanoutHub, Outbox
-
-logger = logging.getLogger(__name__)
 
 
 def parse_bars(raw: object) -> tuple[list[str], str | None]:
@@ -77,29 +76,23 @@ async def subscribe_bars(
     keys = [stream_key(s, n) for s in symbols for n in names]
     new = [k for k in keys if k not in outbox.symbols]
     hub.hold(outbox, new)
-    history = backends().bar_history
-    recovered: list[str] = []
-    pages = {}
     try:
         await hub.subscribe(outbox, new)
-        for key in new:
-            if key in recover:
-                epoch, seq = recover[key]
-                try:
-                    page = await history.aread(key, seq, history.size)
-                except Exception as exc:
-                    logger.warning(
-                        "event=bar_history_read_failed key=%s error=%r", key, exc
-                    )
-                    page = None
-                if page is not None and page.recovers(epoch, seq):
-                    recovered.append(key)
-                    pages[key] = page
-        epoch_now = await history.aepoch()
+        # Coalesced with the process's other subscribes (subscribe_reads.py):
+        # a fleet resubscribing its candles shares the rounds.
+        wanted = {key: recover[key][1] for key in new if key in recover}
+        found = await subscribe_reads.bar_pages(wanted) if wanted else {}
+        epoch_now = await subscribe_reads.bar_epoch()
     except BaseException:
         for key in new:
             hub.drop_hold(outbox, key)
         raise
+    pages = {
+        key: page
+        for key, page in found.items()
+        if page is not None and page.recovers(*recover[key])
+    }
+    recovered = list(pages)
     reply: dict[str, Any] = {
         "type": "bar_subscription",
         "action": "subscribed",

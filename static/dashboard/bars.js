@@ -14,6 +14,13 @@
 //   a page opened mid-window shows a partial candle until the real bar arrives.
 // - Quote-only symbols (bars with `"source": "mid"`) move the forming candle from
 //   the mid of bid and ask, without volume, as the server's mid bars do.
+// - The stream position (what a resubscribe's `recover` resumes from,
+//   docs/protocol.md "Bars"): `seq` is the highest seq of the book's epoch such
+//   that every bar message up to it is in the book (or, before the UTC day the
+//   book asked /bars for, not wanted). A /bars answer holds the stream up to its
+//   `last_seq`; a streamed bar extends the position when it is the next one and
+//   waits in `ahead` when one before it is missing (the caller then reloads
+//   /bars). A new epoch starts at seq 0: its first bar is seq 1.
 
 const UNITS = { s: 1000, m: 60000, h: 3600000 };
 export const DAY_MS = 86400000;
@@ -71,6 +78,48 @@ export class BarBook {
     this.mid = false; // the server's bars of this symbol are of mid prices
     this.version = 0; // bumped by every closed-bar change (day statistics cache)
     this._day = null; // {dayStart, version, stats}
+    this.epoch = null; // the bar stream's epoch, once a bar or /bars named it
+    this.seq = 0; // every bar message of `epoch` up to this seq is in the book
+    this.ahead = new Set(); // seqs past `seq` + 1 seen (one before them is missing)
+  }
+
+  /** Where a resubscribe's `recover` resumes this stream: {epoch, seq}, or null
+   * before the book holds any bar message of its epoch. */
+  position() {
+    return this.epoch !== null && this.seq > 0 ? { epoch: this.epoch, seq: this.seq } : null;
+  }
+
+  /** Follow the stream's position with a `bar` message (live or replayed); false
+   * when a bar before it is missing (a seq skipped, or the first bars of a new
+   * epoch): the caller reloads /bars, which fills the position up. */
+  follow(bar) {
+    const seq = num(bar.seq);
+    if (seq === null || typeof bar.epoch !== "string") return true; // no positions
+    this._epoch(bar.epoch);
+    if (seq <= this.seq) return true; // seen already (a replay, a /bars copy)
+    this.ahead.add(seq);
+    this._advance();
+    return !this.ahead.size;
+  }
+
+  /** A /bars answer was applied: the book holds its epoch up to `last_seq`. */
+  covered(epoch, lastSeq) {
+    if (typeof epoch !== "string" || num(lastSeq) === null) return;
+    this._epoch(epoch);
+    this.seq = Math.max(this.seq, lastSeq);
+    this._advance();
+  }
+
+  _epoch(epoch) {
+    if (epoch === this.epoch) return;
+    this.epoch = epoch;
+    this.seq = 0;
+    this.ahead.clear();
+  }
+
+  _advance() {
+    for (const seq of this.ahead) if (seq <= this.seq) this.ahead.delete(seq);
+    while (this.ahead.delete(this.seq + 1)) this.seq += 1;
   }
 
   /** A bar from /bars or the stream; true when it changed what is drawn. */

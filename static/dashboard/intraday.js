@@ -13,10 +13,16 @@
 // - A bar stream is subscribed once its symbol is confirmed on the connection
 //   (the server serves bars only for symbols of the same or an earlier
 //   subscribe), again after every reconnect.
-// - Each `bar_subscription` reply triggers a GET /bars of its streams: bars
-//   flow live from that moment, so the history asked for after it leaves no
-//   hole, and a reconnect refills what closed while the socket was down. A bar
-//   seen twice replaces itself (by start), so the overlap is harmless.
+// - Each book knows its stream's position (epoch and the seq up to which it
+//   holds every bar, bars.js). The resubscribe after a reconnect carries
+//   `recover` with it, as PriceStream does for ticks: the server replays the
+//   bars that closed (or were revised) while the socket was down, and the
+//   candles go on without a refetch.
+// - A stream the reply does not recover (a first subscribe, `not_recovered`:
+//   the history lost the seq, a new epoch) gets a GET /bars: bars flow live from
+//   the reply on, so the history asked for after it leaves no hole. So does a
+//   stream whose live bars skip a seq. A bar seen twice replaces itself (by
+//   start), so any overlap is harmless.
 
 import { PriceStream, States } from "./price-stream.js";
 import { BarBook, dayInterval, intervalMs, utcDayStart } from "./bars.js";
@@ -37,6 +43,10 @@ export class BarStream extends PriceStream {
 
 const key = (symbol, interval) => `${symbol}@${interval}`;
 
+// The server refuses client messages over 4 KiB: a bar subscribe with `recover`
+// for many symbols is split below that (as PriceStream splits its own).
+const MAX_SUBSCRIBE_CHARS = 3500;
+
 /** Events: "change" {symbol, interval, candle?, full?}: a candle moved or closed
  * (`candle`), or the book was (re)loaded from /bars (`full`). */
 export class Intraday extends EventTarget {
@@ -52,6 +62,13 @@ export class Intraday extends EventTarget {
     this.sent = new Set(); // keys subscribed on the current connection
     this.confirmed = new Set(); // symbols the server confirmed on it
     this.liveBars = 0; // `bar` messages applied, for the tests and the curious
+    // Bar streams resubscribed with `recover`, by the reply's answer, the bars
+    // replayed to them and the GET /bars this page sent: what the tests read
+    // (window.fmpsiteDashboard.intraday).
+    this.recoveredStreams = 0;
+    this.notRecoveredStreams = 0;
+    this.recoveredBars = 0;
+    this.barLoads = 0;
     stream.addEventListener("state", (e) => {
       if (e.detail.state !== States.CONNECTED) {
         this.sent.clear();
@@ -75,6 +92,7 @@ export class Intraday extends EventTarget {
     if (!book) {
       book = new BarBook(interval);
       book.symbol = symbol;
+      book.loading = 0; // GET /bars of it in flight
       book.ready = new Promise((resolve) => this.waiters.set(k, resolve));
       this.books.set(k, book);
       if (this.stream.state === States.CONNECTED) this.sendPending();
@@ -112,25 +130,57 @@ export class Intraday extends EventTarget {
   }
 
   /** Subscribe the bar streams of confirmed symbols not yet subscribed on this
-   * connection: one message per interval. */
+   * connection: one message per interval (split when too large), with `recover`
+   * for every book that knows its stream's position. */
   sendPending() {
     const byInterval = new Map();
     for (const [k, book] of this.books) {
       if (this.sent.has(k) || !this.confirmed.has(book.symbol)) continue;
       if (!byInterval.has(book.interval)) byInterval.set(book.interval, []);
-      byInterval.get(book.interval).push(book.symbol);
+      byInterval.get(book.interval).push(book);
     }
-    for (const [interval, symbols] of byInterval) {
-      const message = { action: "subscribe", symbols, bars: [interval] };
-      if (this.stream.send(message)) symbols.forEach((s) => this.sent.add(key(s, interval)));
+    for (const [interval, books] of byInterval) {
+      let batch = [];
+      for (const book of books) {
+        batch.push(book);
+        if (batch.length > 1 && JSON.stringify(this.subscribeMessage(interval, batch)).length > MAX_SUBSCRIBE_CHARS) {
+          batch.pop();
+          this.sendSubscribe(interval, batch);
+          batch = [book];
+        }
+      }
+      this.sendSubscribe(interval, batch);
     }
   }
 
+  subscribeMessage(interval, books) {
+    const message = { action: "subscribe", symbols: books.map((b) => b.symbol), bars: [interval] };
+    const recover = {};
+    for (const book of books) {
+      const position = book.position();
+      if (position) recover[key(book.symbol, interval)] = position;
+    }
+    if (Object.keys(recover).length) message.recover = recover;
+    return message;
+  }
+
+  sendSubscribe(interval, books) {
+    if (this.stream.send(this.subscribeMessage(interval, books))) {
+      books.forEach((book) => this.sent.add(key(book.symbol, interval)));
+    }
+  }
+
+  /** A `bar_subscription` reply: recovered streams get their missed bars replayed
+   * next; the others are loaded from /bars. */
   onSubscribed(reply) {
     if (reply.action !== "subscribed" || !Array.isArray(reply.streams)) return;
+    const recovered = new Set(Array.isArray(reply.recovered) ? reply.recovered : []);
+    const notRecovered = Array.isArray(reply.not_recovered) ? reply.not_recovered : [];
+    this.recoveredStreams += recovered.size;
+    this.notRecoveredStreams += notRecovered.length;
     for (const k of reply.streams) {
       const book = this.books.get(k);
-      if (book) this.load(book);
+      if (book && !recovered.has(k)) this.load(book);
     }
   }
 
@@ -141,6 +191,8 @@ export class Intraday extends EventTarget {
     // The day interval's book holds the UTC day (day statistics, and the chart
     // of the same day); a shorter one the newest bars the history kept.
     if (book.interval === this.dayInterval) params.set("start", String(utcDayStart(this.now())));
+    this.barLoads += 1;
+    book.loading += 1;
     try {
       const response = await fetch(`${this.barsUrl}${encodeURIComponent(book.symbol)}?${params}`, {
         headers: { Accept: "application/json" },
@@ -151,12 +203,14 @@ export class Intraday extends EventTarget {
         const page = await response.json();
         const bars = Array.isArray(page.bars) ? page.bars : [];
         for (const bar of bars) book.applyBar({ ...bar, epoch: bar.epoch ?? page.epoch });
+        book.covered(page.epoch, page.last_seq);
         book.historyBars = bars.length; // what this answer had, live bars aside
         this.emit({ symbol: book.symbol, interval: book.interval, full: true });
       }
     } catch {
       // The candles go on from live bars; a reconnect asks again.
     } finally {
+      book.loading -= 1;
       const resolve = this.waiters.get(k);
       if (resolve) {
         this.waiters.delete(k);
@@ -167,7 +221,12 @@ export class Intraday extends EventTarget {
 
   onBar(bar) {
     const book = this.books.get(key(bar.symbol, bar.interval));
-    if (!book || !book.applyBar(bar)) return;
+    if (!book) return;
+    // A bar before this one is missing (a skipped seq, a new epoch's first bars):
+    // /bars fills the candles and the position, unless a load is under way.
+    if (!book.follow(bar) && !book.loading) this.load(book);
+    if (bar.recovered) this.recoveredBars += 1;
+    if (!book.applyBar(bar)) return;
     this.liveBars += 1;
     this.emit({ symbol: bar.symbol, interval: bar.interval, candle: book.bars.get(bar.start), bar: true });
   }

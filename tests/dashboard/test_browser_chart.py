@@ -2,7 +2,9 @@
 product under daphne with bars on (issue 24): the chart draws candles from
 /bars when it opens (before any live bar reached it), its last candle moves
 with the stream, the table shows the day's high, low and volume, and the page
-with the chart open is axe clean in light and dark mode with no CSP violation.
+with the chart open is axe clean in light and dark mode with no CSP violation;
+and in scaled mode the chart survives a SIGKILLed and restarted web process
+without a gap in candles, because its reconnect recovered the bar streams.
 
 The server is this module's own (its own SQLite file, the built-in simulator and
 ``REALTIME_BAR_INTERVALS=1s,1m``): bars are off by default, and the
@@ -20,11 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
-from tests.dashboard.browser import card, log_in, wait_until
-from tests.live import ServerProcess, daphne, free_port, manage, server_env
+from tests.dashboard.browser import PASSWORD, card, log_in, wait_until
+from tests.live import (
+    ServerProcess,
+    daphne,
+    free_port,
+    manage,
+    server_env,
+    start_scaled,
+    stop_scaled,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -217,3 +228,169 @@ def test_table_shows_the_days_high_low_and_volume(
     assert value("day_low") <= value("day_high")
     assert_axe_clean(page, "the table with day statistics")
     assert_no_csp_violation(page)
+
+
+# --- a web process restart (scaled mode) ---------------------------------------------
+
+BARS_PATH = re.compile(r"/api/v2/realtime/bars/")
+RECOVERER = "chart-recoverer"
+
+
+@pytest.fixture
+def scaled_bars(
+    migrated_postgres: str, redis_prefix: str, request: Any
+) -> Iterator[dict]:
+    """One web process and one feed worker on Redis, with 1-second bars (so
+    candles close while the web process is down) and a user to log in as."""
+    stack = start_scaled(
+        migrated_postgres,
+        redis_prefix,
+        webs=1,
+        REALTIME_BAR_INTERVALS="1s",
+        # The feed keeps the dashboard's symbols upstream for the whole outage
+        # (the killed process cannot renew its lease): bars go on closing.
+        REALTIME_LEASE_TTL="60",
+    )
+    try:
+        manage(
+            stack["env"],
+            "shell",
+            "-c",
+            "from django.contrib.auth.models import User; "
+            f"User.objects.filter(username={RECOVERER!r}).exists() or "
+            f"User.objects.create_user({RECOVERER!r}, password={PASSWORD!r})",
+        )
+        yield stack
+    finally:
+        failed = getattr(request.node, "rep_call", None)
+        stop_scaled(stack, show_logs=bool(failed and failed.failed))
+
+
+def chart_state(page: Page) -> dict[str, Any]:
+    """The open chart's closed candles, the candles its series draws, its book's
+    stream position, and the page's bar-recovery counters."""
+    return page.evaluate(
+        """() => {
+          const d = window.fmpsiteDashboard;
+          const book = d.chart.book;
+          const closed = book.candles().filter((c) => !c.forming);
+          const books = [...d.intraday.books.values()];
+          return {
+            candles: closed.map(
+              (c) => [c.start, c.open, c.high, c.low, c.close, c.volume]),
+            drawn: d.chart.candles.data().length,
+            total: book.candles().length,
+            position: book.position(),
+            recovered: d.intraday.recoveredStreams,
+            notRecovered: d.intraday.notRecoveredStreams,
+            recoveredBars: d.intraday.recoveredBars,
+            loads: d.intraday.barLoads,
+            books: d.intraday.books.size,
+            positions: books.filter((b) => b.position()).length,
+          };
+        }"""
+    )
+
+
+@pytest.mark.redis
+def test_chart_survives_a_web_restart_without_a_gap_in_candles(
+    page: Page, scaled_bars: dict
+) -> None:
+    stack = scaled_bars
+    port = stack["ports"][0]
+    base = f"http://127.0.0.1:{port}"
+    symbol = "AAPL"
+    key = f"{symbol}@1s"
+    log_in(page, base, RECOVERER, PASSWORD)
+    status = page.locator("#connection-status")
+    expect(status).to_have_attribute("data-connection-state", "connected")
+    card(page, symbol).get_by_role("button", name=f"Intraday chart of {symbol}").click()
+    dialog = page.locator("#chart-dialog")
+    expect(dialog).to_have_attribute("data-chart-state", "ready")
+    expect(dialog).to_have_attribute("data-interval", "1s")
+    # A few candles, live bars among them, and a position for every bar stream
+    # of the page (each card's day book), so each has something to recover from.
+    wait_until(
+        page,
+        lambda: (
+            (s := chart_state(page))["positions"] == s["books"] > 0
+            and len(s["candles"]) >= 3
+            and int(dialog.get_attribute("data-live-bars") or 0) >= 2
+        ),
+        "closed candles, live bars and every bar stream's position",
+    )
+    before = chart_state(page)
+    epoch, seen = before["position"]["epoch"], before["position"]["seq"]
+
+    stack["webs"][0].kill()
+    expect(status).not_to_have_attribute("data-connection-state", "connected")
+    # From here on the page's candles may only come from the stream: a /bars
+    # refetch by the page is refused (and counted), so only `recover` can fill
+    # the outage.
+    refused: list[str] = []
+
+    def refuse(route: Any) -> None:
+        refused.append(route.request.url)
+        route.abort()
+
+    page.route(BARS_PATH, refuse)
+    down = chart_state(page)
+    last_before = down["position"]["seq"]
+    # The feed worker closes bars on while no web process is up: wait until it
+    # has published a few of the chart's (the bar history's per-stream counter in
+    # Redis, realtime/feed/history.py's key layout under <prefix>:bars).
+    counters = redis.Redis.from_url(stack["redis_url"])
+    seq_key = f"{stack['prefix']}:bars:history:{epoch}:seq"
+    try:
+        wait_until(
+            page,
+            lambda: int(counters.hget(seq_key, key) or 0) >= last_before + 4,
+            f"4 bars of {key} closed while the web process is down",
+        )
+    finally:
+        counters.close()
+    web = daphne("web-0-restarted", port, stack["env"])
+    stack["webs"][0] = web
+    web.wait_port(port, timeout=60)
+    page.evaluate("window.fmpsiteDashboard.stream.reconnectNow()")
+    expect(status).to_have_attribute(
+        "data-connection-state", "connected", timeout=60_000
+    )
+    wait_until(
+        page,
+        lambda: chart_state(page)["recovered"] - before["recovered"] == before["books"],
+        "every bar stream recovered",
+    )
+    # Live bars after the replay: past what the server held when it came back.
+    served = bars_of(page, base, symbol, "1s")
+    target = max(b["seq"] for b in served) + 2
+    wait_until(
+        page,
+        lambda: chart_state(page)["position"]["seq"] >= target,
+        f"{key} past seq {target}",
+    )
+
+    after = chart_state(page)
+    candles = after["candles"]
+    newest = candles[-1][0]
+    server = [
+        [b["start"], b["open"], b["high"], b["low"], b["close"], b["volume"]]
+        for b in bars_of(page, base, symbol, "1s")
+        if candles[0][0] <= b["start"] <= newest
+    ]
+    # The window spans the outage: candles from before the kill and after it.
+    assert candles[0][0] <= down["candles"][-1][0] < newest
+    assert len(candles) > len(down["candles"]) + 4
+    # No missing start, no duplicate, every candle as the server has it.
+    assert [c[0] for c in candles] == sorted({c[0] for c in candles})
+    assert candles == server, {
+        "missing": sorted({b[0] for b in server} - {c[0] for c in candles}),
+        "extra": sorted({c[0] for c in candles} - {b[0] for b in server}),
+    }
+    assert after["drawn"] == after["total"], "the series does not draw the book"
+    # Filled by the replay, not by a refetch: no /bars, nothing not recovered.
+    assert refused == []
+    assert after["loads"] == before["loads"]
+    assert after["notRecovered"] == before["notRecovered"]
+    assert after["recoveredBars"] - before["recoveredBars"] >= 4
+    assert after["position"]["epoch"] == epoch and after["position"]["seq"] > seen

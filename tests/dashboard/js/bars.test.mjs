@@ -72,3 +72,45 @@ test("day statistics: bars of the UTC day plus the forming candle", () => {
   assert.deepEqual(book.dayStats(day), { open: 10, high: 12, low: 8.5, volume: 157 });
   assert.equal(new BarBook("1m").dayStats(day), null);
 });
+
+test("the stream position: /bars covers up to last_seq, bars extend it in turn", () => {
+  const book = new BarBook("1s");
+  assert.equal(book.position(), null); // nothing to recover from yet
+  // A live bar before the first /bars answer: a gap until /bars fills it.
+  assert.equal(book.follow(bar(T0, 1, 1, 1, 1, 1, { seq: 7 })), false);
+  assert.equal(book.position(), null);
+  book.covered("e", 6);
+  assert.deepEqual(book.position(), { epoch: "e", seq: 7 });
+  assert.ok(book.follow(bar(T0 + 1000, 1, 1, 1, 1, 1, { seq: 8 })));
+  assert.ok(book.follow(bar(T0 + 1000, 1, 1, 1, 1, 1, { seq: 8 }))); // seen already
+  assert.ok(book.follow(bar(T0, 1, 1, 1, 1, 1, { seq: 3 }))); // an older copy
+  // 9 is missing: the position waits at 8 until it arrives.
+  assert.equal(book.follow(bar(T0 + 3000, 1, 1, 1, 1, 1, { seq: 10 })), false);
+  assert.equal(book.follow(bar(T0 + 4000, 1, 1, 1, 1, 1, { seq: 11 })), false);
+  assert.deepEqual(book.position(), { epoch: "e", seq: 8 });
+  assert.ok(book.follow(bar(T0 + 2000, 1, 1, 1, 1, 1, { seq: 9, updated: true })));
+  assert.deepEqual(book.position(), { epoch: "e", seq: 11 });
+  // A reload past a gap covers it, and what came after it in turn.
+  assert.equal(book.follow(bar(T0 + 6000, 1, 1, 1, 1, 1, { seq: 14 })), false);
+  book.covered("e", 13);
+  assert.deepEqual(book.position(), { epoch: "e", seq: 14 });
+  book.covered("e", 12); // an answer older than what the stream brought
+  assert.deepEqual(book.position(), { epoch: "e", seq: 14 });
+});
+
+test("a new epoch restarts the position; bars without one leave it alone", () => {
+  const book = new BarBook("1s");
+  book.covered("e", 40);
+  // The server lost its history: the new epoch's first bar is 1, in turn.
+  assert.ok(book.follow(bar(T0, 1, 1, 1, 1, 1, { seq: 1, epoch: "f" })));
+  assert.deepEqual(book.position(), { epoch: "f", seq: 1 });
+  // Bars of another new epoch the page did not see from its start: reload.
+  assert.equal(book.follow(bar(T0, 1, 1, 1, 1, 1, { seq: 4, epoch: "g" })), false);
+  assert.equal(book.position(), null);
+  book.covered("g", 4);
+  assert.deepEqual(book.position(), { epoch: "g", seq: 4 });
+  // A server without positions: nothing to follow, nothing reloaded.
+  assert.ok(book.follow({ start: T0, open: 1, high: 1, low: 1, close: 1 }));
+  book.covered(undefined, undefined);
+  assert.deepEqual(book.position(), { epoch: "g", seq: 4 });
+});
