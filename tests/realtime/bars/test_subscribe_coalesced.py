@@ -23,7 +23,7 @@ import redis
 from realtime.backends import backends
 from realtime.events import Update
 from realtime.fanout.bars import subscribe_bars
-from realtime.fanout.hub import close_hub, get_hub
+from realtime.fanout.hubs import close_hub, get_hub
 from realtime.feed.history import RedisHistory
 from tests.live import REDIS_URL, async_wait_until
 from tests.realtime.fanout.test_hub import collecting_outbox
