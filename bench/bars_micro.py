@@ -11,6 +11,12 @@ feed's timer does. Prints CPU microseconds per tick (process time, best of 7,
 so other work on the machine counts less) and the overhead.
 ``python -m bench.bars_micro [intervals]`` (default ``1s,1m``;
 DJANGO_SETTINGS_MODULE=fmpsite.settings.test).
+
+On a shared, loaded box the CPU times above move by more than the bars cost.
+``python -m bench.bars_micro [intervals] --once none|feed|bars [ticks]`` runs one
+pass and prints nothing: run it under ``valgrind --tool=callgrind`` and compare
+the instruction counts (load-independent), ``bars - feed`` over ``feed - none``
+(``none`` builds the stream and the services, then stops).
 """
 
 from __future__ import annotations
@@ -24,7 +30,10 @@ import django
 
 
 def run(
-    ticks: int = 100_000, with_bars: bool = False, intervals: str = "1s,1m"
+    ticks: int = 100_000,
+    with_bars: bool = False,
+    intervals: str = "1s,1m",
+    loop: bool = True,
 ) -> float:
     from realtime.backends import CurrentHub
     from realtime.bars.feed import BarFeed
@@ -74,6 +83,8 @@ def run(
     period = bars.aggregator.chunk_ms if bars is not None else 1000
     timer_at = t0 + period + delay_ms
     start = time.process_time()
+    if not loop:
+        return 0.0
     for tick in stream:
         if tick.timestamp >= timer_at:  # the feed's timer, on exchange time
             if bars is not None:
@@ -92,7 +103,13 @@ published = [0]
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fmpsite.settings.test")
     django.setup()
-    intervals = sys.argv[1] if len(sys.argv) > 1 else "1s,1m"
+    args = sys.argv[1:]
+    intervals = args[0] if args and not args[0].startswith("--") else "1s,1m"
+    if "--once" in args:  # one pass for an instruction count (docstring)
+        mode, *rest = args[args.index("--once") + 1 :]
+        ticks = int(rest[0]) if rest else 40_000
+        run(ticks, with_bars=mode == "bars", intervals=intervals, loop=mode != "none")
+        return
     best = {False: float("inf"), True: float("inf")}
     for _ in range(7):
         for with_bars in (False, True):

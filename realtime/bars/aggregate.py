@@ -42,7 +42,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, insort
 from collections import _count_elements, deque  # type: ignore[attr-defined]
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import attrgetter, mul
 from typing import Any
 
@@ -98,11 +98,15 @@ class Bar:
     # window's first trades (realtime/bars/takeover.py): its counts may be short.
     partial: bool = False
     arrivals: int = 0
-    levels: dict[tuple[float, float | None], int] = field(default_factory=dict)
-    first: list[Trade] = field(default_factory=list)
-    last: deque[Trade] = field(default_factory=lambda: deque(maxlen=KEEP))
+    # The exact state a break needs (``exact``): a count per (price, size) and
+    # the first and last KEEP trades. None until a trade-by-trade fold, a break
+    # or COMPACT pending trades need it, so a bar fed by chunks alone (the common
+    # case) costs one object and its pending list.
+    levels: dict[tuple[float, float | None], int] | None = None
+    first: list[Trade] | None = None
+    last: deque[Trade] | None = None
     newest_ts: int = -1  # the latest trade timestamp in the bar
-    pending: list[Chunk] = field(default_factory=list)  # not yet in levels
+    pending: list[Chunk] | None = None  # chunks not yet in levels
     pending_trades: int = 0
 
     @property
@@ -148,23 +152,40 @@ class Bar:
     ) -> None:
         """Fold a batch chunk (trades at or after ``newest_ts``, in time order)
         whose summary the caller computed once for every interval."""
+        n = len(chunk[2])
         if self.trades == 0:
             self.open, self.high, self.low = open_, high, low
+            self.trades = n
         else:
             if high > self.high:  # type: ignore[operator]
                 self.high = high
             if low < self.low:  # type: ignore[operator]
                 self.low = low
+            self.trades += n
         self.close = close
-        n = len(chunk[2])
-        self.trades += n
         self.volume += volume
         self.pv += pv
         self.newest_ts = chunk[1][-1]
-        self.pending.append(chunk)
-        self.pending_trades += n
-        if self.pending_trades > COMPACT:
+        pending = self.pending
+        if pending is None:
+            self.pending = [chunk]
+            self.pending_trades = n
+        else:
+            pending.append(chunk)
+            self.pending_trades += n
+            if self.pending_trades > COMPACT:
+                self.materialize()
+
+    def exact(
+        self,
+    ) -> tuple[dict[tuple[float, float | None], int], list[Trade], deque[Trade]]:
+        """The levels and the kept first and last trades, every pending chunk
+        counted in (created on first use)."""
+        if self.levels is None:
+            self.levels, self.first, self.last = {}, [], deque(maxlen=KEEP)
+        if self.pending:
             self.materialize()
+        return self.levels, self.first, self.last  # type: ignore[return-value]
 
     def materialize(self) -> None:
         """Count the pending chunks' trades into levels and the kept first and
@@ -172,10 +193,13 @@ class Bar:
         pending = self.pending
         if not pending:
             return
-        self.pending = []
+        if self.levels is None:
+            self.levels, self.first, self.last = {}, [], deque(maxlen=KEEP)
+        self.pending = None
         self.pending_trades = 0
         levels = self.levels
         first, last = self.first, self.last
+        assert first is not None and last is not None
         for head, tail, prices, sizes in pending:
             _count_elements(levels, zip(prices, sizes, strict=True))
             n = self.arrivals
@@ -189,8 +213,7 @@ class Bar:
                 last.append((ts, n + base + k, prices[base + k], sizes[base + k]))
 
     def add_trade(self, ts: int, price: float, size: float | None) -> None:
-        if self.pending:
-            self.materialize()
+        levels, first, last = self.exact()
         if ts > self.newest_ts:
             self.newest_ts = ts
         n = self.arrivals
@@ -208,9 +231,7 @@ class Bar:
             self.volume += size
             self.pv += price * size
         key = (price, size)
-        levels = self.levels
         levels[key] = levels.get(key, 0) + 1
-        last = self.last
         if not last or ts >= last[-1][0]:
             last.append(trade)  # in order: the common case
             self.close = price
@@ -219,7 +240,6 @@ class Bar:
             last.clear()
             last.extend(ordered)
             self.close = last[-1][2]
-        first = self.first
         if len(first) < KEEP or ts < first[-1][0]:
             insort(first, trade)
             if len(first) > KEEP:
@@ -228,13 +248,11 @@ class Bar:
 
     def remove_trade(self, price: float, size: float | None) -> bool:
         """Undo the newest trade at (price, size); False when the bar has none."""
-        if self.pending:
-            self.materialize()
+        levels, first, last = self.exact()
         key = (price, size)
-        count = self.levels.get(key, 0)
+        count = levels.get(key, 0)
         if count == 0:
             return False
-        first, last = self.first, self.last
         kept = {t[1]: t for t in (*first, *last) if t[2] == price and t[3] == size}
         newest_last = next(
             (t for t in reversed(last) if t[2] == price and t[3] == size), None
@@ -251,9 +269,9 @@ class Bar:
             if victim in first:
                 first.remove(victim)
         if count == 1:
-            del self.levels[key]
+            del levels[key]
         else:
-            self.levels[key] = count - 1
+            levels[key] = count - 1
         self.trades -= 1
         if size is not None:
             self.volume -= size
@@ -262,7 +280,7 @@ class Bar:
             self.open = self.high = self.low = self.close = None
             self.volume = self.pv = 0.0
             return True
-        prices = [p for p, _ in self.levels]
+        prices = [p for p, _ in levels]
         self.high, self.low = max(prices), min(prices)
         self.open = (first or list(last))[0][2]
         self.close = (list(last) or first)[-1][2]
@@ -317,8 +335,8 @@ class BarAggregator:
         self.late_dropped = 0
         self.breaks_unmatched = 0
         self._now = 0  # the feed's clock at the last ``close_due``
-        # Ticks since the last flush, per symbol, and the symbols among them
-        # that had anything but a trade (their batch goes trade by trade).
+        # Ticks since the last flush, per symbol (``add``), and the symbols among
+        # them that had anything but a trade (their batch goes trade by trade).
         self._tapes: dict[str, list[Tick]] = {}
         self._mixed: set[str] = set()
         self.batched_trades = 0  # trades that took the batch path (for tests)
@@ -327,17 +345,18 @@ class BarAggregator:
     def add(self, tick: Tick, state: object = None) -> None:
         """Buffer one tick for the next ``flush``: the only per-tick work.
         (``state``: the feed's merged state, passed to every sync tick callback;
-        bars read the tick alone.)"""
-        symbol = tick.symbol
+        bars read the tick alone.) The tick itself is buffered: a
+        ``(timestamp, price, size)`` tuple would be untracked by the garbage
+        collector sooner, but building it cost more per tick than the
+        collections it saves (docs/benchmarks.md, "Bars")."""
         if tick.kind != "T":
-            if tick.kind == "Q" and symbol in self._traded:
+            if tick.kind == "Q" and tick.symbol in self._traded:
                 return  # a traded symbol's bars come from trades only
-            self._mixed.add(symbol)
-        tape = self._tapes.get(symbol)
-        if tape is None:
-            self._tapes[symbol] = [tick]
-        else:
-            tape.append(tick)
+            self._mixed.add(tick.symbol)
+        try:
+            self._tapes[tick.symbol].append(tick)
+        except KeyError:  # the symbol's first tick since it was quiet
+            self._tapes[tick.symbol] = [tick]
 
     def flush(self, hold_from: int | None = None) -> list[Bar]:
         """Fold every buffered tick in; the bars that closed or were revised.
@@ -345,65 +364,77 @@ class BarAggregator:
         ``hold_from`` (ms): a batch's in-order trades from then on stay buffered
         for the next flush (their bar is not closing yet), so a second's trades
         are folded in as one chunk rather than two."""
-        tapes, self._tapes = self._tapes, {}
+        tapes = self._tapes
         mixed, self._mixed = self._mixed, set()
         out: list[Bar] = []
-        on_tick = self.on_tick
-        for symbol, ticks in tapes.items():
+        for symbol, tape in list(tapes.items()):
+            if not tape:
+                del tapes[symbol]  # quiet since the last flush
+                continue
+            # A symbol's list is replaced, not the dict: no KeyError in ``add``
+            # for the symbols that trade every second.
+            tapes[symbol] = []
             if symbol in mixed:
-                for tick in ticks:
-                    out.extend(on_tick(tick))
+                self._one_by_one(tape, out)
             else:
-                self._batch(symbol, ticks, out, hold_from)
+                self._batch(symbol, tape, out, hold_from)
         # A bar revised twice in one flush is emitted once, in its final state
         # (the caller encodes after the flush). Bars hash by identity.
         return list(dict.fromkeys(out)) if len(out) > 1 else out
 
+    def _one_by_one(self, tape: list[Tick], out: list[Bar]) -> None:
+        """Buffered ticks through the trade-by-trade rules, in arrival order."""
+        on_tick = self.on_tick
+        for tick in tape:
+            bars = on_tick(tick)
+            if bars:
+                out.extend(bars)
+
     def _batch(
-        self, symbol: str, ticks: list[Tick], out: list[Bar], hold_from: int | None
+        self, symbol: str, tape: list[Tick], out: list[Bar], hold_from: int | None
     ) -> None:
         """A traded symbol's trades since the last flush, chunk by chunk."""
-        sizes = list(map(_SIZE, ticks))
+        sizes = list(map(_SIZE, tape))
         try:
             ok = min(sizes) > 0  # a None raises: no fast path
         except TypeError:
             ok = False
-        tss = list(map(_TS, ticks))
+        tss = list(map(_TS, tape))
         if not ok or sorted(tss) != tss:
-            for tick in ticks:
-                out.extend(self.on_tick(tick))
+            self._one_by_one(tape, out)
             return
-        prices = list(map(_PRICE, ticks))
+        prices = list(map(_PRICE, tape))
         n = len(tss)
         if hold_from is not None and tss[-1] >= hold_from:
             n = bisect_left(tss, hold_from)
-            self._tapes[symbol] = ticks[n:]
+            self._tapes[symbol] = tape[n:]
         chunk_ms = self.chunk_ms
         i = 0
         while i < n:
             first_ts = tss[i]
-            j = bisect_left(tss, first_ts - first_ts % chunk_ms + chunk_ms, i)
+            j = bisect_left(tss, first_ts - first_ts % chunk_ms + chunk_ms, i, n)
             if not self._chunk(symbol, tss, prices, sizes, i, j, out):
-                for tick in ticks[i:j]:
-                    out.extend(self.on_tick(tick))
+                self._one_by_one(tape[i:j], out)
             i = j
 
     def _chunk(
         self,
         symbol: str,
         tss: list[int],
-        prices: list[float],
+        prices: list[float | None],
         sizes: list[float],
         i: int,
         j: int,
         out: list[Bar],
     ) -> bool:
         """Fold trades ``[i, j)`` (one chunk) into every interval's bar; False,
-        changing nothing, when one of them would be late (``on_tick`` rules)."""
+        changing nothing, when one of them would be late (``on_tick`` rules) or
+        has no price."""
         first_ts = tss[i]
         now = self._now
         window = self.window
-        for (_, ms), streams in self._plan:
+        plan = self._plan
+        for (_, ms), streams in plan:
             stream = streams.get(symbol)
             start = first_ts - first_ts % ms
             bar = stream.bar if stream is not None else None
@@ -414,23 +445,30 @@ class BarAggregator:
                 return False
             elif start + (window + 1) * ms < now:
                 return False
-        ps = prices[i:j] if (i or j < len(prices)) else prices
+        whole = i == 0 and j == len(tss)
+        ps = prices if whole else prices[i:j]
         try:
-            high, low = max(ps), min(ps)
+            high, low = max(ps), min(ps)  # a None among prices raises
         except TypeError:
-            return False  # a trade without a price: on_tick ignores it
-        ss = sizes[i:j] if (i or j < len(sizes)) else sizes
+            return False
+        if high is None:
+            return False  # no trade of the chunk has a price: on_tick ignores them
+        ss = sizes if whole else sizes[i:j]
+        # ``fromlist`` converts faster than ``array("d", ps)``.
+        packed_prices, packed_sizes = array("d"), array("d")
+        packed_prices.fromlist(ps)
+        packed_sizes.fromlist(ss)
         chunk = (
             tuple(tss[i : min(j, i + KEEP)]),
             tuple(tss[max(i, j - KEEP) : j]),
-            array("d", ps),
-            array("d", ss),
+            packed_prices,
+            packed_sizes,
         )
         open_, close = ps[0], ps[-1]
         volume, pv = sum(ss), sum(map(mul, ps, ss))
         if symbol not in self._traded:
             self._start_trading(symbol)
-        for (name, ms), streams in self._plan:
+        for (name, ms), streams in plan:
             stream = streams.get(symbol)
             if stream is None:
                 stream = streams[symbol] = _Stream()
@@ -441,7 +479,7 @@ class BarAggregator:
                     out.append(self._close(stream, bar, ms))
                 bar = stream.bar = Bar(symbol, name, start, start + ms)
                 stream.newest = start
-            bar.add_chunk(chunk, open_, high, low, close, volume, pv)
+            bar.add_chunk(chunk, open_, high, low, close, volume, pv)  # type: ignore[arg-type]
         self.batched_trades += j - i
         return True
 
@@ -467,16 +505,9 @@ class BarAggregator:
     def on_tick(self, tick: Tick) -> tuple[Bar, ...] | list[Bar]:
         kind = tick.kind
         if kind == "T":
-            price = tick.last_price
-            if price is None:
-                return _NOTHING
-            symbol = tick.symbol
-            if symbol not in self._traded:
-                self._start_trading(symbol)
-            size = tick.last_size
-            if size is not None and size <= 0:
-                size = None
-            return self._trade(symbol, tick.timestamp, price, size)
+            return self._on_trade(
+                tick.symbol, tick.timestamp, tick.last_price, tick.last_size
+            )
         if kind == "Q":
             if tick.symbol in self._traded:
                 return _NOTHING
@@ -490,6 +521,18 @@ class BarAggregator:
                 size = None
             return self._break(tick.symbol, tick.last_price, size)
         return _NOTHING
+
+    def _on_trade(
+        self, symbol: str, ts: int, price: float | None, size: float | None
+    ) -> tuple[Bar, ...] | list[Bar]:
+        """A trade (``T``) by the trade-by-trade rules."""
+        if price is None:
+            return _NOTHING
+        if symbol not in self._traded:
+            self._start_trading(symbol)
+        if size is not None and size <= 0:
+            size = None
+        return self._trade(symbol, ts, price, size)
 
     def mark_traded(self, symbol: str) -> None:
         """Treat ``symbol`` as traded (its quotes make no bars) before a trade
