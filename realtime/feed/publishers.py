@@ -118,6 +118,8 @@ class LayerPublisher:
             for shard, exc in failed.items():
                 self._shard_failed(shard, exc)
             found = {s: members[g] for s, g in groups.items() if g in members}
+            if len(found) == len(groups):  # every shard answered: the usual flush
+                return found, set()
             return found, set(groups) - set(found)
         lookup = getattr(self.channel_layer, "groups", {})
         found = {s: list(lookup.get(g, ())) for s, g in groups.items()}
