@@ -11,6 +11,15 @@ firings per tick, and the part of each time spent in the cyclic garbage
 collector (``gc.callbacks``): the alerts held must not make its collections
 slower (realtime/alerts/evaluator.py keeps them out of its sight).
 ``python -m bench.alerts_micro`` (DJANGO_SETTINGS_MODULE=fmpsite.settings.test).
+
+CPU times move with whatever else the machine runs. ``python -m
+bench.alerts_micro --once feed|alerts|feed-setup|alerts-setup [ticks [step]]``
+runs one pass and prints nothing: under ``valgrind --tool=callgrind`` the
+instruction counts are load-independent. ``*-setup`` builds the same services,
+alerts and stream and stops, so the stream's instructions are ``feed -
+feed-setup`` without alerts and ``alerts - alerts-setup`` with them; their
+ratio is the overhead, the collector's passes included (in ``feed`` no alert is
+held, so what holding 100,000 of them costs the collector counts too).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import gc
 import os
 import random
+import sys
 import time
 from typing import Any
 
@@ -76,11 +86,16 @@ class GcClock:
 
 
 def run(
-    ticks: int = 100_000, with_alerts: bool = False, step: float = 0.01
+    ticks: int = 100_000,
+    with_alerts: bool = False,
+    step: float = 0.01,
+    loop: bool = True,
 ) -> tuple[float, int, float]:
     """``step``: the standard deviation of a symbol's move per tick (its price is
     a random walk from 100, as a stock's trades move a cent or a few). Returns
-    CPU microseconds per tick, firings, and the collector's share of the time."""
+    CPU microseconds per tick, firings, and the collector's share of the time.
+    ``loop=False`` builds the services, the alerts and the stream, and stops:
+    the baseline an instruction count subtracts (``--once *-setup``)."""
     from realtime.backends import CurrentHub
     from realtime.feed.broker import InMemoryBroker
     from realtime.feed.cache import InProcessTickCache
@@ -129,6 +144,8 @@ def run(
     # they are dropped every 100 ticks, so they die young as in production (left
     # to pile up, they would make the garbage collector rescan the 100,000 alerts).
     pending = engine._pending if engine is not None else None
+    if not loop:
+        return 0.0, 0, 0.0
     with GcClock() as collector:
         start = time.process_time()
         for i, tick in enumerate(stream):
@@ -171,6 +188,18 @@ def engine_only(ticks: int = 100_000, step: float = 0.01) -> float:
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fmpsite.settings.test")
     django.setup()
+    args = sys.argv[1:]
+    if "--once" in args:  # one pass for an instruction count (docstring)
+        mode, *rest = args[args.index("--once") + 1 :]
+        ticks = int(rest[0]) if rest else 40_000
+        step = float(rest[1]) if len(rest) > 1 else 0.01
+        run(
+            ticks,
+            with_alerts=mode.startswith("alerts"),
+            step=step,
+            loop=not mode.endswith("-setup"),
+        )
+        return
     # A cent-scale walk (what trades do), and a volatile one that fires often.
     for step in (0.01, 0.5):
         best = {False: (float("inf"), 0.0), True: (float("inf"), 0.0)}
