@@ -221,6 +221,9 @@ def test_watchlists_create_switch_rename_delete(
     expect(card(page, "NVDA")).to_have_count(0)
     page.get_by_role("link", name="Tech").click()
     expect(page.locator(".price-card")).to_have_count(1)
+    # The cards are server-rendered: a form used before dashboard.js binds it is
+    # a plain post (a flash message, not this feedback line). Wait for the page.
+    page.wait_for_function("() => window.fmpsiteDashboard !== undefined")
 
     # Rename in place.
     page.get_by_text("Manage lists").click()
