@@ -17,13 +17,11 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from bench.compare import steps_by_offered
+
 
 def load(paths: list[str]) -> list[dict[str, Any]]:
     return [json.loads(Path(p).read_text()) for p in paths]
-
-
-def steps_by_offered(run: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    return {round(s["offered"]): s for s in run.get("steps", [])}
 
 
 def side(runs: list[dict[str, Any]], target: str, offered: int, field: str) -> list:

@@ -37,7 +37,7 @@ def _ok(run: dict[str, Any] | None) -> bool:
     return bool(run and run.get("ok"))
 
 
-def _by_offered(run: dict[str, Any]) -> dict[int, dict[str, Any]]:
+def steps_by_offered(run: dict[str, Any]) -> dict[int, dict[str, Any]]:
     return {round(s["offered"]): s for s in run.get("steps", [])}
 
 
@@ -49,7 +49,7 @@ def cpu_ratio(
     lowest both ran; (None, None) without a common load."""
     if not (_ok(base) and _ok(other)):
         return None, None
-    b_steps, o_steps = _by_offered(base), _by_offered(other)
+    b_steps, o_steps = steps_by_offered(base), steps_by_offered(other)
     common = sorted(set(b_steps) & set(o_steps))
     if not common:
         return None, None
@@ -65,7 +65,7 @@ def cpu_ratio(
 
 def step_rows(base: dict[str, Any], other: dict[str, Any]) -> list[dict[str, Any]]:
     """CPU per message (µs) and share of both runs at every offered load both ran."""
-    b_steps, o_steps = _by_offered(base), _by_offered(other)
+    b_steps, o_steps = steps_by_offered(base), steps_by_offered(other)
     rows = []
     for offered in sorted(set(b_steps) & set(o_steps)):
         b, o = b_steps[offered], o_steps[offered]
